@@ -1,0 +1,77 @@
+"""The HTTP door: push ingest, liveness and readiness (SPEC §8). Thin: it calls the pipeline."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from bot.stories import UnusableInput
+
+log = logging.getLogger(__name__)
+MAX_PUSH_BYTES = 5 * 1024 * 1024
+
+Ingest = Callable[[bytes], Awaitable[dict[str, Any]]]
+Ready = Callable[[], Awaitable[dict[str, str]]]
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise _TooLarge
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _TooLarge
+    return bytes(body)
+
+
+def _authorised(request: Request, token: str | None) -> bool:
+    if token is None:  # no ALERTBOT_INGEST_TOKEN: push ingest is refused (SPEC §10)
+        return False
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), token.encode())
+
+
+def create_app(ingest: Ingest, ready: Ready, ingest_token: str | None) -> Starlette:
+    """Build the ASGI app; `ingest` stores and evaluates a parsed body, `ready` checks health."""
+
+    async def push(request: Request) -> Response:
+        if not _authorised(request, ingest_token):
+            return JSONResponse({"error": "missing or wrong bearer token"}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        try:
+            body = await _read_body(request, MAX_PUSH_BYTES)
+        except _TooLarge:
+            return JSONResponse({"error": f"body larger than {MAX_PUSH_BYTES} bytes"},
+                                status_code=413)
+        try:
+            report = await ingest(body)
+        except UnusableInput as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(report, status_code=202)
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def readyz(request: Request) -> Response:
+        problems = await ready()
+        return JSONResponse({"ready": not problems, "problems": problems},
+                            status_code=503 if problems else 200)
+
+    return Starlette(routes=[
+        Route("/api/stories", push, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+    ])

@@ -1,0 +1,126 @@
+"""The story archive: stores each newer version of a story, and every rejection.
+
+`save` is where SPEC §2's version rule is applied: a newer payload replaces the stored story and
+is kept in its history; an equal or older one is ignored, so re-ingesting a file is a no-op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.db.schema import REJECTIONS, STORIES, VERSIONS
+from bot.rules import Corroboration, Thresholds, corroborate, gate, is_newer
+from bot.stories import Rejection, Story
+
+
+@dataclass(frozen=True)
+class Saved:
+    """A story version that was stored because it is new or newer than what we had."""
+
+    story: Story
+    corroboration: Corroboration
+    replaced: bool  # True when an older version existed
+
+
+def _latest_per_id(stories: Sequence[Story]) -> list[Story]:
+    """Keep only the newest payload of each id within one batch, in first-seen order."""
+    newest: dict[str, Story] = {}
+    for story in stories:
+        held = newest.get(story.id)
+        if held is None or is_newer(story, held.version, held.scored_at):
+            newest[story.id] = story
+    return list(newest.values())
+
+
+def _columns(story: Story, corroboration: Corroboration, limits: Thresholds) -> dict[str, Any]:
+    return {
+        "version": story.version,
+        "scored_at": story.scored_at,
+        "impact": float(story.impact),
+        "corroboration": corroboration.count,
+        "qualifies": gate(story.impact, corroboration.count, limits).qualifies,
+        "payload": story.model_dump(mode="json", exclude_none=True),
+    }
+
+
+async def save(
+    db: AsyncConnection, stories: Sequence[Story], limits: Thresholds, now: datetime
+) -> list[Saved]:
+    """Store every story that is new or newer; return what was stored."""
+    candidates = _latest_per_id(stories)
+    ids = [story.id for story in candidates]
+    known: dict[str, tuple[int | None, datetime]] = {}
+    for chunk in range(0, len(ids), 500):
+        rows = await db.execute(
+            select(STORIES.c.id, STORIES.c.version, STORIES.c.scored_at).where(
+                STORIES.c.id.in_(ids[chunk : chunk + 500])
+            )
+        )
+        known.update({row.id: (row.version, row.scored_at) for row in rows})
+    saved: list[Saved] = []
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    versions: list[dict[str, Any]] = []
+    for story in candidates:
+        stored = known.get(story.id)
+        if stored is not None and not is_newer(story, *stored):
+            continue
+        corroboration = corroborate(story)
+        columns = _columns(story, corroboration, limits)
+        row = {**columns, "flag": corroboration.flag, "title": story.title, "url": story.url,
+               "updated_at": now}
+        (updates if stored else inserts).append({"id": story.id, **row})
+        versions.append({"story_id": story.id, "received_at": now, **columns})
+        saved.append(Saved(story, corroboration, replaced=stored is not None))
+    if inserts:
+        await db.execute(STORIES.insert(), inserts)
+    if updates:
+        await db.execute(
+            update(STORIES).where(STORIES.c.id == bindparam("b_id")),
+            [{("b_id" if key == "id" else key): value for key, value in row.items()}
+             for row in updates],
+        )
+    if versions:
+        await db.execute(VERSIONS.insert(), versions)
+    return saved
+
+
+async def record_rejections(
+    db: AsyncConnection, rejections: Sequence[Rejection], origin: str, now: datetime
+) -> None:
+    if rejections:
+        await db.execute(
+            REJECTIONS.insert(),
+            [
+                {"received_at": now, "origin": origin, "position": r.position,
+                 "story_id": r.story_id, "field": r.field, "reason": r.reason}
+                for r in rejections
+            ],
+        )
+
+
+async def load(db: AsyncConnection, story_ids: Sequence[str]) -> dict[str, Story]:
+    """Load the current version of each story by id."""
+    rows = await db.execute(select(STORIES.c.id, STORIES.c.payload)
+                            .where(STORIES.c.id.in_(list(story_ids))))
+    return {row.id: Story.model_validate(row.payload) for row in rows}
+
+
+async def history(db: AsyncConnection, story_id: str) -> list[Any]:
+    rows = await db.execute(
+        select(VERSIONS).where(VERSIONS.c.story_id == story_id).order_by(VERSIONS.c.id)
+    )
+    return list(rows)
+
+
+async def rejections(db: AsyncConnection, limit: int = 1000) -> list[Any]:
+    rows = await db.execute(
+        select(REJECTIONS).order_by(REJECTIONS.c.id.desc()).limit(limit)
+    )
+    return list(rows)

@@ -1,0 +1,147 @@
+"""Tables. Portable SQL only: the same schema runs on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy import DateTime as _DateTime
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, whatever the backend stores."""
+
+    impl = _DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class StoryRow(Base):
+    """The current (newest) version of each story."""
+
+    __tablename__ = "stories"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    version: Mapped[int | None] = mapped_column(Integer)
+    scored_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    impact: Mapped[float] = mapped_column(Float)
+    corroboration: Mapped[int] = mapped_column(Integer)
+    qualifies: Mapped[bool] = mapped_column(Boolean, index=True)
+    flag: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str] = mapped_column(Text)
+    url: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StoryVersionRow(Base):
+    """Every version ever stored, for score history and for editing posted messages."""
+
+    __tablename__ = "story_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    story_id: Mapped[str] = mapped_column(String(200), index=True)
+    version: Mapped[int | None] = mapped_column(Integer)
+    scored_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    impact: Mapped[float] = mapped_column(Float)
+    corroboration: Mapped[int] = mapped_column(Integer)
+    qualifies: Mapped[bool] = mapped_column(Boolean)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RejectionRow(Base):
+    __tablename__ = "rejections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    origin: Mapped[str] = mapped_column(Text)
+    position: Mapped[int] = mapped_column(Integer)
+    story_id: Mapped[str | None] = mapped_column(String(200))
+    field: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class DeliveryRow(Base):
+    """The outbox: one row per story-or-digest × target; also the record of what was sent."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_due", "status", "not_before"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dedupe_key: Mapped[str] = mapped_column(String(400), unique=True)
+    transport: Mapped[str] = mapped_column(String(20))
+    target: Mapped[str] = mapped_column(String(320), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # alert | digest | test
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))  # pending|sending|sent|failed|dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    remote_id: Mapped[str | None] = mapped_column(Text)  # Slack ts or email Message-ID
+
+
+class MatchRow(Base):
+    """A story that qualified for a target: alerts go out once per (target, story)."""
+
+    __tablename__ = "matches"
+    __table_args__ = (UniqueConstraint("target", "story_id", name="uq_matches_target_story"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    target: Mapped[str] = mapped_column(String(320))
+    story_id: Mapped[str] = mapped_column(String(200), index=True)
+    version: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    matched_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"), index=True)
+
+
+class SubscriberRow(Base):
+    __tablename__ = "subscribers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    mode: Mapped[str] = mapped_column(String(10))  # instant | daily | both
+    timezone: Mapped[str] = mapped_column(String(64))
+    topics: Mapped[list[str]] = mapped_column(JSON)
+    digest_hour: Mapped[str] = mapped_column(String(5))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# Core tables, for the queries (typed as Table, which the ORM's `__table__` is not).
+STORIES = Base.metadata.tables["stories"]
+VERSIONS = Base.metadata.tables["story_versions"]
+REJECTIONS = Base.metadata.tables["rejections"]
+DELIVERIES = Base.metadata.tables["deliveries"]
+MATCHES = Base.metadata.tables["matches"]
+SUBSCRIBERS = Base.metadata.tables["subscribers"]

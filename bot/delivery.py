@@ -1,0 +1,188 @@
+"""Delivery workers: claim due outbox rows, render, send, settle. The one place that retries.
+
+Order per row: claim (lease) → render → pace per target → send → record. A row is claimed only
+when its target is neither busy nor inside its pacing gap, so one channel never gets two messages
+at once and never more than one per `slack.pacing`. Workers sleep on an event that ingest sets
+right after it commits new rows, so a pushed story is sent without waiting for a poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Mapping
+from contextlib import suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot import archive, outbox
+from bot.mail import compose
+from bot.render import Item, slack_message
+from bot.settings import Config
+from bot.transports import DeliveryError, Transport
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+DIGEST_LISTED = 10  # SPEC §5: "up to 10 listed, +N more beyond"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Outcome:
+    sent: int = 0
+    failed: int = 0
+    dead: int = 0
+    postponed: int = 0
+
+
+@dataclass
+class Dispatcher:
+    engine: AsyncEngine
+    config: Config
+    transports: Mapping[str, Transport]
+    key: bytes
+    clock: Clock = utcnow
+    rng: random.Random = field(default_factory=random.Random)
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    outcome: Outcome = field(default_factory=Outcome)
+    _busy: set[str] = field(default_factory=set)
+    _paced_until: dict[str, datetime] = field(default_factory=dict)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def wake(self) -> None:
+        self.wakeup.set()
+
+    def _blocked(self, now: datetime) -> set[str]:
+        paced = {target for target, until in self._paced_until.items() if until > now}
+        return self._busy | paced
+
+    async def pass_once(self) -> int:
+        """Claim what is due now and start sending it; return how many rows were claimed."""
+        now = self.clock()
+        free = self.config.desk.delivery.workers - len(self._busy)
+        if free <= 0:
+            return 0
+        async with self.engine.begin() as db:
+            rows = await outbox.claim(db, now, self.config.desk.delivery.lease, free,
+                                      self._blocked(now))
+        for row in rows:
+            self._busy.add(row.target)
+            task = asyncio.create_task(self._deliver(row))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return len(rows)
+
+    async def run(self) -> None:
+        """Deliver forever: wake on new rows, on pacing gaps ending, and at least every second."""
+        while True:
+            self.wakeup.clear()
+            if await self.pass_once() == 0:
+                if not self._busy:
+                    await self._idle()
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self.wakeup.wait(), self._sleep_for())
+
+    async def drain(self, longest_wait: timedelta) -> None:
+        """Send everything due, waiting out pacing and retries up to `longest_wait` (check)."""
+        while True:
+            self.wakeup.clear()
+            claimed = await self.pass_once()
+            if claimed == 0 and not self._busy:
+                async with self.engine.connect() as db:
+                    due = await outbox.next_due(db)
+                if due is None or due - self.clock() > longest_wait:
+                    break
+            if claimed == 0:
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self.wakeup.wait(), self._sleep_for())
+        await self._idle()
+
+    def _sleep_for(self) -> float:
+        now = self.clock()
+        gaps = [(until - now).total_seconds()
+                for until in self._paced_until.values() if until > now]
+        return max(0.005, min([1.0, *gaps]))
+
+    async def _idle(self) -> None:
+        for transport in self.transports.values():
+            await transport.idle()
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for transport in self.transports.values():
+            await transport.close()
+
+    async def _deliver(self, row: Any) -> None:
+        try:
+            await self._attempt(row)
+        except Exception:  # a bug must not kill the worker; the row's lease brings it back
+            log.exception("delivery %s crashed", row.id)
+        finally:
+            self._busy.discard(row.target)
+            self.wake()
+
+    async def _attempt(self, row: Any) -> None:
+        transport = self.transports[row.transport]
+        try:
+            message = await self._render(row)
+            remote_id = await transport.send(message)
+        except DeliveryError as error:
+            await self._settle_failure(row, error)
+            return
+        finally:
+            pacing = self.config.desk.slack.pacing if row.transport == "slack" else timedelta(0)
+            self._paced_until[row.target] = max(
+                self._paced_until.get(row.target, self.clock()), self.clock() + pacing
+            )
+        async with self.engine.begin() as db:
+            await outbox.mark_sent(db, row.id, self.clock(), remote_id)
+        self.outcome.sent += 1
+        log.info("sent delivery %s (%s %s) to %s: %s", row.id, row.transport, row.kind,
+                 row.target, row.reason[:300])
+
+    async def _settle_failure(self, row: Any, error: DeliveryError) -> None:
+        now = self.clock()
+        if error.retry_after is not None:
+            retry_at = now + timedelta(seconds=error.retry_after)
+            self._paced_until[row.target] = retry_at  # no call to that target before then
+            async with self.engine.begin() as db:
+                await outbox.postpone(db, row.id, str(error), retry_at)
+            self.outcome.postponed += 1
+            log.warning("delivery %s to %s postponed: %s", row.id, row.target, error)
+            return
+        delivery = self.config.desk.delivery
+        dead = error.permanent or row.attempts >= delivery.max_attempts
+        retry_at = now + outbox.backoff(row.attempts, delivery.retry_base, delivery.retry_cap,
+                                        self.rng)
+        async with self.engine.begin() as db:
+            await outbox.mark_failed(db, row.id, str(error), dead=dead, retry_at=retry_at)
+        if dead:
+            self.outcome.dead += 1
+        else:
+            self.outcome.failed += 1
+        log.warning("delivery %s to %s %s (attempt %s): %s", row.id, row.target,
+                    "dead" if dead else "failed, will retry", row.attempts, error)
+
+    async def _render(self, row: Any) -> Any:
+        items: list[Item] = []
+        if row.kind != "test":
+            async with self.engine.connect() as db:
+                matched = await outbox.items_of(db, row.id)
+                stories = await archive.load(db, [m.story_id for m in matched])
+            items = [Item(stories[m.story_id], m.reason) for m in matched if m.story_id in stories]
+            if not items:
+                raise DeliveryError("its stories are no longer stored", permanent=True)
+        listed, more = items[:DIGEST_LISTED], max(0, len(items) - DIGEST_LISTED)
+        address = row.target.partition(":")[2]
+        if row.transport == "slack":
+            return slack_message(row.kind, listed, address, more)
+        return compose(row.kind, items, address, self.config.settings, self.key, self.clock())

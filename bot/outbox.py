@@ -1,0 +1,237 @@
+"""The durable outbox (SPEC §5): matches become delivery rows, workers claim and settle them.
+
+Status: pending → sending → sent, or failed (retried with backoff) → dead. A row left `sending`
+by a crashed process returns to pending when its lease runs out. The row is also the record of
+what was sent to whom and why (`reason`), read by `alertbot deliveries`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.batching import plan
+from bot.db.schema import DELIVERIES, MATCHES
+from bot.routes import Match, Target
+
+DUE = ("pending", "failed")
+
+
+async def record_matches(db: AsyncConnection, matches: Sequence[Match], now: datetime) -> int:
+    """Store the matches that should be sent and are not yet known; return how many."""
+    wanted = [m for m in matches if m.send]
+    if not wanted:
+        return 0
+    known: set[tuple[str, str]] = set()
+    story_ids = sorted({m.story_id for m in wanted})
+    for start in range(0, len(story_ids), 500):
+        rows = await db.execute(
+            select(MATCHES.c.target, MATCHES.c.story_id).where(
+                MATCHES.c.story_id.in_(story_ids[start : start + 500])
+            )
+        )
+        known.update((row.target, row.story_id) for row in rows)
+    fresh = [m for m in wanted if (m.target.key, m.story_id) not in known]
+    if fresh:
+        await db.execute(
+            MATCHES.insert(),
+            [{"target": m.target.key, "story_id": m.story_id, "version": m.version,
+              "reason": m.reason, "matched_at": now} for m in fresh],
+        )
+    return len(fresh)
+
+
+@dataclass(frozen=True)
+class Planned:
+    target: str
+    kind: str
+    items: int
+    reason: str
+
+
+async def plan_deliveries(
+    db: AsyncConnection, targets: Mapping[str, Target], now: datetime, close_windows: bool = False
+) -> list[Planned]:
+    """Group pending matches into delivery rows, target by target, as the batch window allows."""
+    rows = await db.execute(
+        select(MATCHES.c.id, MATCHES.c.target, MATCHES.c.story_id, MATCHES.c.reason)
+        .where(MATCHES.c.delivery_id.is_(None))
+        .order_by(MATCHES.c.id)
+    )
+    pending: dict[str, list[Any]] = defaultdict(list)
+    for row in rows:
+        pending[row.target].append(row)
+    planned: list[Planned] = []
+    for key, items in pending.items():
+        target = targets.get(key)
+        if target is None:  # a route removed from the config: leave its items for the record
+            continue
+        last = await db.scalar(
+            select(func.max(DELIVERIES.c.created_at)).where(DELIVERIES.c.target == key)
+        )
+        decision = plan(len(items), last, target.batch_window, now, close_windows)
+        if decision.send:
+            planned.append(await _enqueue(db, target, items, now, decision.reason))
+    return planned
+
+
+async def _enqueue(
+    db: AsyncConnection, target: Target, items: list[Any], now: datetime, why: str
+) -> Planned:
+    kind = "alert" if len(items) == 1 else "digest"
+    if kind == "alert":
+        dedupe = f"alert:{target.key}:{items[0].story_id}"
+        reason = items[0].reason
+    else:
+        dedupe = f"digest:{target.key}:{items[0].id}-{items[-1].id}"
+        reason = f"{len(items)} action items ({why}): " + "; ".join(
+            f"{item.story_id}: {item.reason}" for item in items
+        )
+    result = await db.execute(
+        DELIVERIES.insert().values(
+            dedupe_key=dedupe, transport=target.transport, target=target.key, kind=kind,
+            reason=reason, status="pending", attempts=0, not_before=now, created_at=now,
+        )
+    )
+    delivery_id = result.inserted_primary_key[0]  # type: ignore[index]
+    await db.execute(
+        update(MATCHES).where(MATCHES.c.id.in_([item.id for item in items]))
+        .values(delivery_id=delivery_id)
+    )
+    return Planned(target.key, kind, len(items), reason)
+
+
+async def enqueue_one(
+    db: AsyncConnection, transport: str, target: str, kind: str, dedupe: str, reason: str,
+    now: datetime,
+) -> int:
+    """Add a single delivery row (tests and `alertbot test`); return its id."""
+    result = await db.execute(
+        DELIVERIES.insert().values(
+            dedupe_key=dedupe, transport=transport, target=target, kind=kind, reason=reason,
+            status="pending", attempts=0, not_before=now, created_at=now,
+        )
+    )
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+async def claim(
+    db: AsyncConnection, now: datetime, lease: timedelta, limit: int, busy: set[str]
+) -> list[Any]:
+    """Claim up to `limit` due rows, at most one per target and none for a busy target."""
+    query = (
+        select(DELIVERIES.c.id, DELIVERIES.c.target)
+        .where(DELIVERIES.c.status.in_(DUE), DELIVERIES.c.not_before <= now)
+        .order_by(DELIVERIES.c.id)
+        .limit(limit * 4)
+        .with_for_update(skip_locked=True)  # PostgreSQL: replicas skip each other's rows
+    )
+    if busy:
+        query = query.where(DELIVERIES.c.target.not_in(sorted(busy)))
+    chosen: dict[str, int] = {}
+    for row in await db.execute(query):
+        if row.target not in chosen and len(chosen) < limit:
+            chosen[row.target] = row.id
+    if not chosen:
+        return []
+    # The status condition makes the claim exclusive even where FOR UPDATE does not exist.
+    result = await db.execute(
+        update(DELIVERIES)
+        .where(DELIVERIES.c.id.in_(list(chosen.values())), DELIVERIES.c.status.in_(DUE))
+        .values(status="sending", lease_until=now + lease, attempts=DELIVERIES.c.attempts + 1)
+        .returning(*DELIVERIES.c)
+    )
+    return sorted(result, key=lambda row: row.id)
+
+
+async def mark_sent(db: AsyncConnection, delivery_id: int, now: datetime, remote_id: str | None
+                    ) -> None:
+    await db.execute(
+        update(DELIVERIES).where(DELIVERIES.c.id == delivery_id)
+        .values(status="sent", sent_at=now, lease_until=None, remote_id=remote_id, last_error=None)
+    )
+
+
+def backoff(attempts: int, base: timedelta, cap: timedelta, rng: random.Random) -> timedelta:
+    """Exponential backoff with jitter: base·2^(n-1), capped, scaled by a random 0.5–1.0."""
+    delay = min(cap.total_seconds(), base.total_seconds() * 2 ** max(attempts - 1, 0))
+    return timedelta(seconds=delay * rng.uniform(0.5, 1.0))
+
+
+async def mark_failed(
+    db: AsyncConnection, delivery_id: int, error: str, *, dead: bool, retry_at: datetime
+) -> None:
+    await db.execute(
+        update(DELIVERIES).where(DELIVERIES.c.id == delivery_id)
+        .values(status="dead" if dead else "failed", last_error=error[:2000],
+                not_before=retry_at, lease_until=None)
+    )
+
+
+async def postpone(db: AsyncConnection, delivery_id: int, error: str, retry_at: datetime) -> None:
+    """Put a row back as pending without counting the attempt (Slack's 429: not a failure)."""
+    await db.execute(
+        update(DELIVERIES).where(DELIVERIES.c.id == delivery_id)
+        .values(status="pending", last_error=error[:2000], not_before=retry_at,
+                lease_until=None, attempts=DELIVERIES.c.attempts - 1)
+    )
+
+
+async def recover_leases(db: AsyncConnection, now: datetime) -> int:
+    """Return rows whose lease ran out while `sending` (their process died) to pending."""
+    result = await db.execute(
+        update(DELIVERIES)
+        .where(DELIVERIES.c.status == "sending", DELIVERIES.c.lease_until < now)
+        .values(status="pending", lease_until=None, not_before=now)
+    )
+    return int(result.rowcount or 0)
+
+
+async def next_due(db: AsyncConnection) -> datetime | None:
+    due: datetime | None = await db.scalar(
+        select(func.min(DELIVERIES.c.not_before)).where(DELIVERIES.c.status.in_(DUE))
+    )
+    return due
+
+
+async def items_of(db: AsyncConnection, delivery_id: int) -> list[Any]:
+    """The matches a delivery row carries, oldest first."""
+    rows = await db.execute(
+        select(MATCHES.c.story_id, MATCHES.c.reason)
+        .where(MATCHES.c.delivery_id == delivery_id).order_by(MATCHES.c.id)
+    )
+    return list(rows)
+
+
+async def listing(db: AsyncConnection, status: str | None = None, limit: int = 200) -> list[Any]:
+    query = select(DELIVERIES).order_by(DELIVERIES.c.id.desc()).limit(limit)
+    if status:
+        query = query.where(DELIVERIES.c.status == status)
+    return list(await db.execute(query))
+
+
+async def retry(db: AsyncConnection, now: datetime, delivery_id: int | None = None) -> int:
+    """Send a dead or failed row again now (`--dead`: every dead row); return how many."""
+    condition = (
+        DELIVERIES.c.status == "dead" if delivery_id is None
+        else and_(DELIVERIES.c.id == delivery_id, DELIVERIES.c.status.in_(("dead", "failed")))
+    )
+    result = await db.execute(
+        update(DELIVERIES).where(condition)
+        .values(status="pending", attempts=0, not_before=now, lease_until=None)
+    )
+    return int(result.rowcount or 0)
+
+
+async def depth(db: AsyncConnection) -> dict[str, int]:
+    rows = await db.execute(
+        select(DELIVERIES.c.status, func.count()).group_by(DELIVERIES.c.status)
+    )
+    return {status: count for status, count in rows}

@@ -1,0 +1,103 @@
+"""Stories in, outbox rows out: store → evaluate per target → record matches → plan messages.
+
+Every door (file poll, push, `alertbot ingest`) calls `Pipeline.ingest`, which commits and then
+wakes the delivery workers. `flush` closes batch windows that have run out (a scheduler tick).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from bot import archive, outbox, subscribers
+from bot.routes import Match, Target, email_target, match, slack_targets
+from bot.rules import global_thresholds
+from bot.settings import Config
+from bot.stories import Batch, Story
+
+log = logging.getLogger(__name__)
+CHUNK = 1000  # stories per transaction
+
+
+@dataclass
+class Report:
+    """What one ingest did, for the CLI's summary and the push API's answer."""
+
+    accepted: list[str] = field(default_factory=list)  # ids stored (new or newer)
+    unchanged: list[str] = field(default_factory=list)  # ids whose payload was not newer
+    rejected: list[dict[str, object]] = field(default_factory=list)
+    matched: int = 0
+    planned: int = 0
+
+    def merge(self, other: Report) -> None:
+        self.accepted += other.accepted
+        self.unchanged += other.unchanged
+        self.rejected += other.rejected
+        self.matched += other.matched
+        self.planned += other.planned
+
+
+@dataclass
+class Pipeline:
+    engine: AsyncEngine
+    config: Config
+    wake: Callable[[], None] = lambda: None
+
+    async def targets(self, db: AsyncConnection) -> dict[str, Target]:
+        """Every current target: Slack routes from the config, instant email subscribers."""
+        found = {t.key: t for t in slack_targets(self.config.desk)}
+        for sub in await subscribers.listing(db):
+            if sub.instant:
+                target = email_target(sub.email, sub.topics, self.config.desk)
+                found[target.key] = target
+        return found
+
+    async def ingest(self, batch: Batch, origin: str, now: datetime) -> Report:
+        """Store, evaluate and plan one batch; record rejections. Commits, then wakes workers."""
+        report = Report(rejected=[
+            {"position": r.position, "id": r.story_id, "field": r.field, "reason": r.reason}
+            for r in batch.rejections
+        ])
+        for rejection in batch.rejections:
+            log.warning("rejected %s from %s", rejection.describe(), origin)
+        async with self.engine.begin() as db:
+            await archive.record_rejections(db, batch.rejections, origin, now)
+        for start in range(0, max(len(batch.stories), 1), CHUNK):
+            chunk = batch.stories[start : start + CHUNK]
+            async with self.engine.begin() as db:
+                report.merge(await self._evaluate(db, chunk, now))
+        if report.planned:
+            self.wake()
+        return report
+
+    async def _evaluate(self, db: AsyncConnection, stories: list[Story], now: datetime) -> Report:
+        rules = self.config.desk.rules
+        saved = await archive.save(db, stories, global_thresholds(rules), now)
+        targets = await self.targets(db)
+        decisions: list[Match] = [
+            match(s.story, s.corroboration, target, now, rules.max_alert_age)
+            for s in saved for target in targets.values()
+        ]
+        for s in saved:
+            if s.corroboration.flag:
+                log.warning("story %s flagged: %s", s.story.id, s.corroboration.flag)
+        matched = await outbox.record_matches(db, decisions, now)
+        planned = await outbox.plan_deliveries(db, targets, now) if matched else []
+        stored = {s.story.id for s in saved}
+        return Report(
+            accepted=[s.story.id for s in saved],
+            unchanged=sorted({s.id for s in stories} - stored),
+            matched=matched, planned=len(planned),
+        )
+
+    async def flush(self, now: datetime, close_windows: bool = False) -> int:
+        """Plan held batches whose window has closed (or all of them); return rows created."""
+        async with self.engine.begin() as db:
+            planned = await outbox.plan_deliveries(db, await self.targets(db), now, close_windows)
+        if planned:
+            self.wake()
+        return len(planned)

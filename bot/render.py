@@ -1,0 +1,156 @@
+"""Templates own all wording: Jinja2 renders Slack Block Kit JSON and email parts.
+
+Code builds a flat context (`item_context`); templates under `templates/` say the words. The
+Slack environment JSON-escapes every expression, so a template cannot emit broken JSON, and the
+`mrkdwn` filter escapes `&`, `<`, `>` (Slack's only control characters) in untrusted text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from bot.rules import corroborate
+from bot.stories import Story
+
+SECTION_LIMIT = 3000
+HEADER_LIMIT = 150
+MAX_BLOCKS = 50
+MESSAGE_TEXT_BUDGET = 10_000  # Slack rejects ~11–13k chars of block text (msg_blocks_too_long)
+LINK_LIMIT = 2000  # longer story URLs are shown unlinked rather than broken
+
+
+def templates_dir() -> Path:
+    """The templates shipped in the wheel (bot/templates), else the repository's top level."""
+    packaged = Path(__file__).parent / "templates"
+    return packaged if packaged.is_dir() else Path(__file__).parent.parent / "templates"
+
+
+def escape_mrkdwn(text: str) -> str:
+    """Neutralise Slack's control characters; `&` first so nothing is escaped twice."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def clip(text: str, limit: int) -> str:
+    """Shorten to at most `limit` characters with "…", never cutting an `&…;` entity in half."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    amp = cut.rfind("&")
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut + "…"
+
+
+def mrkdwn(text: Any, limit: int = SECTION_LIMIT) -> str:
+    return clip(escape_mrkdwn(str(text)), limit)
+
+
+def slack_url(url: str) -> str:
+    """Make a URL safe inside `<url|label>`: `|` and `>` would end it early."""
+    return (url.replace("&", "&amp;").replace("<", "%3C").replace(">", "%3E")
+            .replace("|", "%7C"))
+
+
+def _json_fragment(value: Any) -> Any:
+    # Every `{{ … }}` in a Slack template lands inside a JSON string or as a JSON number.
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)[1:-1]
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    return value
+
+
+@cache
+def slack_env() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(templates_dir() / "slack"), autoescape=False,
+        undefined=StrictUndefined, finalize=_json_fragment, trim_blocks=True, lstrip_blocks=True,
+    )
+    env.filters.update(mrkdwn=mrkdwn, slack_url=slack_url, clip=clip, tojson=json.dumps)
+    return env
+
+
+@cache
+def email_env() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(templates_dir() / "email"),
+        autoescape=select_autoescape(["html"]), undefined=StrictUndefined,
+        trim_blocks=True, lstrip_blocks=True,
+    )
+    env.filters.update(clip=clip)
+    return env
+
+
+@dataclass(frozen=True)
+class Item:
+    """One story in a message, with the reason it was sent there."""
+
+    story: Story
+    reason: str
+
+
+def _figure(value: float) -> str:
+    return f"{value:g}"
+
+
+def item_context(item: Item) -> dict[str, Any]:
+    """A flat, template-friendly view of one story (raw text: templates escape for their medium)."""
+    story = item.story
+    corroboration = corroborate(story)
+    return {
+        "id": story.id,
+        "title": story.title,
+        "url": story.url,
+        "link": story.url if len(story.url) <= LINK_LIMIT else None,
+        "impact": _figure(story.impact),
+        "sentiment": story.sentiment.label,
+        "sources": corroboration.count,
+        "outlets": ", ".join(corroboration.outlets),
+        "takeaways": list(story.key_takeaways[:3]),
+        "key_facts": list(story.key_facts),
+        "topics": ", ".join(story.topics),
+        "scored_at": f"{story.scored_at:%Y-%m-%d %H:%M} UTC",
+        "reason": item.reason,
+    }
+
+
+def _texts(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["text"]] if isinstance(node.get("text"), str) else []
+        return found + [t for key, value in node.items() if key != "text" for t in _texts(value)]
+    if isinstance(node, list):
+        return [t for value in node for t in _texts(value)]
+    return []
+
+
+def fit_blocks(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Enforce Block Kit's limits as a last guard; templates already stay well inside them."""
+    blocks = blocks[:MAX_BLOCKS]
+    for block in blocks:
+        text = block.get("text")
+        if isinstance(text, dict) and isinstance(text.get("text"), str):
+            limit = HEADER_LIMIT if block.get("type") == "header" else SECTION_LIMIT
+            text["text"] = clip(text["text"], limit)
+    while len(blocks) > 1 and sum(map(len, _texts(blocks))) > MESSAGE_TEXT_BUDGET:
+        blocks.pop(-2)  # keep the closing context line, drop the last story above it
+    return blocks
+
+
+def slack_message(kind: str, items: Sequence[Item], channel: str, more: int = 0
+                  ) -> dict[str, Any]:
+    """Render a Slack message (`alert`, `digest` or `test`) as chat.postMessage arguments."""
+    rendered = slack_env().get_template(f"{kind}.json.j2").render(
+        items=[item_context(item) for item in items], count=len(items) + more, more=more,
+    )
+    message: dict[str, Any] = json.loads(rendered)
+    message["blocks"] = fit_blocks(message["blocks"])
+    message["text"] = clip(message["text"], SECTION_LIMIT)
+    message.update(channel=channel, unfurl_links=False, unfurl_media=False)
+    return message

@@ -1,0 +1,111 @@
+"""Where action items go: Slack routes and instant email subscribers, as uniform targets.
+
+`match(story, target, ...)` is the pure per-target decision; it returns a `Match` with the reason
+the delivery row will carry, e.g. "impact 9 ≥ 8 · 3 independent sources ≥ 2 · route C0SPACEOPS".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from bot.rules import Corroboration, Thresholds, gate, too_old
+from bot.settings import DeskConfig, RouteConfig
+from bot.stories import Sentiment, Story
+
+Transport = Literal["slack", "email"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One place alerts go, with its own filters and batch window."""
+
+    transport: Transport
+    address: str  # Slack channel ID or email address
+    label: str  # how the reason names it: "route C0SPACEOPS topics=[launch]"
+    thresholds: Thresholds
+    batch_window: timedelta
+    topics: frozenset[str] = frozenset()
+    sentiments: frozenset[Sentiment] = frozenset()
+
+    @property
+    def key(self) -> str:
+        return f"{self.transport}:{self.address}"
+
+
+def _route_label(route: RouteConfig) -> str:
+    parts = [f"route {route.channel}"]
+    if route.topics:
+        parts.append(f"topics=[{','.join(route.topics)}]")
+    return " ".join(parts)
+
+
+def slack_targets(desk: DeskConfig) -> list[Target]:
+    """Turn the config file's Slack routes into targets; a route may only tighten the gate."""
+    rules = desk.rules
+    return [
+        Target(
+            transport="slack",
+            address=route.channel,
+            label=_route_label(route),
+            thresholds=Thresholds(
+                max(rules.min_impact, route.min_impact or 0),
+                max(rules.min_sources, route.min_sources or 0),
+            ),
+            batch_window=route.batch_window or desk.slack.batch_window,
+            topics=frozenset(route.topics),
+            sentiments=frozenset(route.sentiments),
+        )
+        for route in desk.slack.routes
+    ]
+
+
+def email_target(address: str, topics: Iterable[str], desk: DeskConfig) -> Target:
+    topic_set = frozenset(t.lower() for t in topics)
+    label = f"subscriber {address}"
+    if topic_set:
+        label += f" topics=[{','.join(sorted(topic_set))}]"
+    return Target(
+        transport="email",
+        address=address,
+        label=label,
+        thresholds=Thresholds(desk.rules.min_impact, desk.rules.min_sources),
+        batch_window=desk.email.batch_window,
+        topics=topic_set,
+    )
+
+
+@dataclass(frozen=True)
+class Match:
+    target: Target
+    story_id: str
+    version: int | None
+    send: bool
+    reason: str
+
+
+def match(
+    story: Story,
+    corroboration: Corroboration,
+    target: Target,
+    now: datetime,
+    max_age: timedelta,
+) -> Match:
+    """Decide whether `story` goes to `target` now, and say why (or why not)."""
+    verdict = gate(story.impact, corroboration.count, target.thresholds)
+
+    def outcome(send: bool, reason: str) -> Match:
+        return Match(target, story.id, story.version, send, reason)
+
+    if not verdict.qualifies:
+        return outcome(False, verdict.reason)
+    if target.topics and not (target.topics & story.topic_set):
+        return outcome(False, f"no topic of {target.label}")
+    if target.sentiments and story.sentiment not in target.sentiments:
+        return outcome(False, f"sentiment {story.sentiment.label} not wanted by {target.label}")
+    stale = too_old(story.scored_at, now, max_age)
+    if stale:
+        return outcome(False, stale)
+    return outcome(True, f"{verdict.reason} · {target.label}")

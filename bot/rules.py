@@ -1,0 +1,83 @@
+"""The action-item rule (SPEC §2) as pure functions that return their reason.
+
+Nothing here touches the database or the clock: callers pass `now`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.settings import RulesConfig
+from bot.stories import Story
+
+
+@dataclass(frozen=True)
+class Corroboration:
+    count: int
+    outlets: tuple[str, ...]  # display names of the distinct outlets, in input order
+    flag: str | None = None  # set when `verified_by` and `sources` disagree
+
+
+def corroborate(story: Story) -> Corroboration:
+    """Count distinct outlets among `sources`; fall back on `verified_by`; the smaller wins."""
+    if story.sources is None:
+        return Corroboration(story.verified_by or 0, ())
+    seen: dict[str, str] = {}
+    for source in story.sources:
+        if source.key is not None and source.key not in seen:
+            seen[source.key] = source.display
+    count = len(seen)
+    outlets = tuple(seen.values())
+    if story.verified_by is not None and story.verified_by != count:
+        flag = f"verified_by {story.verified_by} disagrees with {count} distinct outlets in sources"
+        return Corroboration(min(count, story.verified_by), outlets, flag)
+    return Corroboration(count, outlets)
+
+
+def _figure(value: float) -> str:
+    return f"{value:g}"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    min_impact: float
+    min_sources: int
+
+
+@dataclass(frozen=True)
+class Verdict:
+    qualifies: bool
+    reason: str
+
+
+def gate(impact: float, sources: int, limits: Thresholds) -> Verdict:
+    """Apply the impact and corroboration gates; say which passed or failed."""
+    impact_ok = impact >= limits.min_impact
+    sources_ok = sources >= limits.min_sources
+    word = "source" if sources == 1 else "sources"
+    parts = (
+        f"impact {_figure(impact)} {'≥' if impact_ok else '<'} {_figure(limits.min_impact)}",
+        f"{sources} independent {word} {'≥' if sources_ok else '<'} {limits.min_sources}",
+    )
+    return Verdict(impact_ok and sources_ok, " · ".join(parts))
+
+
+def global_thresholds(rules: RulesConfig) -> Thresholds:
+    return Thresholds(rules.min_impact, rules.min_sources)
+
+
+def is_newer(incoming: Story, stored_version: int | None, stored_scored_at: datetime) -> bool:
+    """A payload replaces the stored story only with a higher version, else a later scored_at."""
+    if incoming.version is not None and stored_version is not None:
+        return incoming.version > stored_version
+    return incoming.scored_at > stored_scored_at
+
+
+def too_old(scored_at: datetime, now: datetime, max_age: timedelta) -> str | None:
+    """Say why a story is too old to alert instantly, or None when it is fresh enough."""
+    age = now - scored_at
+    if age <= max_age:
+        return None
+    hours = age.total_seconds() / 3600
+    return f"scored {hours:.1f} h ago, older than max_alert_age {max_age}"

@@ -1,0 +1,181 @@
+"""The service: one event loop for the HTTP server, the scheduler and the delivery workers.
+
+`Service` wires the pieces together; `run()` serves forever, `check()` does one pass for cron.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import asdict
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot import db as database
+from bot import outbox
+from bot.api import create_app
+from bot.delivery import Clock, Dispatcher, utcnow
+from bot.pipeline import Pipeline, Report
+from bot.settings import Config, SourceConfig
+from bot.sources import files
+from bot.stories import parse_batch
+from bot.subscribers import secret_key
+from bot.transports import Transport
+from bot.transports.files import EmailFileTransport, SlackFileTransport
+from bot.transports.slack import SlackTransport
+from bot.transports.smtp import SmtpTransport
+
+log = logging.getLogger(__name__)
+CHECK_LONGEST_WAIT = timedelta(seconds=30)  # SPEC §7: check waits out a Retry-After up to 30 s
+
+
+def build_transports(config: Config) -> dict[str, Transport]:
+    """Real transports where credentials exist, else writers under the outbox folder (said once)."""
+    settings = config.settings
+    transports: dict[str, Transport] = {}
+    if settings.slack_bot_token is not None:
+        transports["slack"] = SlackTransport(
+            settings.slack_bot_token.get_secret_value(), settings.slack_api_url
+        )
+    else:
+        folder = settings.outbox_dir / "slack"
+        log.warning("no SLACK_BOT_TOKEN: Slack messages are written to %s/", folder)
+        transports["slack"] = SlackFileTransport(folder)
+    if settings.smtp_host:
+        password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+        transports["email"] = SmtpTransport(
+            settings.smtp_host, settings.smtp_port, settings.smtp_security,
+            settings.smtp_username, password,
+        )
+    else:
+        folder = settings.outbox_dir / "email"
+        log.warning("no SMTP_HOST: emails are written to %s/ as .eml files", folder)
+        transports["email"] = EmailFileTransport(folder)
+    return transports
+
+
+class Service:
+    def __init__(self, config: Config, clock: Clock = utcnow) -> None:
+        self.config = config
+        self.clock = clock
+        url = config.settings.database_url.get_secret_value()
+        self.engine = database.connect(url)
+        self.dispatcher = Dispatcher(self.engine, config, build_transports(config),
+                                     secret_key(config.settings), clock)
+        self.pipeline = Pipeline(self.engine, config, self.dispatcher.wake)
+        self.scheduler = AsyncIOScheduler(timezone="UTC")
+        self._seen: dict[Path, tuple[float, int]] = {}
+
+    # -- doors ------------------------------------------------------------------------------
+
+    async def push(self, body: bytes) -> dict[str, Any]:
+        """POST /api/stories: parse (UnusableInput propagates as 400), ingest at once."""
+        report = await self.pipeline.ingest(parse_batch(body), "push", self.clock())
+        return asdict(report)
+
+    async def ready(self) -> dict[str, str]:
+        problems: dict[str, str] = {}
+        try:
+            await asyncio.wait_for(database.ping(self.engine), timeout=2)
+        except Exception as exc:  # any failure means "not ready"; say which
+            problems["database"] = f"unreachable: {type(exc).__name__}"
+        if not self.scheduler.running:
+            problems["scheduler"] = "not running"
+        return problems
+
+    # -- scheduled work ---------------------------------------------------------------------
+
+    async def poll(self, source: SourceConfig, only_changed: bool = True) -> Report:
+        """Read one source and ingest what it holds. Unchanged files are skipped in `run`."""
+        report = Report()
+        if source.kind != "file" or source.path is None:
+            return report
+        for file in files.files_of(source.path):
+            try:
+                stat = file.stat()
+            except OSError as exc:
+                log.error("file source %s: %s", file, exc.strerror)
+                continue
+            signature = (stat.st_mtime, stat.st_size)
+            if only_changed and self._seen.get(file) == signature:
+                continue
+            for path, batch in files.read(file):
+                if isinstance(batch, str):
+                    log.error("file source: %s", batch)
+                    continue
+                report.merge(await self.pipeline.ingest(batch, f"file:{path}", self.clock()))
+            self._seen[file] = signature
+        return report
+
+    async def tick(self) -> None:
+        """Close batch windows that have run out, and return expired leases to the queue."""
+        now = self.clock()
+        async with self.engine.begin() as db:
+            recovered = await outbox.recover_leases(db, now)
+        if recovered:
+            log.warning("%s deliveries returned to pending after their lease ran out", recovered)
+        await self.pipeline.flush(now)
+        if recovered:
+            self.dispatcher.wake()
+
+    def _schedule(self) -> None:
+        for number, source in enumerate(self.config.desk.sources):
+            if source.kind == "http":
+                log.warning("http source %s: not implemented yet; skipped", source.url)
+                continue
+            self.scheduler.add_job(
+                self.poll, "interval", args=[source], id=f"poll-{number}",
+                seconds=source.poll_interval.total_seconds(), next_run_time=self.clock(),
+                max_instances=1, coalesce=True, misfire_grace_time=60, replace_existing=True,
+            )
+        self.scheduler.add_job(self.tick, "interval", seconds=1, id="tick", max_instances=1,
+                               coalesce=True, misfire_grace_time=5, replace_existing=True)
+
+    # -- entry points -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve until cancelled: HTTP server, scheduler and delivery workers on this loop."""
+        settings = self.config.settings
+        token = settings.ingest_token.get_secret_value() if settings.ingest_token else None
+        if token is None:
+            log.warning("no ALERTBOT_INGEST_TOKEN: POST /api/stories answers 401")
+        app = create_app(self.push, self.ready, token)
+        server = uvicorn.Server(uvicorn.Config(
+            app, host=settings.http_host, port=settings.http_port, log_level="warning",
+            access_log=False, lifespan="off",
+        ))
+        self._schedule()
+        self.scheduler.start()
+        workers = asyncio.create_task(self.dispatcher.run())
+        log.info("alertbot listening on http://%s:%s", settings.http_host, settings.http_port)
+        try:
+            await server.serve()
+        finally:
+            workers.cancel()
+            await asyncio.gather(workers, return_exceptions=True)
+            await self.close()
+
+    async def check(self) -> dict[str, int]:
+        """One pass for cron: poll every source, close every window, deliver what is due."""
+        report = Report()
+        for source in self.config.desk.sources:
+            report.merge(await self.poll(source, only_changed=False))
+        now = self.clock()
+        async with self.engine.begin() as db:
+            await outbox.recover_leases(db, now)
+        await self.pipeline.flush(now, close_windows=True)
+        await self.dispatcher.drain(CHECK_LONGEST_WAIT)
+        outcome = self.dispatcher.outcome
+        return {"stored": len(report.accepted), "rejected": len(report.rejected),
+                "sent": outcome.sent, "retrying": outcome.failed + outcome.postponed,
+                "dead": outcome.dead}
+
+    async def close(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        await self.dispatcher.stop()
+        await self.engine.dispose()

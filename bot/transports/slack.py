@@ -1,0 +1,69 @@
+"""Slack Web API transport: chat.postMessage through slack_sdk's async client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.transports import DeliveryError
+
+# Errors that another attempt cannot fix (https://docs.slack.dev/reference/methods/chat.postMessage).
+PERMANENT = frozenset({
+    "invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired",
+    "no_permission", "missing_scope", "channel_not_found", "not_in_channel", "is_archived",
+    "invalid_blocks", "invalid_blocks_format", "msg_too_long", "msg_blocks_too_long",
+    "no_text", "restricted_action", "invalid_arguments", "too_many_attachments",
+})
+
+
+class SlackTransport:
+    def __init__(self, token: str, base_url: str, timeout: float = 10.0) -> None:
+        self._token = token
+        self._base_url = base_url
+        self._timeout = timeout
+        self._client: AsyncWebClient | None = None
+
+    def _web(self) -> AsyncWebClient:
+        # One aiohttp session for every call; slack_sdk retries connection errors (its default
+        # handler). Server errors and 429 are retried by the outbox, the one place for retries.
+        if self._client is None:
+            self._client = AsyncWebClient(
+                token=self._token, base_url=self._base_url, timeout=int(self._timeout),
+                session=aiohttp.ClientSession(),
+                retry_handlers=[AsyncConnectionErrorRetryHandler()],
+            )
+        return self._client
+
+    async def send(self, message: dict[str, Any]) -> str | None:
+        try:
+            response = await self._web().chat_postMessage(**message)
+        except SlackApiError as exc:
+            raise _classify(exc) from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise DeliveryError(f"Slack unreachable: {type(exc).__name__}: {exc}") from None
+        return str(response.get("ts")) if response.get("ts") else None
+
+    async def idle(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        if self._client is not None and self._client.session is not None:
+            await self._client.session.close()
+        self._client = None
+
+
+def _classify(exc: SlackApiError) -> DeliveryError:
+    status = exc.response.status_code
+    error = exc.response.get("error") if isinstance(exc.response.data, dict) else None
+    if status == 429:
+        retry_after = float(exc.response.headers.get("Retry-After", "1") or 1)
+        return DeliveryError(f"Slack rate limit: retry after {retry_after:g} s",
+                             retry_after=retry_after)
+    if status >= 500:
+        return DeliveryError(f"Slack server error: HTTP {status}")
+    return DeliveryError(f"Slack error: {error or f'HTTP {status}'}",
+                         permanent=error in PERMANENT or (400 <= status < 500 and status != 429))
