@@ -80,35 +80,41 @@ class Dispatcher:
         return len(rows)
 
     async def run(self) -> None:
-        """Deliver forever: wake on new rows, on pacing gaps ending, and at least every second."""
+        """Deliver forever: wake on new rows, when a retry or pacing gap is due, or each second."""
         while True:
             self.wakeup.clear()
             if await self.pass_once() == 0:
                 if not self._busy:
                     await self._idle()
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(self.wakeup.wait(), self._sleep_for())
+                await self._sleep(await self._next_due())
 
     async def drain(self, longest_wait: timedelta) -> None:
         """Send everything due, waiting out pacing and retries up to `longest_wait` (check)."""
         while True:
             self.wakeup.clear()
-            claimed = await self.pass_once()
-            if claimed == 0 and not self._busy:
-                async with self.engine.connect() as db:
-                    due = await outbox.next_due(db)
-                if due is None or due - self.clock() > longest_wait:
-                    break
-            if claimed == 0:
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(self.wakeup.wait(), self._sleep_for())
+            if await self.pass_once():
+                continue
+            async with self.engine.connect() as db:
+                due = await outbox.next_due(db)  # any target, paced ones included
+            if not self._busy and (due is None or due - self.clock() > longest_wait):
+                break
+            await self._sleep(await self._next_due())
         await self._idle()
 
-    def _sleep_for(self) -> float:
+    async def _next_due(self) -> datetime | None:
+        # Blocked targets are left out: their wake-up time is their pacing gap, not their row.
+        async with self.engine.connect() as db:
+            return await outbox.next_due(db, self._blocked(self.clock()))
+
+    async def _sleep(self, due: datetime | None) -> None:
+        """Wait for a wake-up, the next due row or pacing gap, or one second, whichever first."""
         now = self.clock()
-        gaps = [(until - now).total_seconds()
-                for until in self._paced_until.values() if until > now]
-        return max(0.005, min([1.0, *gaps]))
+        moments = [until for until in self._paced_until.values() if until > now]
+        if due is not None:
+            moments.append(due)
+        timeout = min([1.0, *((m - now).total_seconds() for m in moments)])
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self.wakeup.wait(), max(0.005, timeout))
 
     async def _idle(self) -> None:
         for transport in self.transports.values():

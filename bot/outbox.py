@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -194,10 +194,12 @@ async def recover_leases(db: AsyncConnection, now: datetime) -> int:
     return int(result.rowcount or 0)
 
 
-async def next_due(db: AsyncConnection) -> datetime | None:
-    due: datetime | None = await db.scalar(
-        select(func.min(DELIVERIES.c.not_before)).where(DELIVERIES.c.status.in_(DUE))
-    )
+async def next_due(db: AsyncConnection, busy: Set[str] = frozenset()) -> datetime | None:
+    """When the next row for a target not in `busy` becomes due."""
+    query = select(func.min(DELIVERIES.c.not_before)).where(DELIVERIES.c.status.in_(DUE))
+    if busy:
+        query = query.where(DELIVERIES.c.target.not_in(sorted(busy)))
+    due: datetime | None = await db.scalar(query)
     return due
 
 

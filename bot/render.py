@@ -122,9 +122,10 @@ def item_context(item: Item) -> dict[str, Any]:
 
 
 def _texts(node: Any) -> list[str]:
+    """Every `text` string in a Block Kit structure, however deep."""
     if isinstance(node, dict):
         found = [node["text"]] if isinstance(node.get("text"), str) else []
-        return found + [t for key, value in node.items() if key != "text" for t in _texts(value)]
+        return found + [t for value in node.values() for t in _texts(value)]
     if isinstance(node, list):
         return [t for value in node for t in _texts(value)]
     return []

@@ -1,0 +1,179 @@
+"""Network peers for tests: a local server speaking the Slack Web API, and a real SMTP server.
+
+The Slack fake follows the shape of slack_sdk's own mock server (a stdlib HTTP server in a
+thread), but binds port 0, records every request with its parsed body and arrival time, and takes
+scripted failures per method instead of magic tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+
+@dataclass
+class Call:
+    method: str
+    body: dict[str, Any]
+    headers: dict[str, str]
+    at: float  # time.monotonic() on arrival
+
+
+@dataclass
+class Scripted:
+    status: int = 200
+    error: str | None = None
+    retry_after: float | None = None
+
+
+@dataclass
+class FakeSlack:
+    """A Slack Web API on 127.0.0.1: auth.test, chat.postMessage, chat.update, and friends."""
+
+    delay: float = 0.0  # seconds each call takes, to widen windows in crash tests
+    calls: list[Call] = field(default_factory=list)
+    _script: dict[str, deque[Scripted]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _ts: int = 0
+    _changed: threading.Condition = field(default_factory=threading.Condition)
+
+    def start(self) -> FakeSlack:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", 0))
+                raw = self.rfile.read(length).decode()
+                body = json.loads(raw) if raw.startswith("{") else dict(parse_qsl(raw))
+                status, payload, headers = fake._answer(self.path.strip("/"), body,
+                                                        dict(self.headers))
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+                                       daemon=True)
+        self.thread.start()
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def fail_next(self, method: str, times: int = 1, **scripted: Any) -> None:
+        """Answer the next `times` calls to `method` with a failure (status, error, retry_after)."""
+        with self._lock:
+            self._script.setdefault(method, deque()).extend(
+                Scripted(**scripted) for _ in range(times)
+            )
+
+    def _answer(self, method: str, body: dict[str, Any], headers: dict[str, str]
+                ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if self.delay:
+            time.sleep(self.delay)
+        with self._lock:
+            scripted = self._script.get(method, deque())
+            failure = scripted.popleft() if scripted else None
+            self._ts += 1
+            ts = f"1700000000.{self._ts:06d}"
+        call = Call(method, body, headers, time.monotonic())
+        with self._changed:
+            self.calls.append(call)
+            self._changed.notify_all()
+        if failure is not None:
+            extra = {"Retry-After": f"{failure.retry_after:g}"} if failure.retry_after else {}
+            error = failure.error or ("ratelimited" if failure.status == 429 else "fatal_error")
+            return failure.status, {"ok": False, "error": error}, extra
+        if method == "auth.test":
+            return 200, {"ok": True, "user_id": "UBOT", "team_id": "T1", "bot_id": "B1"}, {}
+        if method in ("chat.postMessage", "chat.update"):
+            return 200, {"ok": True, "channel": body.get("channel"), "ts": body.get("ts", ts),
+                         "message": {"text": body.get("text")}}, {}
+        return 200, {"ok": True}, {}
+
+    def posts(self, channel: str | None = None) -> list[Call]:
+        """Successful-or-not chat.postMessage calls, optionally to one channel."""
+        with self._lock:
+            return [c for c in self.calls if c.method == "chat.postMessage"
+                    and (channel is None or c.body.get("channel") == channel)]
+
+    def wait_for_posts(self, count: int, timeout: float = 10.0) -> list[Call]:
+        """Block until at least `count` chat.postMessage calls arrived (an event, not a sleep)."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while len(self.posts()) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"expected {count} posts, got {len(self.posts())}")
+                self._changed.wait(left)
+        return self.posts()
+
+
+class SmtpRecorder:
+    """An aiosmtpd handler that keeps every message and can refuse scripted recipients."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], bytes]] = []
+        self.refuse: dict[str, str] = {}  # address -> SMTP reply, for every attempt
+        self.transient: dict[str, int] = {}  # address -> how many 451 replies before accepting
+        self.connections = 0
+
+    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope,
+                          hostname: str, responses: list[str]) -> list[str]:
+        self.connections += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, rcpt_options: list[str]) -> str:
+        if address in self.refuse:
+            return self.refuse[address]
+        if self.transient.get(address, 0) > 0:
+            self.transient[address] -= 1
+            return "451 4.3.0 Try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.messages.append((str(envelope.mail_from), list(envelope.rcpt_tos),
+                              bytes(envelope.content or b"")))
+        return "250 Message accepted for delivery"
+
+
+def free_port() -> int:
+    # aiosmtpd's Controller cannot bind port 0 (its readiness probe dials the port it was given).
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_smtp(recorder: SmtpRecorder) -> Controller:
+    controller = Controller(recorder, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    return controller

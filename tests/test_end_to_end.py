@@ -1,0 +1,120 @@
+"""Every edge of SPEC §2 end to end: stories in, exactly the expected Slack posts and emails out."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.service import Service
+from tests.conftest import story
+from tests.fakes import FakeSlack, SmtpRecorder
+from tests.harness import Clock, Desk, desk_config, titles
+
+NOW = datetime.now(UTC)
+FT = [{"outlet": "FT.com", "url": "https://www.ft.com/a"},
+      {"outlet": "https://www.ft.com/content/b"}]
+
+
+def item(story_id: str, **fields: Any) -> dict[str, Any]:
+    return story(id=story_id, title=f"Title of {story_id}", **fields)
+
+
+def two(*outlets: str) -> list[dict[str, str]]:
+    return [{"outlet": o, "url": f"https://{o.lower()}.example/x"} for o in outlets]
+
+
+@pytest.fixture
+async def desk(tmp_path: Path, sqlite_url: str, slack: FakeSlack,
+               smtp: tuple[SmtpRecorder, int]) -> AsyncIterator[Desk]:
+    clock = Clock()
+    service = Service(desk_config(tmp_path, sqlite_url, slack, smtp[1]), clock)
+    yield Desk(service, slack, smtp[0], clock)
+    await service.close()
+
+
+async def test_each_edge_of_the_rule_produces_exactly_the_expected_messages(desk: Desk) -> None:
+    await desk.subscribe("reader@desk.example")
+    await desk.subscribe("budget@desk.example", topics=("budget",))
+    first = await desk.ingest(
+        item("impact-8", impact=8, sources=two("SpaceNews", "Reuters")),
+        item("impact-7-9", impact=7.9, sources=two("SpaceNews", "Reuters", "AP")),
+        item("one-outlet-twice", impact=9, sources=FT),
+        item("verified-only", impact=8.5, sources=None, verified_by=3, topics=["budget"]),
+        item("disagree-high", impact=8, verified_by=4, sources=two("SpaceNews", "Reuters")),
+        item("disagree-low", impact=9, verified_by=1, sources=two("A", "B", "C")),
+        item("too-old", impact=9, scored_at=(NOW - timedelta(hours=25)).isoformat()),
+        item("versioned", impact=9, version=2, topics=["launch"]),
+        item("gains-source", impact=8, version=1, sources=two("SpaceNews"),
+             topics=["satellites"]),
+    )
+    # 4 action items: 4 to C0SPACEOPS, 1 to C0LAUNCHES, 4 to reader@, 1 to budget@.
+    assert first.rejected == [] and first.matched == 10
+    await desk.service.check()
+
+    [digest] = desk.slack.posts("C0SPACEOPS")
+    assert titles(digest.body) == ["disagree-high", "impact-8", "verified-only", "versioned"]
+    assert digest.body["blocks"][0]["text"]["text"] == "4 new action items"
+    [launch] = desk.slack.posts("C0LAUNCHES")
+    assert titles(launch.body) == ["versioned"]
+    assert "route C0LAUNCHES topics=[launch]" in launch.body["blocks"][-1]["elements"][0]["text"]
+    assert [str(m["Subject"]) for m in desk.emails("reader@desk.example")] == [
+        "4 new action items"]
+    assert [str(m["Subject"]) for m in desk.emails("budget@desk.example")] == [
+        "[Action item] Title of verified-only"]
+
+    # An older and an equal version re-sent: ignored. The second source arrives: one alert.
+    again = await desk.ingest(item("versioned", impact=9, version=1, topics=["launch"]),
+                              item("versioned", impact=9, version=2, topics=["launch"]))
+    assert again.accepted == [] and again.unchanged == ["versioned"]
+    gained = await desk.ingest(item("gains-source", impact=8, version=2, topics=["satellites"],
+                                    sources=two("SpaceNews", "Reuters")))
+    assert gained.accepted == ["gains-source"] and gained.matched == 2
+    await desk.service.check()
+    later = desk.slack.posts("C0SPACEOPS")[1:]
+    assert [titles(call.body) for call in later] == [["gains-source"]]
+    assert later[0].body["text"].startswith("Action item: Title of gains-source")
+    assert [str(m["Subject"]) for m in desk.emails("reader@desk.example")][1:] == [
+        "[Action item] Title of gains-source"]
+
+    # Another pass sends nothing, and every delivery row says it was sent, once.
+    before = (len(desk.slack.posts()), len(desk.smtp.messages))
+    await desk.service.check()
+    assert (len(desk.slack.posts()), len(desk.smtp.messages)) == before == (3, 3)
+    rows = await desk.deliveries()
+    assert {row.status for row in rows} == {"sent"} and len(rows) == 6
+    assert all(row.reason for row in rows)
+
+
+async def test_several_items_arriving_together_go_as_one_digest_then_the_window_holds(
+    desk: Desk,
+) -> None:
+    await desk.ingest(item("a"), item("b"), item("c"))
+    await desk.service.dispatcher.drain(timedelta(0))
+    [digest] = desk.slack.wait_for_posts(1)
+    assert titles(digest.body) == ["a", "b", "c"]
+    await desk.ingest(item("d"))
+    await desk.service.dispatcher.drain(timedelta(0))
+    assert len(desk.slack.posts()) == 1  # window open: "d" is held
+    rows = await desk.deliveries()
+    assert len(rows) == 1
+    desk.clock.advance(29)
+    assert await desk.service.pipeline.flush(desk.clock()) == 0
+    desk.clock.advance(1)  # the window closes 30 s after the digest
+    assert await desk.service.pipeline.flush(desk.clock()) == 1
+    await desk.service.dispatcher.drain(timedelta(0))
+    assert [titles(c.body) for c in desk.slack.posts()] == [["a", "b", "c"], ["d"]]
+
+
+async def test_a_pushed_story_reaches_slack_without_waiting_for_a_poll(desk: Desk) -> None:
+    worker = asyncio.create_task(desk.service.dispatcher.run())
+    try:
+        await desk.ingest(item("pushed", impact=9))
+        [post] = await asyncio.to_thread(desk.slack.wait_for_posts, 1, 5.0)
+        assert titles(post.body) == ["pushed"]
+    finally:
+        worker.cancel()

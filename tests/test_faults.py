@@ -1,0 +1,117 @@
+"""Peers misbehave: Slack 429 and 500, SMTP 451 and 550. Everything is delivered once or dead."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.service import Service
+from tests.conftest import story
+from tests.fakes import FakeSlack, SmtpRecorder
+from tests.harness import Desk, desk_config, titles
+
+Factory = Callable[..., Desk]
+
+
+@pytest.fixture
+async def make_desk(tmp_path: Path, sqlite_url: str, slack: FakeSlack,
+                    smtp: tuple[SmtpRecorder, int]) -> AsyncIterator[Factory]:
+    """A desk on the real clock: these tests measure real waits (Retry-After, pacing)."""
+    services: list[Service] = []
+
+    def build(**desk: object) -> Desk:
+        service = Service(desk_config(tmp_path, sqlite_url, slack, smtp[1], **desk))
+        services.append(service)
+        return Desk(service, slack, smtp[0], lambda: datetime.now(UTC))  # type: ignore[arg-type]
+
+    yield build
+    for service in services:
+        await service.close()
+
+
+async def test_a_429_waits_retry_after_then_delivers_once(make_desk: Factory) -> None:
+    desk = make_desk()
+    desk.slack.fail_next("chat.postMessage", status=429, retry_after=2)
+    await desk.ingest(story(id="rl", title="Title of rl"))
+    await desk.service.dispatcher.drain(timedelta(seconds=30))
+    refused, delivered = desk.slack.posts()
+    assert delivered.at - refused.at >= 2.0
+    assert titles(delivered.body) == ["rl"]
+    [row] = await desk.deliveries()
+    assert (row.status, row.attempts) == ("sent", 1)  # a rate limit is not a failed attempt
+
+
+async def test_slack_500_three_times_then_ok_delivers_once(make_desk: Factory) -> None:
+    desk = make_desk()
+    desk.slack.fail_next("chat.postMessage", times=3, status=500)
+    await desk.ingest(story(id="flaky", title="Title of flaky"))
+    await desk.service.dispatcher.drain(timedelta(seconds=30))
+    assert [c.body["channel"] for c in desk.slack.posts()] == ["C0SPACEOPS"] * 4
+    [row] = await desk.deliveries()
+    assert (row.status, row.attempts) == ("sent", 4)
+
+
+async def test_a_permanent_slack_error_makes_the_row_dead_with_the_reason(
+    make_desk: Factory,
+) -> None:
+    desk = make_desk()
+    desk.slack.fail_next("chat.postMessage", error="channel_not_found")
+    await desk.ingest(story(id="gone"))
+    await desk.service.dispatcher.drain(timedelta(seconds=30))
+    [row] = await desk.deliveries()
+    assert (row.status, row.last_error) == ("dead", "Slack error: channel_not_found")
+    assert len(desk.slack.posts()) == 1
+
+
+async def test_one_channel_never_gets_two_messages_within_the_pacing_gap(
+    make_desk: Factory,
+) -> None:
+    desk = make_desk(slack={"pacing": "300ms", "batch_window": "0s",
+                            "routes": [{"channel": "C0SPACEOPS"}]})
+    for n in range(3):
+        await desk.ingest(story(id=f"p{n}"))
+    await desk.service.dispatcher.drain(timedelta(seconds=30))
+    times = [c.at for c in desk.slack.posts()]
+    assert len(times) == 3
+    assert all(later - earlier >= 0.3 for earlier, later in itertools.pairwise(times))
+
+
+async def test_smtp_451_is_retried_and_delivered_once(make_desk: Factory) -> None:
+    desk = make_desk()
+    await desk.subscribe("later@desk.example")
+    desk.smtp.transient["later@desk.example"] = 1
+    await desk.ingest(story(id="mail", title="Title of mail"))
+    await desk.service.dispatcher.drain(timedelta(seconds=30))
+    [message] = desk.emails("later@desk.example")
+    assert str(message["Subject"]) == "[Action item] Title of mail"
+    [row] = [r for r in await desk.deliveries() if r.transport == "email"]
+    assert (row.status, row.attempts) == ("sent", 2)
+
+
+async def test_smtp_550_kills_only_that_recipients_row(make_desk: Factory) -> None:
+    desk = make_desk()
+    for name in ("a", "nobody", "c"):
+        await desk.subscribe(f"{name}@desk.example")
+    desk.smtp.refuse["nobody@desk.example"] = "550 5.1.1 No such user here"
+    await desk.ingest(story(id="mail"))
+    await desk.service.dispatcher.drain(timedelta(seconds=30))
+    rows = {r.target: r for r in await desk.deliveries() if r.transport == "email"}
+    assert rows["email:nobody@desk.example"].status == "dead"
+    assert rows["email:nobody@desk.example"].last_error == "SMTP 550 5.1.1 No such user here"
+    assert rows["email:a@desk.example"].status == rows["email:c@desk.example"].status == "sent"
+    assert sorted(r for _, rcpts, _ in desk.smtp.messages for r in rcpts) == [
+        "a@desk.example", "c@desk.example"]
+
+
+async def test_one_smtp_connection_carries_a_batch(make_desk: Factory) -> None:
+    desk = make_desk(delivery={"workers": 1, "retry_base": "50ms"})
+    for n in range(5):
+        await desk.subscribe(f"r{n}@desk.example")
+    await desk.ingest(story(id="batch"))
+    await desk.service.dispatcher.drain(timedelta(seconds=30))
+    assert len(desk.smtp.messages) == 5
+    assert desk.smtp.connections == 1

@@ -1,0 +1,150 @@
+"""Untrusted story text lands escaped in Slack mrkdwn, HTML and email headers; limits hold."""
+
+from __future__ import annotations
+
+import email
+import json
+from datetime import UTC, datetime
+from email import policy
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+
+from bot.mail import compose
+from bot.render import (
+    HEADER_LIMIT,
+    MESSAGE_TEXT_BUDGET,
+    SECTION_LIMIT,
+    Item,
+    _texts,
+    clip,
+    escape_mrkdwn,
+    slack_message,
+)
+from bot.settings import Settings
+from bot.stories import Story
+from tests.conftest import story
+
+NOW = datetime(2026, 3, 5, 15, 0, tzinfo=UTC)
+HOSTILE = "<!channel> <https://evil.example|click> <script>alert(1)</script> &amp; <@U123>"
+
+
+def hostile_item() -> Item:
+    # The title arrives with CR/LF and a Bcc line; the parser folds it to one line.
+    parsed = Story.model_validate(story(
+        id="evil", title=f"{HOSTILE}\r\nBcc: victim@example.com",
+        key_takeaways=[HOSTILE], key_facts=[HOSTILE],
+        sources=[{"outlet": "<!here>", "url": "https://a.example/x"},
+                 {"outlet": "B & <b>", "url": "https://b.example/y"}],
+    ))
+    return Item(parsed, "impact 8 ≥ 8")
+
+
+def every_text(message: dict[str, Any]) -> list[str]:
+    return [message["text"], *_texts(message["blocks"])]
+
+
+@pytest.mark.parametrize("kind", ["alert", "digest"])
+def test_slack_text_cannot_ping_or_link(kind: str) -> None:
+    message = slack_message(kind, [hostile_item()], "C0SPACEOPS")
+    for text in every_text(message):
+        assert "<!" not in text
+        assert "<https://evil" not in text
+        assert "<@" not in text
+        assert "<script" not in text
+    joined = "\n".join(every_text(message))
+    assert "&lt;!channel&gt;" in joined
+    assert "&amp;amp;" in joined  # a literal "&amp;" stays literal
+    assert "&lt;!here&gt;" in joined
+    assert message["unfurl_links"] is False and message["unfurl_media"] is False
+
+
+def test_the_only_link_in_an_alert_is_the_story_url() -> None:
+    message = slack_message("alert", [hostile_item()], "C0SPACEOPS")
+    title = message["blocks"][0]["text"]["text"]
+    assert title.startswith("*<https://desk.example/s/evil|")
+    # One `<`, ours; a `|` inside the escaped label cannot start a second link.
+    assert title.count("<") == 1 and title.count(">") == 1 and title.endswith(">*")
+
+
+def test_an_alert_has_the_facts_buttons_and_why_it_fired() -> None:
+    parsed = Story.model_validate(story(impact=9))
+    message = slack_message("alert", [Item(parsed, "impact 9 ≥ 8 · route C0X")], "C0X")
+    buttons = next(b for b in message["blocks"] if b["type"] == "actions")["elements"]
+    assert [b["text"]["text"] for b in buttons] == ["Key facts", "Open story"]
+    assert buttons[1]["url"] == parsed.url
+    assert message["blocks"][-1]["elements"][0]["text"] == "Why: impact 9 ≥ 8 · route C0X"
+    fields = message["blocks"][1]["fields"]
+    assert fields[0]["text"] == "*Impact*\n9/10"
+    assert "SpaceNews, Reuters" in fields[2]["text"]
+
+
+def biggest_story(n: int) -> Item:
+    ampersands = "&" * 1000  # each escapes to five characters
+    return Item(Story.model_validate(story(
+        id=f"big-{n}", title=ampersands, key_takeaways=["t" * 100_000] * 200,
+        sources=[{"outlet": f"{'o' * 900} {k}", "url": f"https://o{k}.example"}
+                 for k in range(200)],
+    )), "r" * 5000)
+
+
+def test_a_digest_of_the_largest_stories_stays_inside_block_kit_limits() -> None:
+    items = [biggest_story(n) for n in range(10)]
+    message = slack_message("digest", items, "C0X", more=40)
+    assert len(message["blocks"]) <= 50
+    assert sum(len(t) for t in _texts(message["blocks"])) <= MESSAGE_TEXT_BUDGET
+    assert message["blocks"][0]["text"]["text"] == "50 new action items"
+    assert "+40 more" in message["blocks"][-1]["elements"][0]["text"]
+    for block in message["blocks"]:
+        text = block.get("text", {}).get("text", "")
+        assert len(text) <= (HEADER_LIMIT if block["type"] == "header" else SECTION_LIMIT)
+    json.dumps(message)  # still valid JSON after every cut
+
+
+def test_an_alert_of_the_largest_story_stays_inside_block_kit_limits() -> None:
+    message = slack_message("alert", [biggest_story(0)], "C0X")
+    assert sum(len(t) for t in _texts(message["blocks"])) <= MESSAGE_TEXT_BUDGET
+    for field in message["blocks"][1]["fields"]:
+        assert len(field["text"]) <= 2000
+
+
+def test_clipping_never_cuts_an_entity_in_half() -> None:
+    clipped = clip(escape_mrkdwn("a" * 8 + "&&&"), 12)
+    assert clipped == "aaaaaaaa&amp;…"[:12] or clipped.endswith(("&amp;…", "a…"))
+    assert "&am…" not in clipped and "&a…" not in clipped and "&…" not in clipped
+
+
+def render_email(item: Item) -> EmailMessage:
+    settings = Settings.model_validate({"public_url": "https://alerts.desk.example"})
+    raw = compose("alert", [item], "reader@desk.example", settings, b"k", NOW)
+    return email.message_from_bytes(bytes(raw), policy=policy.default)  # type: ignore[return-value]
+
+
+def test_an_email_title_cannot_add_a_header() -> None:
+    message = render_email(hostile_item())
+    assert message["Bcc"] is None
+    assert "\n" not in str(message["Subject"]) and "\r" not in str(message["Subject"])
+    assert str(message["Subject"]).startswith("[Action item] <!channel>")
+
+
+def test_html_email_escapes_story_text_and_text_part_keeps_it_readable() -> None:
+    message = render_email(hostile_item())
+    assert message.get_content_type() == "multipart/alternative"
+    text, html = (part.get_content() for part in message.iter_parts())
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "&amp;amp;" in html
+    assert "<script>alert(1)</script>" in text  # plain text is not HTML
+
+
+def test_an_email_carries_one_click_unsubscribe_headers() -> None:
+    message = render_email(Item(Story.model_validate(story()), "why"))
+    unsubscribe = str(message["List-Unsubscribe"])
+    assert unsubscribe.startswith("<https://alerts.desk.example/unsubscribe/")
+    assert "<mailto:alertbot@localhost?subject=unsubscribe" in unsubscribe
+    assert "=?utf-8?" not in unsubscribe  # a plain header, not RFC 2047 words
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message["Message-ID"] and message["Date"]
+    html = list(message.iter_parts())[1].get_content()
+    assert 'style="' in html  # CSS inlined
+    assert "https://alerts.desk.example/unsubscribe/" in html

@@ -1,0 +1,126 @@
+"""SPEC §2 as pure functions: the gate, corroboration, versions, max age, routes, batching."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from bot.batching import plan
+from bot.routes import match, slack_targets
+from bot.rules import Thresholds, corroborate, gate, is_newer, too_old
+from bot.settings import DeskConfig
+from bot.stories import Story
+from tests.conftest import story
+
+NOW = datetime(2026, 3, 5, 15, 0, tzinfo=UTC)
+LIMITS = Thresholds(8, 2)
+
+
+def src(outlet: str | None = None, url: str | None = None) -> dict[str, Any]:
+    return {k: v for k, v in {"outlet": outlet, "url": url}.items() if v is not None}
+
+
+@pytest.mark.parametrize(("impact", "sources", "qualifies", "reason"), [
+    (8, 2, True, "impact 8 ≥ 8 · 2 independent sources ≥ 2"),
+    (7.9, 3, False, "impact 7.9 < 8 · 3 independent sources ≥ 2"),
+    (10, 1, False, "impact 10 ≥ 8 · 1 independent source < 2"),
+    (9.5, 0, False, "impact 9.5 ≥ 8 · 0 independent sources < 2"),
+])
+def test_the_gate_says_which_threshold_passed(impact: float, sources: int, qualifies: bool,
+                                              reason: str) -> None:
+    verdict = gate(impact, sources, LIMITS)
+    assert (verdict.qualifies, verdict.reason) == (qualifies, reason)
+
+
+@pytest.mark.parametrize(("sources", "verified_by", "count", "flagged"), [
+    ([src("FT.com"), src("https://www.ft.com/content/x")], None, 1, False),
+    ([src("FT.com"), src("Reuters")], None, 2, False),
+    ([src(url="https://www.ft.com/a"), src(url="https://ft.com/b"), src("Bloomberg")], None, 2,
+     False),
+    (None, 3, 3, False),
+    ([src("FT.com"), src("Reuters")], 4, 2, True),
+    ([src("FT.com"), src("Reuters"), src("AP")], 1, 1, True),
+])
+def test_corroboration_counts_distinct_outlets_and_the_smaller_wins(
+    sources: list[dict[str, Any]] | None, verified_by: int | None, count: int, flagged: bool
+) -> None:
+    parsed = Story.model_validate(story(sources=sources, verified_by=verified_by))
+    result = corroborate(parsed)
+    assert result.count == count
+    assert (result.flag is not None) == flagged
+
+
+@pytest.mark.parametrize(("incoming", "stored", "newer"), [
+    ({"version": 3}, (2, NOW), True),
+    ({"version": 2}, (2, NOW - timedelta(hours=1)), False),  # equal version: ignored
+    ({"version": 1}, (2, NOW - timedelta(hours=1)), False),
+    ({}, (None, NOW - timedelta(minutes=1)), True),  # no versions: later scored_at wins
+    ({}, (None, NOW), False),  # the same payload again
+])
+def test_only_a_newer_version_replaces_a_story(incoming: dict[str, Any],
+                                               stored: tuple[int | None, datetime],
+                                               newer: bool) -> None:
+    parsed = Story.model_validate(story(scored_at=NOW.isoformat(), **incoming))
+    assert is_newer(parsed, *stored) is newer
+
+
+def test_a_story_older_than_max_age_is_not_alerted_and_says_why() -> None:
+    assert too_old(NOW - timedelta(hours=23), NOW, timedelta(hours=24)) is None
+    reason = too_old(NOW - timedelta(hours=30), NOW, timedelta(hours=24))
+    assert reason is not None and "30.0 h ago" in reason
+
+
+DESK = DeskConfig.model_validate({"slack": {"routes": [
+    {"channel": "C0SPACEOPS", "topics": ["launch", "satellites"], "min_impact": 9},
+    {"channel": "C0ALL"},
+    {"channel": "C0GLOOM", "sentiments": ["very_negative"]},
+    {"channel": "C0LAX", "min_impact": 5},
+]}})
+
+
+@pytest.mark.parametrize(("fields", "sent_to"), [
+    ({"impact": 9, "topics": ["launch"]}, {"C0SPACEOPS", "C0ALL", "C0LAX"}),
+    ({"impact": 8, "topics": ["launch"]}, {"C0ALL", "C0LAX"}),
+    ({"impact": 9, "topics": ["budget"]}, {"C0ALL", "C0LAX"}),
+    ({"impact": 9, "topics": ["launch"], "sentiment": "very_negative"},
+     {"C0SPACEOPS", "C0ALL", "C0GLOOM", "C0LAX"}),
+    ({"impact": 7, "topics": ["launch"]}, set()),  # a route can tighten, never loosen the gate
+])
+def test_routes_filter_by_topic_impact_and_sentiment(fields: dict[str, Any],
+                                                     sent_to: set[str]) -> None:
+    parsed = Story.model_validate(story(scored_at=NOW.isoformat(), **fields))
+    decisions = [match(parsed, corroborate(parsed), t, NOW, timedelta(hours=24))
+                 for t in slack_targets(DESK)]
+    assert {d.target.address for d in decisions if d.send} == sent_to
+
+
+def test_a_match_carries_the_reason_shown_to_readers() -> None:
+    parsed = Story.model_validate(story(scored_at=NOW.isoformat(), impact=9,
+                                        sources=[src("A"), src("B"), src("C")]))
+    target = slack_targets(DESK)[0]
+    decision = match(parsed, corroborate(parsed), target, NOW, timedelta(hours=24))
+    assert decision.reason == ("impact 9 ≥ 9 · 3 independent sources ≥ 2 · "
+                               "route C0SPACEOPS topics=[launch,satellites]")
+
+
+WINDOW = timedelta(seconds=30)
+
+
+@pytest.mark.parametrize(("pending", "last", "close", "send"), [
+    (0, None, False, False),
+    (1, None, False, True),  # leading edge: nothing ever sent
+    (3, NOW - timedelta(seconds=31), False, True),  # window long closed
+    (2, NOW - timedelta(seconds=10), False, False),  # window open: held
+    (2, NOW - timedelta(seconds=10), True, True),  # `check` closes windows
+    (2, NOW - timedelta(seconds=30), False, True),  # closes exactly at the boundary
+])
+def test_batching_sends_at_once_then_holds_until_the_window_closes(
+    pending: int, last: datetime | None, close: bool, send: bool
+) -> None:
+    decision = plan(pending, last, WINDOW, NOW, close)
+    assert decision.send is send
+    if not send and pending:
+        assert decision.due_at == last + WINDOW if last else None
+        assert "held until" in decision.reason
