@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import archive, outbox, subscribers
 from bot import db as database
+from bot.pipeline import Pipeline
 from bot.rules import corroborate
 from bot.service import Service
 from bot.settings import Config, ConfigError, load_config
@@ -36,9 +37,11 @@ class Failure(click.ClickException):
         click.echo(f"alertbot: {self.message}", err=True)
 
 
-def _setup_logging(debug: bool) -> None:
+def _setup_logging(debug: bool, service: bool) -> None:
+    # The service logs its decisions; one-shot commands print their own report and log only
+    # what needs attention.
     logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
+        level=logging.DEBUG if debug else logging.INFO if service else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr,
     )
     for noisy in ("apscheduler", "aiosqlite", "slack_sdk", "alembic"):
@@ -121,9 +124,10 @@ def _emit(rows: Sequence[dict[str, Any]], as_json: bool, columns: Iterable[str])
 
 @click.group()
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
-def main(debug: bool) -> None:
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
     """alertbot: action-item alerts to Slack and email."""
-    _setup_logging(debug)
+    _setup_logging(debug, service=ctx.invoked_subcommand == "run")
 
 
 @main.command()
@@ -153,7 +157,6 @@ def check() -> None:
 def ingest(files: tuple[str, ...]) -> None:
     """Store and evaluate stories from FILES (- for stdin). Exit 1 if any story is rejected."""
     config = _config()
-    _ensure_schema(config)
     batches = []
     for name in files:
         data = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
@@ -163,10 +166,11 @@ def ingest(files: tuple[str, ...]) -> None:
             click.echo(f"alertbot: {name}: {exc}", err=True)
             sys.exit(2)
 
-    async def work(service: Service) -> tuple[int, int]:
+    async def work(engine: AsyncEngine) -> tuple[int, int]:
+        pipeline = Pipeline(engine, config)  # stored and planned; `run` or `check` delivers
         stored = rejected = 0
         for name, batch in batches:
-            report = await service.pipeline.ingest(batch, f"ingest:{name}", service.clock())
+            report = await pipeline.ingest(batch, f"ingest:{name}", datetime.now(UTC))
             stored += len(report.accepted)
             rejected += len(report.rejected)
             for item in report.rejected:
@@ -174,7 +178,7 @@ def ingest(files: tuple[str, ...]) -> None:
                 click.echo(f"{name}: {who}: {item['field']}: {item['reason']}", err=True)
         return stored, rejected
 
-    stored, rejected = asyncio.run(_with_service(config, work))
+    stored, rejected = _with_db(config, work)
     click.echo(f"{stored} stored, {rejected} rejected")
     sys.exit(1 if rejected else 0)
 

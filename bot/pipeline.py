@@ -63,7 +63,7 @@ class Pipeline:
             for r in batch.rejections
         ])
         for rejection in batch.rejections:
-            log.warning("rejected %s from %s", rejection.describe(), origin)
+            log.info("rejected %s from %s", rejection.describe(), origin)
         async with self.engine.begin() as db:
             await archive.record_rejections(db, batch.rejections, origin, now)
         for start in range(0, max(len(batch.stories), 1), CHUNK):
@@ -84,7 +84,7 @@ class Pipeline:
         ]
         for s in saved:
             if s.corroboration.flag:
-                log.warning("story %s flagged: %s", s.story.id, s.corroboration.flag)
+                log.info("story %s flagged: %s", s.story.id, s.corroboration.flag)
         matched = await outbox.record_matches(db, decisions, now)
         planned = await outbox.plan_deliveries(db, targets, now) if matched else []
         stored = {s.story.id for s in saved}

@@ -1,0 +1,106 @@
+"""The command line: loud config errors, masked secrets, JSON listings, one-sentence errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import story
+from tests.process import Alertbot
+
+GOOD = '[rules]\nmin_impact = 8\n\n[[slack.routes]]\nchannel = "C0SPACEOPS"\n'
+
+
+@pytest.mark.parametrize(("text", "named"), [
+    ("[rules]\nmin_impact = 11\n", "rules.min_impact"),
+    ('[[slack.routes]]\nchannel = "#general"\n', "slack.routes.0.channel"),
+    ('[[slack.routes]]\nchannel = "C0X1"\ntimezone = "Mars/Olympus"\n', "slack.routes.0.timezone"),
+    ('[slack]\npacing = "soon"\n', "slack.pacing"),
+    ("[rules]\nmin_impact = \n", "not valid TOML"),
+    ("[rulez]\nmin_impact = 8\n", "rulez"),
+])
+def test_a_bad_setting_stops_with_a_message_naming_it_and_its_file(
+    tmp_path: Path, text: str, named: str
+) -> None:
+    bot = Alertbot.make(tmp_path, text)
+    result = bot.cli("config", "check")
+    assert result.returncode != 0
+    assert named in result.stderr and "alertbot.toml" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_bad_environment_value_is_named(tmp_path: Path) -> None:
+    bot = Alertbot.make(tmp_path, GOOD, SMTP_SECURITY="sometimes")
+    result = bot.cli("config", "check")
+    assert result.returncode != 0
+    assert "SMTP_SECURITY" in result.stderr and "environment" in result.stderr
+
+
+def test_an_unreadable_config_file_is_named(tmp_path: Path) -> None:
+    bot = Alertbot.make(tmp_path, GOOD)
+    bot.env["ALERTBOT_CONFIG"] = str(tmp_path / "missing.toml")
+    result = bot.cli("config", "check")
+    assert result.returncode != 0 and "missing.toml" in result.stderr
+
+
+def test_config_check_masks_every_secret(tmp_path: Path) -> None:
+    secrets = {"SLACK_BOT_TOKEN": "xoxb-very-secret", "SLACK_SIGNING_SECRET": "sign-secret",
+               "SMTP_PASSWORD": "smtp-secret", "ALERTBOT_SECRET_KEY": "hmac-secret",
+               "DATABASE_URL": f"sqlite:///{tmp_path}/x.db"}
+    bot = Alertbot.make(tmp_path, GOOD, **secrets)
+    bot.env["ALERTBOT_INGEST_TOKEN"] = "ingest-secret"
+    result = bot.cli("config", "check")
+    assert result.returncode == 0, result.stderr
+    for name, value in {**secrets, "ALERTBOT_INGEST_TOKEN": "ingest-secret"}.items():
+        if name != "DATABASE_URL":
+            assert value not in result.stdout + result.stderr
+    assert json.loads(result.stdout)["settings"]["slack_bot_token"] == "**********"
+
+
+def test_a_database_password_is_masked(tmp_path: Path) -> None:
+    bot = Alertbot.make(tmp_path, GOOD, DATABASE_URL="postgresql://desk:pg-secret@db.example/ab")
+    result = bot.cli("config", "check")
+    assert "pg-secret" not in result.stdout + result.stderr
+    assert "postgresql://desk:***@db.example/ab" in result.stdout
+
+
+def test_ingest_lists_and_retries_deliveries_with_json_output(tmp_path: Path) -> None:
+    bot = Alertbot.make(tmp_path, GOOD)
+    source = tmp_path / "one.json"
+    source.write_text(json.dumps(story(id="cli-story")))
+    assert bot.cli("ingest", str(source)).returncode == 0
+    assert bot.cli("ingest", "-", stdin=source.read_bytes()).stdout.strip() == (
+        "0 stored, 0 rejected")
+    rows = json.loads(bot.cli("deliveries", "list", "--json").stdout)
+    assert [(r["status"], r["kind"], r["target"]) for r in rows] == [
+        ("pending", "alert", "slack:C0SPACEOPS")]
+    assert "impact 8 ≥ 8" in rows[0]["reason"]
+    retried = bot.cli("deliveries", "retry", str(rows[0]["id"]))
+    assert retried.returncode != 0 and "not failed or dead" in retried.stderr
+    shown = bot.cli("story", "cli-story")
+    assert "verified by 2 independent sources (SpaceNews, Reuters)" in shown.stdout
+    assert "1. Fact one" in shown.stdout
+    missing = bot.cli("story", "nope")
+    assert missing.returncode != 0 and missing.stderr.startswith("alertbot: no story")
+
+
+def test_ingest_of_unusable_input_exits_2(tmp_path: Path) -> None:
+    bot = Alertbot.make(tmp_path, GOOD)
+    result = bot.cli("ingest", "-", stdin=b"not json at all")
+    assert result.returncode == 2 and "not JSON" in result.stderr
+
+
+def test_subscribers_are_added_listed_and_removed(tmp_path: Path) -> None:
+    bot = Alertbot.make(tmp_path, GOOD)
+    added = bot.cli("subscribers", "add", "Ed@Desk.Example", "--mode", "both", "--tz",
+                    "Europe/London", "--topics", "launch,ai", "--digest-hour", "06:30")
+    assert added.returncode == 0, added.stderr
+    assert json.loads(bot.cli("subscribers", "list", "--json").stdout) == [
+        {"email": "ed@desk.example", "mode": "both", "tz": "Europe/London",
+         "topics": "ai,launch", "digest_hour": "06:30"}]
+    bad = bot.cli("subscribers", "add", "x@y.example", "--tz", "Nowhere/Town")
+    assert bad.returncode != 0 and "tz" in bad.stderr and "Traceback" not in bad.stderr
+    assert bot.cli("subscribers", "remove", "ed@desk.example").returncode == 0
+    assert bot.cli("subscribers", "remove", "ed@desk.example").returncode != 0

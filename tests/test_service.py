@@ -1,0 +1,161 @@
+"""The real `alertbot` process: HTTP door, bad input through every door, check, and a crash."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import story
+from tests.fakes import FakeSlack
+from tests.process import Alertbot
+from tests.test_stories import INVALID
+
+VALID = [story(id=f"valid-{n}", title=f"Title of valid-{n}") for n in range(10)]
+# The whole-body limit of a push is 5 MB, so the 10 MB title goes through the other doors only.
+PUSHABLE = [(case, payload, field) for case, payload, field in INVALID if "10 MB" not in case]
+
+
+def toml(source: Path | None = None, routes: str = 'channel = "C0SPACEOPS"', **slack: str
+         ) -> str:
+    settings = {"pacing": '"0s"', "batch_window": '"0s"', **slack}
+    lines = ["[delivery]", 'retry_base = "50ms"', 'lease = "1s"', "", "[slack]"]
+    lines += [f"{key} = {value}" for key, value in settings.items()]
+    lines += ["", "[[slack.routes]]", routes]
+    if source is not None:
+        lines += ["", "[[sources]]", 'kind = "file"', f'path = "{source}"', 'poll_interval = "1h"']
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def alertbot(tmp_path: Path, slack: FakeSlack) -> Iterator[Alertbot]:
+    bot = Alertbot.make(tmp_path, toml(), slack.url)
+    yield bot.start()
+    bot.stop()
+
+
+def test_run_answers_health_and_readiness(alertbot: Alertbot) -> None:
+    assert httpx.get(f"{alertbot.url}/healthz").text == "ok"
+    ready = httpx.get(f"{alertbot.url}/readyz")
+    assert ready.status_code == 200 and ready.json() == {"ready": True, "problems": {}}
+
+
+def test_push_needs_the_bearer_token(alertbot: Alertbot) -> None:
+    assert alertbot.push([story()], token=None).status_code == 401
+    assert alertbot.push([story()], token="wrong").status_code == 401
+
+
+def test_push_refuses_non_json_and_oversize_bodies(alertbot: Alertbot) -> None:
+    assert alertbot.push(b"this is not json").status_code == 400
+    too_big = alertbot.push(b"[" + b" " * (5 * 1024 * 1024) + b"]")
+    assert too_big.status_code == 413
+
+
+def test_a_pushed_story_is_posted_to_slack_at_once(alertbot: Alertbot, slack: FakeSlack
+                                                   ) -> None:
+    answer = alertbot.push([story(id="now", title="Title of now")])
+    assert answer.status_code == 202 and answer.json()["accepted"] == ["now"]
+    [post] = slack.wait_for_posts(1)
+    assert post.body["channel"] == "C0SPACEOPS" and "Title of now" in post.body["text"]
+
+
+def test_bad_input_is_reported_by_field_and_the_rest_is_stored_through_every_door(
+    tmp_path: Path, slack: FakeSlack,
+) -> None:
+    # 1. Push.
+    bot = Alertbot.make(tmp_path, toml(), slack.url).start()
+    try:
+        answer = bot.push(VALID[:5] + [p for _, p, _ in PUSHABLE] + VALID[5:])
+        assert answer.status_code == 202
+        report = answer.json()
+        assert sorted(report["accepted"]) == sorted(s["id"] for s in VALID)
+        assert [r["field"] for r in report["rejected"]] == [f for _, _, f in PUSHABLE]
+        assert httpx.get(f"{bot.url}/healthz").status_code == 200  # still up
+    finally:
+        bot.stop()
+    # 2. `alertbot ingest`: exit 1, every rejection printed with its field.
+    mixed = tmp_path / "mixed.json"
+    batch = [dict(s, id=f"cli-{s['id']}") for s in VALID] + [p for _, p, _ in INVALID]
+    mixed.write_text(json.dumps(batch))
+    result = bot.cli("ingest", str(mixed))
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.strip() == f"10 stored, {len(INVALID)} rejected"
+    printed = result.stderr.strip().splitlines()
+    assert len(printed) == len(INVALID)
+    for line, (_, _, field) in zip(printed, INVALID, strict=True):
+        assert f": {field}: " in line
+    # 3. The file source, read by `alertbot check`.
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    (folder / "batch.jsonl").write_text("\n".join(
+        json.dumps(item) for item in
+        [dict(s, id=f"file-{s['id']}") for s in VALID] + [p for _, p, _ in INVALID]))
+    bot.env["ALERTBOT_CONFIG"] = str(Path(bot.env["ALERTBOT_CONFIG"]).with_name("f.toml"))
+    Path(bot.env["ALERTBOT_CONFIG"]).write_text(toml(folder))
+    checked = bot.cli("check")
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.startswith(f"10 stored, {len(INVALID)} rejected")
+    # Every rejection is recorded, with where it came from.
+    listed = json.loads(bot.cli("stories", "rejected", "--json").stdout)
+    origins = {row["origin"].split(":")[0] for row in listed}
+    assert origins == {"push", "ingest", "file"}
+    assert len(listed) == len(PUSHABLE) + 2 * len(INVALID)
+    assert {"field", "reason", "story_id", "position", "received_at"} <= set(listed[0])
+
+
+def test_check_twice_sends_each_alert_once(tmp_path: Path, slack: FakeSlack) -> None:
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    (folder / "stories.json").write_text(json.dumps(VALID[:3]))
+    bot = Alertbot.make(tmp_path, toml(folder, batch_window='"30s"'), slack.url)
+    first = bot.cli("check")
+    assert first.returncode == 0, first.stderr
+    assert "3 stored" in first.stdout and "1 sent" in first.stdout
+    second = bot.cli("check")
+    assert second.returncode == 0 and "0 stored" in second.stdout and "0 sent" in second.stdout
+    assert len(slack.posts()) == 1
+
+
+def test_a_crash_mid_burst_loses_nothing_and_resends_at_most_what_was_in_flight(
+    tmp_path: Path,
+) -> None:
+    slack = FakeSlack(delay=0.02).start()  # slow enough to kill mid-burst
+    channels = [f"C0R{n:02d}" for n in range(20)]
+    routes = "\n\n[[slack.routes]]\n".join(f'channel = "{c}"' for c in channels)
+    bot = Alertbot.make(tmp_path, toml(routes=routes), slack.url)
+    try:
+        bot.start()
+        for n in range(10):  # 10 stories × 20 routes = 200 deliveries
+            pushed = bot.push([story(id=f"burst-{n}", title=f"Title of burst-{n}")])
+            assert pushed.status_code == 202
+        slack.wait_for_posts(40, timeout=30)
+        bot.kill()
+        with sqlite3.connect(tmp_path / "alertbot.db") as db:
+            in_flight = db.execute(
+                "SELECT count(*) FROM deliveries WHERE status = 'sending'").fetchone()[0]
+            total = db.execute("SELECT count(*) FROM deliveries").fetchone()[0]
+        assert total == 200
+        posted_before_restart = len(slack.posts())
+        assert posted_before_restart < 200
+        bot.start()
+
+        def delivered() -> set[tuple[str, str]]:
+            return {(c.body["channel"], c.body["text"]) for c in slack.posts()}
+
+        while len(delivered()) < 200:
+            slack.wait_for_posts(len(slack.posts()) + 1, timeout=30)
+        duplicates = len(slack.posts()) - len(delivered())
+        print(f"crash: {posted_before_restart} posted before SIGKILL, {in_flight} in flight, "
+              f"{duplicates} duplicates after restart")
+        assert duplicates <= in_flight
+        with sqlite3.connect(tmp_path / "alertbot.db") as db:
+            statuses = dict(db.execute(
+                "SELECT status, count(*) FROM deliveries GROUP BY status").fetchall())
+        assert statuses.get("sent", 0) + statuses.get("sending", 0) == 200
+    finally:
+        bot.stop()
+        slack.stop()
