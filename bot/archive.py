@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, bindparam, select, update
 
 from bot.db.schema import REJECTIONS, STORIES, VERSIONS
 from bot.rules import Corroboration, Thresholds, corroborate, gate, is_newer
@@ -49,15 +48,15 @@ def _columns(story: Story, corroboration: Corroboration, limits: Thresholds) -> 
     }
 
 
-async def save(
-    db: AsyncConnection, stories: Sequence[Story], limits: Thresholds, now: datetime
+def save(
+    db: Connection, stories: Sequence[Story], limits: Thresholds, now: datetime
 ) -> list[Saved]:
     """Store every story that is new or newer; return what was stored."""
     candidates = _latest_per_id(stories)
     ids = [story.id for story in candidates]
     known: dict[str, tuple[int | None, datetime]] = {}
     for chunk in range(0, len(ids), 500):
-        rows = await db.execute(
+        rows = db.execute(
             select(STORIES.c.id, STORIES.c.version, STORIES.c.scored_at).where(
                 STORIES.c.id.in_(ids[chunk : chunk + 500])
             )
@@ -79,23 +78,23 @@ async def save(
         versions.append({"story_id": story.id, "received_at": now, **columns})
         saved.append(Saved(story, corroboration, replaced=stored is not None))
     if inserts:
-        await db.execute(STORIES.insert(), inserts)
+        db.execute(STORIES.insert(), inserts)
     if updates:
-        await db.execute(
+        db.execute(
             update(STORIES).where(STORIES.c.id == bindparam("b_id")),
             [{("b_id" if key == "id" else key): value for key, value in row.items()}
              for row in updates],
         )
     if versions:
-        await db.execute(VERSIONS.insert(), versions)
+        db.execute(VERSIONS.insert(), versions)
     return saved
 
 
-async def record_rejections(
-    db: AsyncConnection, rejections: Sequence[Rejection], origin: str, now: datetime
+def record_rejections(
+    db: Connection, rejections: Sequence[Rejection], origin: str, now: datetime
 ) -> None:
     if rejections:
-        await db.execute(
+        db.execute(
             REJECTIONS.insert(),
             [
                 {"received_at": now, "origin": origin, "position": r.position,
@@ -105,22 +104,22 @@ async def record_rejections(
         )
 
 
-async def load(db: AsyncConnection, story_ids: Sequence[str]) -> dict[str, Story]:
+def load(db: Connection, story_ids: Sequence[str]) -> dict[str, Story]:
     """Load the current version of each story by id."""
-    rows = await db.execute(select(STORIES.c.id, STORIES.c.payload)
+    rows = db.execute(select(STORIES.c.id, STORIES.c.payload)
                             .where(STORIES.c.id.in_(list(story_ids))))
     return {row.id: Story.model_validate(row.payload) for row in rows}
 
 
-async def history(db: AsyncConnection, story_id: str) -> list[Any]:
-    rows = await db.execute(
+def history(db: Connection, story_id: str) -> list[Any]:
+    rows = db.execute(
         select(VERSIONS).where(VERSIONS.c.story_id == story_id).order_by(VERSIONS.c.id)
     )
     return list(rows)
 
 
-async def rejections(db: AsyncConnection, limit: int = 1000) -> list[Any]:
-    rows = await db.execute(
+def rejections(db: Connection, limit: int = 1000) -> list[Any]:
+    rows = db.execute(
         select(REJECTIONS).order_by(REJECTIONS.c.id.desc()).limit(limit)
     )
     return list(rows)

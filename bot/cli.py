@@ -7,19 +7,20 @@ import contextlib
 import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import click
+from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import archive, outbox, subscribers
 from bot import db as database
+from bot.db import Database
 from bot.pipeline import Pipeline
 from bot.rules import corroborate
 from bot.service import Service
@@ -44,7 +45,7 @@ def _setup_logging(debug: bool, service: bool) -> None:
         level=logging.DEBUG if debug else logging.INFO if service else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr,
     )
-    for noisy in ("apscheduler", "aiosqlite", "slack_sdk", "alembic"):
+    for noisy in ("apscheduler", "slack_sdk", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -96,18 +97,16 @@ async def _with_service(config: Config, work: Callable[[Service], Awaitable[R]])
         await service.close()
 
 
-def _with_db(config: Config, work: Callable[[AsyncEngine], Awaitable[R]]) -> R:
-    """Run `work` on a database engine alone (listing and admin commands need no transports)."""
+@contextlib.contextmanager
+def _transaction(config: Config) -> Iterator[Connection]:
+    """One transaction for a listing or admin command (they need no event loop)."""
     _ensure_schema(config)
-
-    async def scoped() -> R:
-        engine = database.connect(_database_url(config))
-        try:
-            return await work(engine)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(scoped())
+    engine = database.create(_database_url(config))
+    try:
+        with engine.begin() as connection:
+            yield connection
+    finally:
+        engine.dispose()
 
 
 def _emit(rows: Sequence[dict[str, Any]], as_json: bool, columns: Iterable[str]) -> None:
@@ -166,8 +165,8 @@ def ingest(files: tuple[str, ...]) -> None:
             click.echo(f"alertbot: {name}: {exc}", err=True)
             sys.exit(2)
 
-    async def work(engine: AsyncEngine) -> tuple[int, int]:
-        pipeline = Pipeline(engine, config)  # stored and planned; `run` or `check` delivers
+    async def work(db: Database) -> tuple[int, int]:
+        pipeline = Pipeline(db, config)  # stored and planned; `run` or `check` delivers
         stored = rejected = 0
         for name, batch in batches:
             report = await pipeline.ingest(batch, f"ingest:{name}", datetime.now(UTC))
@@ -178,7 +177,12 @@ def ingest(files: tuple[str, ...]) -> None:
                 click.echo(f"{name}: {who}: {item['field']}: {item['reason']}", err=True)
         return stored, rejected
 
-    stored, rejected = _with_db(config, work)
+    _ensure_schema(config)
+    db = Database(_database_url(config))
+    try:
+        stored, rejected = asyncio.run(work(db))
+    finally:
+        db.close()
     click.echo(f"{stored} stored, {rejected} rejected")
     sys.exit(1 if rejected else 0)
 
@@ -188,12 +192,9 @@ def ingest(files: tuple[str, ...]) -> None:
 @command
 def story(story_id: str) -> None:
     """Show a story's key facts, scores, sources and history."""
-    async def work(engine: AsyncEngine) -> tuple[Story | None, list[Any]]:
-        async with engine.connect() as db:
-            found = (await archive.load(db, [story_id])).get(story_id)
-            return found, await archive.history(db, story_id)
-
-    found, versions = _with_db(_config(), work)
+    with _transaction(_config()) as db:
+        found = archive.load(db, [story_id]).get(story_id)
+        versions = archive.history(db, story_id)
     if found is None:
         raise Failure(f"no story with id {story_id!r}; see `alertbot stories rejected` if it "
                       "was refused")
@@ -239,11 +240,8 @@ def stories() -> None:
 @command
 def stories_rejected(as_json: bool) -> None:
     """List recorded rejections: when, source, id or position, field, reason."""
-    async def work(engine: AsyncEngine) -> list[Any]:
-        async with engine.connect() as db:
-            return await archive.rejections(db)
-
-    rows = [dict(r._mapping) for r in _with_db(_config(), work)]
+    with _transaction(_config()) as db:
+        rows = [dict(r._mapping) for r in archive.rejections(db)]
     _emit(rows, as_json, ("received_at", "origin", "story_id", "position", "field", "reason"))
 
 
@@ -261,11 +259,8 @@ def deliveries(ctx: click.Context) -> None:
 @command
 def deliveries_list(status: str | None = None, as_json: bool = False) -> None:
     """List deliveries, newest first."""
-    async def work(engine: AsyncEngine) -> list[Any]:
-        async with engine.connect() as db:
-            return await outbox.listing(db, status)
-
-    rows = [dict(r._mapping) for r in _with_db(_config(), work)]
+    with _transaction(_config()) as db:
+        rows = [dict(r._mapping) for r in outbox.listing(db, status)]
     _emit(rows, as_json, ("id", "status", "kind", "target", "attempts", "created_at", "sent_at",
                           "reason", "last_error"))
 
@@ -278,11 +273,8 @@ def deliveries_retry(delivery_id: int | None, dead: bool) -> None:
     """Queue a failed or dead delivery (or every dead one) to be sent again."""
     if (delivery_id is None) == (not dead):
         raise Failure("give a delivery ID or --dead (not both)")
-    async def work(engine: AsyncEngine) -> int:
-        async with engine.begin() as db:
-            return await outbox.retry(db, datetime.now(UTC), None if dead else delivery_id)
-
-    count = _with_db(_config(), work)
+    with _transaction(_config()) as db:
+        count = outbox.retry(db, datetime.now(UTC), None if dead else delivery_id)
     if delivery_id is not None and count == 0:
         raise Failure(f"delivery {delivery_id} is not failed or dead; see `alertbot deliveries`")
     click.echo(f"{count} deliveries queued again")
@@ -340,11 +332,8 @@ def subscribers_add(email: str, mode: str, timezone: str, topics: str,
     except ValueError as exc:
         raise Failure(str(exc)) from None
 
-    async def work(engine: AsyncEngine) -> None:
-        async with engine.begin() as conn:
-            await subscribers.add(conn, subscriber, datetime.now(UTC))
-
-    _with_db(config, work)
+    with _transaction(config) as db:
+        subscribers.add(db, subscriber, datetime.now(UTC))
     click.echo(f"subscribed {subscriber.email} ({subscriber.mode}, {subscriber.timezone})")
 
 
@@ -353,11 +342,9 @@ def subscribers_add(email: str, mode: str, timezone: str, topics: str,
 @command
 def subscribers_remove(email: str) -> None:
     """Remove an email subscriber."""
-    async def work(engine: AsyncEngine) -> bool:
-        async with engine.begin() as conn:
-            return await subscribers.remove(conn, email)
-
-    if not _with_db(_config(), work):
+    with _transaction(_config()) as db:
+        removed = subscribers.remove(db, email)
+    if not removed:
         raise Failure(f"{email} is not subscribed")
     click.echo(f"removed {email}")
 
@@ -367,10 +354,8 @@ def subscribers_remove(email: str) -> None:
 @command
 def subscribers_list(as_json: bool) -> None:
     """List email subscribers."""
-    async def work(engine: AsyncEngine) -> list[subscribers.Subscriber]:
-        async with engine.connect() as conn:
-            return await subscribers.listing(conn)
-
+    with _transaction(_config()) as db:
+        found = subscribers.listing(db)
     rows = [{"email": s.email, "mode": s.mode, "tz": s.timezone, "topics": ",".join(s.topics),
-             "digest_hour": s.digest_hour} for s in _with_db(_config(), work)]
+             "digest_hour": s.digest_hour} for s in found]
     _emit(rows, as_json, ("email", "mode", "tz", "topics", "digest_hour"))

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from bot import archive, outbox
+from bot import outbox
+from bot.db import Database
 from bot.mail import compose
 from bot.render import Item, slack_message
 from bot.settings import Config
+from bot.stories import Story
 from bot.transports import DeliveryError, Transport
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class Outcome:
 
 @dataclass
 class Dispatcher:
-    engine: AsyncEngine
+    db: Database
     config: Config
     transports: Mapping[str, Transport]
     key: bytes
@@ -69,9 +69,8 @@ class Dispatcher:
         free = self.config.desk.delivery.workers - len(self._busy)
         if free <= 0:
             return 0
-        async with self.engine.begin() as db:
-            rows = await outbox.claim(db, now, self.config.desk.delivery.lease, free,
-                                      self._blocked(now))
+        rows = await self.db.write(outbox.claim, now, self.config.desk.delivery.lease, free,
+                                   self._blocked(now))
         for row in rows:
             self._busy.add(row.target)
             task = asyncio.create_task(self._deliver(row))
@@ -94,8 +93,7 @@ class Dispatcher:
             self.wakeup.clear()
             if await self.pass_once():
                 continue
-            async with self.engine.connect() as db:
-                due = await outbox.next_due(db)  # any target, paced ones included
+            due = await self.db.read(outbox.next_due)  # any target, paced ones included
             if not self._busy and (due is None or due - self.clock() > longest_wait):
                 break
             await self._sleep(await self._next_due())
@@ -103,8 +101,7 @@ class Dispatcher:
 
     async def _next_due(self) -> datetime | None:
         # Blocked targets are left out: their wake-up time is their pacing gap, not their row.
-        async with self.engine.connect() as db:
-            return await outbox.next_due(db, self._blocked(self.clock()))
+        return await self.db.read(outbox.next_due, self._blocked(self.clock()))
 
     async def _sleep(self, due: datetime | None) -> None:
         """Wait for a wake-up, the next due row or pacing gap, or one second, whichever first."""
@@ -149,8 +146,7 @@ class Dispatcher:
             self._paced_until[row.target] = max(
                 self._paced_until.get(row.target, self.clock()), self.clock() + pacing
             )
-        async with self.engine.begin() as db:
-            await outbox.mark_sent(db, row.id, self.clock(), remote_id)
+        await self.db.write(outbox.mark_sent, row.id, self.clock(), remote_id)
         self.outcome.sent += 1
         log.info("sent delivery %s (%s %s) to %s: %s", row.id, row.transport, row.kind,
                  row.target, row.reason[:300])
@@ -160,8 +156,7 @@ class Dispatcher:
         if error.retry_after is not None:
             retry_at = now + timedelta(seconds=error.retry_after)
             self._paced_until[row.target] = retry_at  # no call to that target before then
-            async with self.engine.begin() as db:
-                await outbox.postpone(db, row.id, str(error), retry_at)
+            await self.db.write(outbox.postpone, row.id, str(error), retry_at)
             self.outcome.postponed += 1
             log.warning("delivery %s to %s postponed: %s", row.id, row.target, error)
             return
@@ -169,8 +164,7 @@ class Dispatcher:
         dead = error.permanent or row.attempts >= delivery.max_attempts
         retry_at = now + outbox.backoff(row.attempts, delivery.retry_base, delivery.retry_cap,
                                         self.rng)
-        async with self.engine.begin() as db:
-            await outbox.mark_failed(db, row.id, str(error), dead=dead, retry_at=retry_at)
+        await self.db.write(outbox.mark_failed, row.id, str(error), dead=dead, retry_at=retry_at)
         if dead:
             self.outcome.dead += 1
         else:
@@ -181,10 +175,8 @@ class Dispatcher:
     async def _render(self, row: Any) -> Any:
         items: list[Item] = []
         if row.kind != "test":
-            async with self.engine.connect() as db:
-                matched = await outbox.items_of(db, row.id)
-                stories = await archive.load(db, [m.story_id for m in matched])
-            items = [Item(stories[m.story_id], m.reason) for m in matched if m.story_id in stories]
+            matched = await self.db.read(outbox.items_of, row.id)
+            items = [Item(Story.model_validate(m.payload), m.reason) for m in matched]
             if not items:
                 raise DeliveryError("its stories are no longer stored", permanent=True)
         listed, more = items[:DIGEST_LISTED], max(0, len(items) - DIGEST_LISTED)

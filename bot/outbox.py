@@ -14,25 +14,30 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, and_, func, select, update
 
 from bot.batching import plan
-from bot.db.schema import DELIVERIES, MATCHES
+from bot.db.schema import DELIVERIES, MATCHES, STORIES
 from bot.routes import Match, Target
 
 DUE = ("pending", "failed")
 
 
-async def record_matches(db: AsyncConnection, matches: Sequence[Match], now: datetime) -> int:
-    """Store the matches that should be sent and are not yet known; return how many."""
+def record_matches(
+    db: Connection, matches: Sequence[Match], now: datetime, seen_before: Set[str]
+) -> int:
+    """Store the matches that should be sent and are not yet known; return how many.
+
+    Only stories in `seen_before` (stored earlier) can already have matches; the unique
+    (target, story) constraint backs this up.
+    """
     wanted = [m for m in matches if m.send]
     if not wanted:
         return 0
     known: set[tuple[str, str]] = set()
-    story_ids = sorted({m.story_id for m in wanted})
+    story_ids = sorted({m.story_id for m in wanted} & set(seen_before))
     for start in range(0, len(story_ids), 500):
-        rows = await db.execute(
+        rows = db.execute(
             select(MATCHES.c.target, MATCHES.c.story_id).where(
                 MATCHES.c.story_id.in_(story_ids[start : start + 500])
             )
@@ -40,7 +45,7 @@ async def record_matches(db: AsyncConnection, matches: Sequence[Match], now: dat
         known.update((row.target, row.story_id) for row in rows)
     fresh = [m for m in wanted if (m.target.key, m.story_id) not in known]
     if fresh:
-        await db.execute(
+        db.execute(
             MATCHES.insert(),
             [{"target": m.target.key, "story_id": m.story_id, "version": m.version,
               "reason": m.reason, "matched_at": now} for m in fresh],
@@ -56,11 +61,11 @@ class Planned:
     reason: str
 
 
-async def plan_deliveries(
-    db: AsyncConnection, targets: Mapping[str, Target], now: datetime, close_windows: bool = False
+def plan_deliveries(
+    db: Connection, targets: Mapping[str, Target], now: datetime, close_windows: bool = False
 ) -> list[Planned]:
     """Group pending matches into delivery rows, target by target, as the batch window allows."""
-    rows = await db.execute(
+    rows = db.execute(
         select(MATCHES.c.id, MATCHES.c.target, MATCHES.c.story_id, MATCHES.c.reason)
         .where(MATCHES.c.delivery_id.is_(None))
         .order_by(MATCHES.c.id)
@@ -73,17 +78,17 @@ async def plan_deliveries(
         target = targets.get(key)
         if target is None:  # a route removed from the config: leave its items for the record
             continue
-        last = await db.scalar(
+        last = db.scalar(
             select(func.max(DELIVERIES.c.created_at)).where(DELIVERIES.c.target == key)
         )
         decision = plan(len(items), last, target.batch_window, now, close_windows)
         if decision.send:
-            planned.append(await _enqueue(db, target, items, now, decision.reason))
+            planned.append(_enqueue(db, target, items, now, decision.reason))
     return planned
 
 
-async def _enqueue(
-    db: AsyncConnection, target: Target, items: list[Any], now: datetime, why: str
+def _enqueue(
+    db: Connection, target: Target, items: list[Any], now: datetime, why: str
 ) -> Planned:
     kind = "alert" if len(items) == 1 else "digest"
     if kind == "alert":
@@ -94,26 +99,26 @@ async def _enqueue(
         reason = f"{len(items)} action items ({why}): " + "; ".join(
             f"{item.story_id}: {item.reason}" for item in items
         )
-    result = await db.execute(
+    result = db.execute(
         DELIVERIES.insert().values(
             dedupe_key=dedupe, transport=target.transport, target=target.key, kind=kind,
             reason=reason, status="pending", attempts=0, not_before=now, created_at=now,
         )
     )
     delivery_id = result.inserted_primary_key[0]  # type: ignore[index]
-    await db.execute(
+    db.execute(
         update(MATCHES).where(MATCHES.c.id.in_([item.id for item in items]))
         .values(delivery_id=delivery_id)
     )
     return Planned(target.key, kind, len(items), reason)
 
 
-async def enqueue_one(
-    db: AsyncConnection, transport: str, target: str, kind: str, dedupe: str, reason: str,
+def enqueue_one(
+    db: Connection, transport: str, target: str, kind: str, dedupe: str, reason: str,
     now: datetime,
 ) -> int:
     """Add a single delivery row (tests and `alertbot test`); return its id."""
-    result = await db.execute(
+    result = db.execute(
         DELIVERIES.insert().values(
             dedupe_key=dedupe, transport=transport, target=target, kind=kind, reason=reason,
             status="pending", attempts=0, not_before=now, created_at=now,
@@ -122,8 +127,8 @@ async def enqueue_one(
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 
-async def claim(
-    db: AsyncConnection, now: datetime, lease: timedelta, limit: int, busy: set[str]
+def claim(
+    db: Connection, now: datetime, lease: timedelta, limit: int, busy: set[str]
 ) -> list[Any]:
     """Claim up to `limit` due rows, at most one per target and none for a busy target."""
     query = (
@@ -136,13 +141,13 @@ async def claim(
     if busy:
         query = query.where(DELIVERIES.c.target.not_in(sorted(busy)))
     chosen: dict[str, int] = {}
-    for row in await db.execute(query):
+    for row in db.execute(query):
         if row.target not in chosen and len(chosen) < limit:
             chosen[row.target] = row.id
     if not chosen:
         return []
     # The status condition makes the claim exclusive even where FOR UPDATE does not exist.
-    result = await db.execute(
+    result = db.execute(
         update(DELIVERIES)
         .where(DELIVERIES.c.id.in_(list(chosen.values())), DELIVERIES.c.status.in_(DUE))
         .values(status="sending", lease_until=now + lease, attempts=DELIVERIES.c.attempts + 1)
@@ -151,9 +156,9 @@ async def claim(
     return sorted(result, key=lambda row: row.id)
 
 
-async def mark_sent(db: AsyncConnection, delivery_id: int, now: datetime, remote_id: str | None
+def mark_sent(db: Connection, delivery_id: int, now: datetime, remote_id: str | None
                     ) -> None:
-    await db.execute(
+    db.execute(
         update(DELIVERIES).where(DELIVERIES.c.id == delivery_id)
         .values(status="sent", sent_at=now, lease_until=None, remote_id=remote_id, last_error=None)
     )
@@ -165,28 +170,28 @@ def backoff(attempts: int, base: timedelta, cap: timedelta, rng: random.Random) 
     return timedelta(seconds=delay * rng.uniform(0.5, 1.0))
 
 
-async def mark_failed(
-    db: AsyncConnection, delivery_id: int, error: str, *, dead: bool, retry_at: datetime
+def mark_failed(
+    db: Connection, delivery_id: int, error: str, *, dead: bool, retry_at: datetime
 ) -> None:
-    await db.execute(
+    db.execute(
         update(DELIVERIES).where(DELIVERIES.c.id == delivery_id)
         .values(status="dead" if dead else "failed", last_error=error[:2000],
                 not_before=retry_at, lease_until=None)
     )
 
 
-async def postpone(db: AsyncConnection, delivery_id: int, error: str, retry_at: datetime) -> None:
+def postpone(db: Connection, delivery_id: int, error: str, retry_at: datetime) -> None:
     """Put a row back as pending without counting the attempt (Slack's 429: not a failure)."""
-    await db.execute(
+    db.execute(
         update(DELIVERIES).where(DELIVERIES.c.id == delivery_id)
         .values(status="pending", last_error=error[:2000], not_before=retry_at,
                 lease_until=None, attempts=DELIVERIES.c.attempts - 1)
     )
 
 
-async def recover_leases(db: AsyncConnection, now: datetime) -> int:
+def recover_leases(db: Connection, now: datetime) -> int:
     """Return rows whose lease ran out while `sending` (their process died) to pending."""
-    result = await db.execute(
+    result = db.execute(
         update(DELIVERIES)
         .where(DELIVERIES.c.status == "sending", DELIVERIES.c.lease_until < now)
         .values(status="pending", lease_until=None, not_before=now)
@@ -194,46 +199,47 @@ async def recover_leases(db: AsyncConnection, now: datetime) -> int:
     return int(result.rowcount or 0)
 
 
-async def next_due(db: AsyncConnection, busy: Set[str] = frozenset()) -> datetime | None:
+def next_due(db: Connection, busy: Set[str] = frozenset()) -> datetime | None:
     """When the next row for a target not in `busy` becomes due."""
     query = select(func.min(DELIVERIES.c.not_before)).where(DELIVERIES.c.status.in_(DUE))
     if busy:
         query = query.where(DELIVERIES.c.target.not_in(sorted(busy)))
-    due: datetime | None = await db.scalar(query)
+    due: datetime | None = db.scalar(query)
     return due
 
 
-async def items_of(db: AsyncConnection, delivery_id: int) -> list[Any]:
-    """The matches a delivery row carries, oldest first."""
-    rows = await db.execute(
-        select(MATCHES.c.story_id, MATCHES.c.reason)
+def items_of(db: Connection, delivery_id: int) -> list[Any]:
+    """The stories a delivery row carries, with each one's reason, oldest match first."""
+    rows = db.execute(
+        select(MATCHES.c.story_id, MATCHES.c.reason, STORIES.c.payload)
+        .join(STORIES, STORIES.c.id == MATCHES.c.story_id)
         .where(MATCHES.c.delivery_id == delivery_id).order_by(MATCHES.c.id)
     )
     return list(rows)
 
 
-async def listing(db: AsyncConnection, status: str | None = None, limit: int = 200) -> list[Any]:
+def listing(db: Connection, status: str | None = None, limit: int = 200) -> list[Any]:
     query = select(DELIVERIES).order_by(DELIVERIES.c.id.desc()).limit(limit)
     if status:
         query = query.where(DELIVERIES.c.status == status)
-    return list(await db.execute(query))
+    return list(db.execute(query))
 
 
-async def retry(db: AsyncConnection, now: datetime, delivery_id: int | None = None) -> int:
+def retry(db: Connection, now: datetime, delivery_id: int | None = None) -> int:
     """Send a dead or failed row again now (`--dead`: every dead row); return how many."""
     condition = (
         DELIVERIES.c.status == "dead" if delivery_id is None
         else and_(DELIVERIES.c.id == delivery_id, DELIVERIES.c.status.in_(("dead", "failed")))
     )
-    result = await db.execute(
+    result = db.execute(
         update(DELIVERIES).where(condition)
         .values(status="pending", attempts=0, not_before=now, lease_until=None)
     )
     return int(result.rowcount or 0)
 
 
-async def depth(db: AsyncConnection) -> dict[str, int]:
-    rows = await db.execute(
+def depth(db: Connection) -> dict[str, int]:
+    rows = db.execute(
         select(DELIVERIES.c.status, func.count()).group_by(DELIVERIES.c.status)
     )
     return {status: count for status, count in rows}

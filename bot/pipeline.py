@@ -11,9 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import Connection
 
 from bot import archive, outbox, subscribers
+from bot.db import Database
 from bot.routes import Match, Target, email_target, match, slack_targets
 from bot.rules import global_thresholds
 from bot.settings import Config
@@ -43,14 +44,14 @@ class Report:
 
 @dataclass
 class Pipeline:
-    engine: AsyncEngine
+    db: Database
     config: Config
     wake: Callable[[], None] = lambda: None
 
-    async def targets(self, db: AsyncConnection) -> dict[str, Target]:
+    def targets(self, db: Connection) -> dict[str, Target]:
         """Every current target: Slack routes from the config, instant email subscribers."""
         found = {t.key: t for t in slack_targets(self.config.desk)}
-        for sub in await subscribers.listing(db):
+        for sub in subscribers.listing(db):
             if sub.instant:
                 target = email_target(sub.email, sub.topics, self.config.desk)
                 found[target.key] = target
@@ -64,20 +65,20 @@ class Pipeline:
         ])
         for rejection in batch.rejections:
             log.info("rejected %s from %s", rejection.describe(), origin)
-        async with self.engine.begin() as db:
-            await archive.record_rejections(db, batch.rejections, origin, now)
-        for start in range(0, max(len(batch.stories), 1), CHUNK):
+        if batch.rejections:
+            await self.db.write(archive.record_rejections, batch.rejections, origin, now)
+        for start in range(0, len(batch.stories), CHUNK):
             chunk = batch.stories[start : start + CHUNK]
-            async with self.engine.begin() as db:
-                report.merge(await self._evaluate(db, chunk, now))
+            report.merge(await self.db.write(self._evaluate, chunk, now))
         if report.planned:
             self.wake()
         return report
 
-    async def _evaluate(self, db: AsyncConnection, stories: list[Story], now: datetime) -> Report:
+    def _evaluate(self, db: Connection, stories: list[Story], now: datetime) -> Report:
+        """Store, match and plan one chunk, in one transaction."""
         rules = self.config.desk.rules
-        saved = await archive.save(db, stories, global_thresholds(rules), now)
-        targets = await self.targets(db)
+        saved = archive.save(db, stories, global_thresholds(rules), now)
+        targets = self.targets(db)
         decisions: list[Match] = [
             match(s.story, s.corroboration, target, now, rules.max_alert_age)
             for s in saved for target in targets.values()
@@ -85,8 +86,9 @@ class Pipeline:
         for s in saved:
             if s.corroboration.flag:
                 log.info("story %s flagged: %s", s.story.id, s.corroboration.flag)
-        matched = await outbox.record_matches(db, decisions, now)
-        planned = await outbox.plan_deliveries(db, targets, now) if matched else []
+        replaced = {s.story.id for s in saved if s.replaced}  # only these can have matches
+        matched = outbox.record_matches(db, decisions, now, replaced)
+        planned = outbox.plan_deliveries(db, targets, now) if matched else []
         stored = {s.story.id for s in saved}
         return Report(
             accepted=[s.story.id for s in saved],
@@ -96,8 +98,9 @@ class Pipeline:
 
     async def flush(self, now: datetime, close_windows: bool = False) -> int:
         """Plan held batches whose window has closed (or all of them); return rows created."""
-        async with self.engine.begin() as db:
-            planned = await outbox.plan_deliveries(db, await self.targets(db), now, close_windows)
+        planned = await self.db.write(
+            lambda db: outbox.plan_deliveries(db, self.targets(db), now, close_windows)
+        )
         if planned:
             self.wake()
         return len(planned)

@@ -15,9 +15,9 @@ from typing import Any
 import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot import db as database
 from bot import outbox
 from bot.api import create_app
+from bot.db import Database
 from bot.delivery import Clock, Dispatcher, utcnow
 from bot.pipeline import Pipeline, Report
 from bot.settings import Config, SourceConfig
@@ -62,11 +62,10 @@ class Service:
     def __init__(self, config: Config, clock: Clock = utcnow) -> None:
         self.config = config
         self.clock = clock
-        url = config.settings.database_url.get_secret_value()
-        self.engine = database.connect(url)
-        self.dispatcher = Dispatcher(self.engine, config, build_transports(config),
+        self.db = Database(config.settings.database_url.get_secret_value())
+        self.dispatcher = Dispatcher(self.db, config, build_transports(config),
                                      secret_key(config.settings), clock)
-        self.pipeline = Pipeline(self.engine, config, self.dispatcher.wake)
+        self.pipeline = Pipeline(self.db, config, self.dispatcher.wake)
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self._seen: dict[Path, tuple[float, int]] = {}
 
@@ -80,7 +79,7 @@ class Service:
     async def ready(self) -> dict[str, str]:
         problems: dict[str, str] = {}
         try:
-            await asyncio.wait_for(database.ping(self.engine), timeout=2)
+            await asyncio.wait_for(self.db.ping(), timeout=2)
         except Exception as exc:  # any failure means "not ready"; say which
             problems["database"] = f"unreachable: {type(exc).__name__}"
         if not self.scheduler.running:
@@ -114,8 +113,7 @@ class Service:
     async def tick(self) -> None:
         """Close batch windows that have run out, and return expired leases to the queue."""
         now = self.clock()
-        async with self.engine.begin() as db:
-            recovered = await outbox.recover_leases(db, now)
+        recovered = await self.db.write(outbox.recover_leases, now)
         if recovered:
             log.warning("%s deliveries returned to pending after their lease ran out", recovered)
         await self.pipeline.flush(now)
@@ -165,8 +163,7 @@ class Service:
         for source in self.config.desk.sources:
             report.merge(await self.poll(source, only_changed=False))
         now = self.clock()
-        async with self.engine.begin() as db:
-            await outbox.recover_leases(db, now)
+        await self.db.write(outbox.recover_leases, now)
         await self.pipeline.flush(now, close_windows=True)
         await self.dispatcher.drain(CHECK_LONGEST_WAIT)
         outcome = self.dispatcher.outcome
@@ -178,4 +175,4 @@ class Service:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         await self.dispatcher.stop()
-        await self.engine.dispose()
+        self.db.close()

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, delete, select
 
 from bot.db.schema import SUBSCRIBERS
 from bot.settings import Settings
@@ -56,22 +55,22 @@ def validate(email: str, mode: str, timezone: str, topics: Sequence[str], digest
     return Subscriber(address.lower(), mode, timezone, clean, digest_hour)  # type: ignore[arg-type]
 
 
-async def add(db: AsyncConnection, subscriber: Subscriber, now: datetime) -> None:
+def add(db: Connection, subscriber: Subscriber, now: datetime) -> None:
     """Add a subscriber, or update the one with the same address."""
-    await remove(db, subscriber.email)
-    await db.execute(SUBSCRIBERS.insert().values(
+    remove(db, subscriber.email)
+    db.execute(SUBSCRIBERS.insert().values(
         email=subscriber.email, mode=subscriber.mode, timezone=subscriber.timezone,
         topics=list(subscriber.topics), digest_hour=subscriber.digest_hour, created_at=now,
     ))
 
 
-async def remove(db: AsyncConnection, email: str) -> bool:
-    result = await db.execute(delete(SUBSCRIBERS).where(SUBSCRIBERS.c.email == email.lower()))
+def remove(db: Connection, email: str) -> bool:
+    result = db.execute(delete(SUBSCRIBERS).where(SUBSCRIBERS.c.email == email.lower()))
     return bool(result.rowcount)
 
 
-async def listing(db: AsyncConnection) -> list[Subscriber]:
-    rows = await db.execute(select(SUBSCRIBERS).order_by(SUBSCRIBERS.c.email))
+def listing(db: Connection) -> list[Subscriber]:
+    rows = db.execute(select(SUBSCRIBERS).order_by(SUBSCRIBERS.c.email))
     return [Subscriber(r.email, r.mode, r.timezone, tuple(r.topics), r.digest_hour) for r in rows]
 
 

@@ -52,6 +52,10 @@ class FakeSlack:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body leave in one write, without Nagle: otherwise every reply waits
+            # ~40 ms for the client's delayed ACK, a delay real Slack does not add.
+            wbufsize = 65536
+            disable_nagle_algorithm = True
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))

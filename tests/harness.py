@@ -49,12 +49,10 @@ class Desk:
 
     async def subscribe(self, address: str, topics: tuple[str, ...] = ()) -> None:
         subscriber = subscribers.validate(address, "instant", "UTC", topics, "07:00")
-        async with self.service.engine.begin() as db:
-            await subscribers.add(db, subscriber, datetime.now(UTC))
+        await self.service.db.write(subscribers.add, subscriber, datetime.now(UTC))
 
     async def deliveries(self, status: str | None = None) -> list[Any]:
-        async with self.service.engine.connect() as db:
-            return await outbox.listing(db, status)
+        return await self.service.db.read(outbox.listing, status)
 
     def emails(self, to: str | None = None) -> list[EmailMessage]:
         found = []

@@ -114,7 +114,8 @@ async def test_a_pushed_story_reaches_slack_without_waiting_for_a_poll(desk: Des
     worker = asyncio.create_task(desk.service.dispatcher.run())
     try:
         await desk.ingest(item("pushed", impact=9))
-        [post] = await asyncio.to_thread(desk.slack.wait_for_posts, 1, 5.0)
-        assert titles(post.body) == ["pushed"]
+        posts = await asyncio.to_thread(desk.slack.wait_for_posts, 2, 5.0)
+        assert sorted(p.body["channel"] for p in posts) == ["C0LAUNCHES", "C0SPACEOPS"]
+        assert all(titles(p.body) == ["pushed"] for p in posts)
     finally:
         worker.cancel()
