@@ -44,7 +44,7 @@ def _columns(story: Story, corroboration: Corroboration, limits: Thresholds) -> 
         "impact": float(story.impact),
         "corroboration": corroboration.count,
         "qualifies": gate(story.impact, corroboration.count, limits).qualifies,
-        "payload": story.model_dump(mode="json", exclude_none=True),
+        "payload": story.model_dump_json(exclude_none=True),
     }
 
 
@@ -108,7 +108,7 @@ def load(db: Connection, story_ids: Sequence[str]) -> dict[str, Story]:
     """Load the current version of each story by id."""
     rows = db.execute(select(STORIES.c.id, STORIES.c.payload)
                             .where(STORIES.c.id.in_(list(story_ids))))
-    return {row.id: Story.model_validate(row.payload) for row in rows}
+    return {row.id: Story.model_validate_json(row.payload) for row in rows}
 
 
 def history(db: Connection, story_id: str) -> list[Any]:

@@ -176,7 +176,7 @@ class Dispatcher:
         items: list[Item] = []
         if row.kind != "test":
             matched = await self.db.read(outbox.items_of, row.id)
-            items = [Item(Story.model_validate(m.payload), m.reason) for m in matched]
+            items = [Item(Story.model_validate_json(m.payload), m.reason) for m in matched]
             if not items:
                 raise DeliveryError("its stories are no longer stored", permanent=True)
         listed, more = items[:DIGEST_LISTED], max(0, len(items) - DIGEST_LISTED)

@@ -96,9 +96,10 @@ def _enqueue(
         reason = items[0].reason
     else:
         dedupe = f"digest:{target.key}:{items[0].id}-{items[-1].id}"
-        reason = f"{len(items)} action items ({why}): " + "; ".join(
-            f"{item.story_id}: {item.reason}" for item in items
-        )
+        # Each match keeps its own reason; the row names the first few and counts the rest.
+        listed = "; ".join(f"{item.story_id}: {item.reason}" for item in items[:10])
+        more = f"; and {len(items) - 10} more" if len(items) > 10 else ""
+        reason = f"{len(items)} action items ({why}): {listed}{more}"
     result = db.execute(
         DELIVERIES.insert().values(
             dedupe_key=dedupe, transport=target.transport, target=target.key, kind=kind,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
@@ -102,11 +103,17 @@ class Service:
             signature = (stat.st_mtime, stat.st_size)
             if only_changed and self._seen.get(file) == signature:
                 continue
+            started = time.perf_counter()  # parsing included
             for path, batch in files.read(file):
                 if isinstance(batch, str):
                     log.error("file source: %s", batch)
                     continue
-                report.merge(await self.pipeline.ingest(batch, f"file:{path}", self.clock()))
+                done = await self.pipeline.ingest(batch, f"file:{path}", self.clock())
+                elapsed = time.perf_counter() - started
+                log.info("read %s: %d stored, %d unchanged, %d rejected in %.2f s (%.0f/s)",
+                         path, len(done.accepted), len(done.unchanged), len(done.rejected),
+                         elapsed, len(batch.stories) / max(elapsed, 1e-9))
+                report.merge(done)
             self._seen[file] = signature
         return report
 

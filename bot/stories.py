@@ -36,6 +36,7 @@ MAX_ITEMS = 200
 # U+0000–U+001F and U+007F, except tab, LF and CR, which SPEC §3 allows (titles fold them).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _LINE_BREAKS = re.compile(r"[\r\n\t]+")
+_SPACE = re.compile(r"\s")
 
 
 class Sentiment(StrEnum):
@@ -83,12 +84,13 @@ def _printable_id(value: str) -> str:
 
 
 def _http_url(value: str) -> str:
-    parts = urlsplit(value.strip())
+    value = value.strip()
+    parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http(s) URL")
-    if any(ch.isspace() for ch in value.strip()):
+    if _SPACE.search(value):
         raise ValueError("must not contain spaces")
-    return value.strip()
+    return value
 
 
 def _timestamp(value: Any) -> datetime:

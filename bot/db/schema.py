@@ -57,7 +57,7 @@ class StoryRow(Base):
     flag: Mapped[str | None] = mapped_column(Text)
     title: Mapped[str] = mapped_column(Text)
     url: Mapped[str] = mapped_column(Text)
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    payload: Mapped[str] = mapped_column(Text)  # the validated story as JSON text
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -73,7 +73,7 @@ class StoryVersionRow(Base):
     impact: Mapped[float] = mapped_column(Float)
     corroboration: Mapped[int] = mapped_column(Integer)
     qualifies: Mapped[bool] = mapped_column(Boolean)
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    payload: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

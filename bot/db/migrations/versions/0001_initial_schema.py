@@ -65,7 +65,7 @@ def upgrade() -> None:
     sa.Column('flag', sa.Text(), nullable=True),
     sa.Column('title', sa.Text(), nullable=False),
     sa.Column('url', sa.Text(), nullable=False),
-    sa.Column('payload', sa.JSON(), nullable=False),
+    sa.Column('payload', sa.Text(), nullable=False),
     sa.Column('updated_at', bot.db.schema.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
@@ -81,7 +81,7 @@ def upgrade() -> None:
     sa.Column('impact', sa.Float(), nullable=False),
     sa.Column('corroboration', sa.Integer(), nullable=False),
     sa.Column('qualifies', sa.Boolean(), nullable=False),
-    sa.Column('payload', sa.JSON(), nullable=False),
+    sa.Column('payload', sa.Text(), nullable=False),
     sa.Column('received_at', bot.db.schema.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )

@@ -1,0 +1,124 @@
+"""10,000 stories from a file: parsed, stored and evaluated (issue 2's throughput benchmark).
+
+Two measurements:
+1. in process: `parse_batch` + `Pipeline.ingest` on a fresh SQLite database, 3 runs, median;
+2. through `alertbot run`: a file source holding the 10,000 stories, timed from the service's
+   first poll until every story is stored, with the service's peak RSS.
+Half the stories are action items; there are two Slack routes and one instant subscriber.
+Usage: python bench/ingest.py [N]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.machine import describe, peak_rss_mb
+from bot import db as database
+from bot import subscribers
+from bot.db import Database
+from bot.pipeline import Pipeline
+from bot.stories import parse_batch
+from tests.conftest import make_config
+from tests.fakes import FakeSlack
+from tests.process import Alertbot
+
+TOPICS = ["launch", "satellites", "procurement", "cyber", "missile-defense", "budget"]
+ROUTES = [{"channel": "C0SPACEOPS"}, {"channel": "C0LAUNCHES", "topics": ["launch"]}]
+
+
+def stories(count: int) -> str:
+    rng = random.Random(2026)
+    now = datetime.now(UTC)
+    lines = []
+    for n in range(count):
+        outlets = rng.sample(["SpaceNews", "Reuters", "FT.com", "AP", "Breaking Defense"],
+                             rng.choice([1, 2, 3]))
+        lines.append(json.dumps({
+            "id": f"story-{n}", "url": f"https://desk.example/s/{n}",
+            "title": f"Story {n}: satellite operator reports anomaly on orbit",
+            "scored_at": (now - timedelta(minutes=rng.randint(1, 600))).isoformat(),
+            "version": 1, "impact": rng.choice([6, 7, 7.9, 8, 8.5, 9, 10]),
+            "sentiment": rng.choice(["negative", "neutral", "very_negative"]),
+            "topics": rng.sample(TOPICS, 2),
+            "sources": [{"outlet": o, "title": f"Report by {o}",
+                         "url": f"https://{o.replace(' ', '')}.example/{n}"} for o in outlets],
+            "key_takeaways": ["Operator confirms anomaly", "Insurance claim likely"],
+            "key_facts": ["Launched in 2024", "Serves three government customers"],
+            "analysis": "Second anomaly in the series this year.",
+        }))
+    return "\n".join(lines) + "\n"
+
+
+async def in_process(data: bytes, tmp: Path) -> float:
+    url = f"sqlite:///{tmp / f'bench-{time.monotonic_ns()}.db'}"
+    database.upgrade(url)
+    config = make_config(tmp, url, {"slack": {"routes": ROUTES}})
+    db = Database(url)
+    await db.write(subscribers.add, subscribers.validate(
+        "desk@desk.example", "instant", "UTC", (), "07:00"), datetime.now(UTC))
+    pipeline = Pipeline(db, config)
+    started = time.perf_counter()
+    report = await pipeline.ingest(parse_batch(data), "bench", datetime.now(UTC))
+    elapsed = time.perf_counter() - started
+    assert len(report.accepted) == data.count(b"\n"), report.rejected[:3]
+    db.close()
+    return elapsed
+
+
+def through_service(folder: Path, tmp: Path, count: int) -> tuple[float, float, str]:
+    slack = FakeSlack().start()
+    toml = (f'[[sources]]\nkind = "file"\npath = "{folder}"\npoll_interval = "1h"\n\n'
+            '[slack]\npacing = "0s"\n'
+            + "".join(f'\n[[slack.routes]]\nchannel = "{r["channel"]}"\n' for r in ROUTES))
+    bot = Alertbot.make(tmp, toml, slack.url)
+    bot.cli("db", "upgrade")
+    started = time.monotonic()
+    bot.start()
+    stored = 0
+    with sqlite3.connect(tmp / "alertbot.db") as db:
+        while stored < count:
+            time.sleep(0.02)
+            stored = db.execute("SELECT count(*) FROM stories").fetchone()[0]
+    elapsed = time.monotonic() - started
+    assert bot.process is not None
+    rss = peak_rss_mb(bot.process.pid)
+    bot.stop()
+    slack.stop()
+    [logged] = [line.split(": ", 1)[1] for line in bot.log().splitlines() if " read " in line]
+    return elapsed, rss, logged
+
+
+def main(count: int = 10_000) -> None:
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        folder = tmp / "incoming"
+        folder.mkdir()
+        data = stories(count).encode()
+        (folder / "stories.jsonl").write_bytes(data)
+        runs = [asyncio.run(in_process(data, tmp)) for _ in range(3)]
+        (tmp / "service").mkdir()
+        service_time, rss, logged = through_service(folder, tmp / "service", count)
+    median = statistics.median(runs)
+    print(describe())
+    print(f"{count} stories ({len(data) / 1e6:.1f} MB) parsed, stored and evaluated:")
+    print(f"  in process: median {median:.2f} s of 3 runs = {count / median:,.0f} stories/s "
+          f"(runs: {', '.join(f'{r:.2f}' for r in runs)} s)")
+    print(f"  alertbot run, its own log: {logged}")
+    print(f"  alertbot run, from process start to all stored: {service_time:.2f} s = "
+          f"{count / service_time:,.0f} stories/s (includes interpreter start-up)")
+    print(f"  peak RSS of alertbot run: {rss:.0f} MB")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 10_000)
