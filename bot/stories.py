@@ -272,6 +272,8 @@ def parse_story(position: int, item: Any, size: int) -> Story | Rejection:
         return Story.model_validate(item)
     except ValidationError as exc:
         field, reason = _field_of(exc)
+        if field == "impact":  # pydantic speaks of int/float unions; say what the desk means
+            reason = f"must be a number from 1 to 10, not {json.dumps(item.get('impact'))[:40]}"
         return Rejection(position, story_id, field, reason)
 
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import email
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from email import policy
 from pathlib import Path
 from typing import Any
 
@@ -119,3 +122,31 @@ async def test_a_pushed_story_reaches_slack_without_waiting_for_a_poll(desk: Des
         assert all(titles(p.body) == ["pushed"] for p in posts)
     finally:
         worker.cancel()
+
+
+HOSTILE = "<!channel> <https://evil.example|click> <script>alert(1)</script> &amp;"
+
+
+async def test_hostile_text_arrives_literal_in_slack_and_escaped_in_email(desk: Desk) -> None:
+    await desk.subscribe("reader@desk.example")
+    report = await desk.ingest(story(
+        id="hostile", title=f"{HOSTILE}\r\nBcc: victim@evil.example", key_takeaways=[HOSTILE],
+        key_facts=[HOSTILE, "line\r\nBcc: victim@evil.example"],
+    ))
+    assert report.accepted == ["hostile"]
+    await desk.service.check()
+    for post in desk.slack.posts():
+        wire = json.dumps(post.body)  # exactly what Slack received
+        for forbidden in ("<!channel>", "<https://evil", "<script"):
+            assert forbidden not in wire
+        assert "&lt;!channel&gt;" in post.body["text"]
+    [(_, recipients, raw)] = desk.smtp.messages
+    assert recipients == ["reader@desk.example"]  # no Bcc smuggled in
+    message = email.message_from_bytes(raw, policy=policy.default)
+    assert message["Bcc"] is None
+    assert str(message["Subject"]).startswith("[Action item] <!channel>")
+    html = message.get_body(("html",))
+    assert html is not None
+    content = html.get_content()
+    assert "<script>" not in content and "&lt;script&gt;" in content
+    assert "&amp;amp;" in content

@@ -62,6 +62,13 @@ def test_it_rejects_each_kind_of_bad_story_naming_the_field(case: str, payload: 
         assert payload["id"][:20] in outcome.describe()
 
 
+@pytest.mark.parametrize("impact", [0, 11, "8", True, None])
+def test_a_bad_impact_says_what_is_wanted(impact: object) -> None:
+    rejection = parse_story(1, story(impact=impact), 100)
+    assert isinstance(rejection, Rejection)
+    assert rejection.reason.startswith("must be a number from 1 to 10, not ")
+
+
 def test_a_bad_story_does_not_stop_the_rest_of_its_batch() -> None:
     good = [story(id=f"good-{n}") for n in range(10)]
     bad = [payload for _, payload, _ in INVALID]
