@@ -89,6 +89,16 @@ def command(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def _run_loop(main: Awaitable[R]) -> R:
+    """Run the service's one event loop: uvloop where it exists (it halves loop overhead)."""
+    try:
+        import uvloop
+    except ImportError:  # not on Windows; the standard loop works the same, a little slower
+        return asyncio.run(main)  # type: ignore[arg-type]
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)  # type: ignore[arg-type]
+
+
 async def _with_service(config: Config, work: Callable[[Service], Awaitable[R]]) -> R:
     service = Service(config)
     try:
@@ -137,7 +147,7 @@ def run() -> None:
     _ensure_schema(config)
     service = Service(config)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(service.run())
+        _run_loop(service.run())
 
 
 @main.command()
@@ -146,7 +156,7 @@ def check() -> None:
     """One pass: poll sources, evaluate, deliver everything due, then exit."""
     config = _config()
     _ensure_schema(config)
-    summary = asyncio.run(_with_service(config, lambda s: s.check()))
+    summary = _run_loop(_with_service(config, lambda s: s.check()))
     click.echo(", ".join(f"{value} {key}" for key, value in summary.items()))
 
 
@@ -180,7 +190,7 @@ def ingest(files: tuple[str, ...]) -> None:
     _ensure_schema(config)
     db = Database(_database_url(config))
     try:
-        stored, rejected = asyncio.run(work(db))
+        stored, rejected = _run_loop(work(db))
     finally:
         db.close()
     click.echo(f"{stored} stored, {rejected} rejected")

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Connection
+
 from bot import outbox
 from bot.db import Database
 from bot.mail import compose
@@ -69,14 +71,19 @@ class Dispatcher:
         free = self.config.desk.delivery.workers - len(self._busy)
         if free <= 0:
             return 0
-        rows = await self.db.write(outbox.claim, now, self.config.desk.delivery.lease, free,
-                                   self._blocked(now))
-        for row in rows:
+        claimed = await self.db.write(self._claim, now, free, self._blocked(now))
+        for row, items in claimed:
             self._busy.add(row.target)
-            task = asyncio.create_task(self._deliver(row))
+            task = asyncio.create_task(self._deliver(row, items))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        return len(rows)
+        return len(claimed)
+
+    def _claim(self, db: Connection, now: datetime, limit: int, blocked: set[str]
+               ) -> list[tuple[Any, list[Any]]]:
+        """Claim due rows and load what they carry, in one transaction (one database hop)."""
+        rows = outbox.claim(db, now, self.config.desk.delivery.lease, limit, blocked)
+        return [(row, outbox.items_of(db, row.id) if row.kind != "test" else []) for row in rows]
 
     async def run(self) -> None:
         """Deliver forever: wake on new rows, when a retry or pacing gap is due, or each second."""
@@ -124,19 +131,19 @@ class Dispatcher:
         for transport in self.transports.values():
             await transport.close()
 
-    async def _deliver(self, row: Any) -> None:
+    async def _deliver(self, row: Any, items: list[Any]) -> None:
         try:
-            await self._attempt(row)
+            await self._attempt(row, items)
         except Exception:  # a bug must not kill the worker; the row's lease brings it back
             log.exception("delivery %s crashed", row.id)
         finally:
             self._busy.discard(row.target)
             self.wake()
 
-    async def _attempt(self, row: Any) -> None:
+    async def _attempt(self, row: Any, items: list[Any]) -> None:
         transport = self.transports[row.transport]
         try:
-            message = await self._render(row)
+            message = self._render(row, items)
             remote_id = await transport.send(message)
         except DeliveryError as error:
             await self._settle_failure(row, error)
@@ -172,13 +179,10 @@ class Dispatcher:
         log.warning("delivery %s to %s %s (attempt %s): %s", row.id, row.target,
                     "dead" if dead else "failed, will retry", row.attempts, error)
 
-    async def _render(self, row: Any) -> Any:
-        items: list[Item] = []
-        if row.kind != "test":
-            matched = await self.db.read(outbox.items_of, row.id)
-            items = [Item(Story.model_validate_json(m.payload), m.reason) for m in matched]
-            if not items:
-                raise DeliveryError("its stories are no longer stored", permanent=True)
+    def _render(self, row: Any, matched: list[Any]) -> Any:
+        items = [Item(Story.model_validate_json(m.payload), m.reason) for m in matched]
+        if row.kind != "test" and not items:
+            raise DeliveryError("its stories are no longer stored", permanent=True)
         listed, more = items[:DIGEST_LISTED], max(0, len(items) - DIGEST_LISTED)
         address = row.target.partition(":")[2]
         if row.transport == "slack":
