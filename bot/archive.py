@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select, update
 
 from bot.db.schema import REJECTIONS, STORIES, VERSIONS
-from bot.rules import Corroboration, Thresholds, corroborate, gate, is_newer
+from bot.rules import Corroboration, Thresholds, corroborate, is_newer
 from bot.stories import Rejection, Story
 
 
@@ -43,7 +43,8 @@ def _columns(story: Story, corroboration: Corroboration, limits: Thresholds) -> 
         "scored_at": story.scored_at,
         "impact": float(story.impact),
         "corroboration": corroboration.count,
-        "qualifies": gate(story.impact, corroboration.count, limits).qualifies,
+        "qualifies": story.impact >= limits.min_impact
+        and corroboration.count >= limits.min_sources,
         "payload": story.model_dump_json(exclude_none=True),
     }
 
