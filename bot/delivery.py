@@ -62,8 +62,9 @@ class Dispatcher:
         self.wakeup.set()
 
     def _blocked(self, now: datetime) -> set[str]:
-        paced = {target for target, until in self._paced_until.items() if until > now}
-        return self._busy | paced
+        # Forget gaps that have passed, so the map stays as small as the targets paced now.
+        self._paced_until = {t: until for t, until in self._paced_until.items() if until > now}
+        return self._busy | set(self._paced_until)
 
     async def pass_once(self) -> int:
         """Claim what is due now and start sending it; return how many rows were claimed."""
@@ -86,13 +87,21 @@ class Dispatcher:
         return [(row, outbox.items_of(db, row.id) if row.kind != "test" else []) for row in rows]
 
     async def run(self) -> None:
-        """Deliver forever: wake on new rows, when a retry or pacing gap is due, or each second."""
+        """Deliver forever: wake on new rows, when a retry or pacing gap is due, or each second.
+
+        A failing database does not end the loop: it logs, waits a second and tries again, so
+        delivery resumes by itself when the database is back.
+        """
         while True:
             self.wakeup.clear()
-            if await self.pass_once() == 0:
-                if not self._busy:
-                    await self._idle()
-                await self._sleep(await self._next_due())
+            try:
+                if await self.pass_once() == 0:
+                    if not self._busy:
+                        await self._idle()
+                    await self._sleep(await self._next_due())
+            except Exception:
+                log.exception("delivery loop failed; retrying in 1 s")
+                await asyncio.sleep(1)
 
     async def drain(self, longest_wait: timedelta) -> None:
         """Send everything due, waiting out pacing and retries up to `longest_wait` (check)."""
@@ -134,8 +143,8 @@ class Dispatcher:
     async def _deliver(self, row: Any, items: list[Any]) -> None:
         try:
             await self._attempt(row, items)
-        except Exception:  # a bug must not kill the worker; the row's lease brings it back
-            log.exception("delivery %s crashed", row.id)
+        except Exception:  # e.g. the database went away mid-settle: the lease brings it back
+            log.exception("delivery %s could not be recorded", row.id)
         finally:
             self._busy.discard(row.target)
             self.wake()
@@ -147,6 +156,10 @@ class Dispatcher:
             remote_id = await transport.send(message)
         except DeliveryError as error:
             await self._settle_failure(row, error)
+            return
+        except Exception as exc:  # a bug, not the peer: count it, so the row ends dead
+            log.exception("delivery %s failed inside alertbot", row.id)
+            await self._settle_failure(row, DeliveryError(f"internal error: {exc!r}"[:500]))
             return
         finally:
             pacing = self.config.desk.slack.pacing if row.transport == "slack" else timedelta(0)

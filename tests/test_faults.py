@@ -115,3 +115,20 @@ async def test_one_smtp_connection_carries_a_batch(make_desk: Factory) -> None:
     await desk.service.dispatcher.drain(timedelta(seconds=30))
     assert len(desk.smtp.messages) == 5
     assert desk.smtp.connections == 1
+
+
+async def test_a_rendering_bug_counts_as_a_failed_attempt_and_ends_dead(
+    make_desk: Factory, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    desk = make_desk(delivery={"max_attempts": 2, "retry_base": "10ms"})
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise KeyError("a template bug")
+
+    monkeypatch.setattr("bot.delivery.slack_message", broken)
+    await desk.ingest(story(id="bug"))
+    await desk.service.dispatcher.drain(timedelta(seconds=5))
+    [row] = await desk.deliveries()
+    assert (row.status, row.attempts) == ("dead", 2)
+    assert "internal error: KeyError" in row.last_error
+    assert desk.slack.posts() == []

@@ -17,6 +17,11 @@ def files_of(path: Path) -> list[Path]:
     return [path]
 
 
+def read_all(path: Path) -> list[tuple[Path, Batch | str]]:
+    """`read`, all at once (for a worker thread)."""
+    return list(read(path))
+
+
 def read(path: Path) -> Iterator[tuple[Path, Batch | str]]:
     """Yield each file with its parsed batch, or a sentence saying why it could not be used."""
     for file in files_of(path):
