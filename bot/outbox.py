@@ -237,10 +237,3 @@ def retry(db: Connection, now: datetime, delivery_id: int | None = None) -> int:
         .values(status="pending", attempts=0, not_before=now, lease_until=None)
     )
     return int(result.rowcount or 0)
-
-
-def depth(db: Connection) -> dict[str, int]:
-    rows = db.execute(
-        select(DELIVERIES.c.status, func.count()).group_by(DELIVERIES.c.status)
-    )
-    return {status: count for status, count in rows}
