@@ -119,6 +119,16 @@ def _transaction(config: Config) -> Iterator[Connection]:
         engine.dispose()
 
 
+@contextlib.contextmanager
+def _progress(total: int, label: str) -> Iterator[Callable[[int], object]]:
+    """A progress bar on a terminal for long work; silent when stderr is a file or pipe."""
+    if total < 1000 or not sys.stderr.isatty():
+        yield lambda done: None
+        return
+    with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
+        yield bar.update
+
+
 def _emit(rows: Sequence[dict[str, Any]], as_json: bool, columns: Iterable[str]) -> None:
     if as_json:
         click.echo(json.dumps(list(rows), default=str, indent=2))
@@ -179,7 +189,9 @@ def ingest(files: tuple[str, ...]) -> None:
         pipeline = Pipeline(db, config)  # stored and planned; `run` or `check` delivers
         stored = rejected = 0
         for name, batch in batches:
-            report = await pipeline.ingest(batch, f"ingest:{name}", datetime.now(UTC))
+            with _progress(len(batch.stories), f"ingesting {name}") as advance:
+                report = await pipeline.ingest(batch, f"ingest:{name}", datetime.now(UTC),
+                                               advance)
             stored += len(report.accepted)
             rejected += len(report.rejected)
             for item in report.rejected:

@@ -57,8 +57,12 @@ class Pipeline:
                 found[target.key] = target
         return found
 
-    async def ingest(self, batch: Batch, origin: str, now: datetime) -> Report:
-        """Store, evaluate and plan one batch; record rejections. Commits, then wakes workers."""
+    async def ingest(self, batch: Batch, origin: str, now: datetime,
+                     progress: Callable[[int], object] = lambda done: None) -> Report:
+        """Store, evaluate and plan one batch; record rejections. Commits, then wakes workers.
+
+        `progress` hears how many stories each committed chunk held.
+        """
         report = Report(rejected=[
             {"position": r.position, "id": r.story_id, "field": r.field, "reason": r.reason}
             for r in batch.rejections
@@ -70,6 +74,7 @@ class Pipeline:
         for start in range(0, len(batch.stories), CHUNK):
             chunk = batch.stories[start : start + CHUNK]
             report.merge(await self.db.write(self._evaluate, chunk, now))
+            progress(len(chunk))
         if report.planned:
             self.wake()
         return report

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -104,3 +107,37 @@ def test_subscribers_are_added_listed_and_removed(tmp_path: Path) -> None:
     assert bad.returncode != 0 and "tz" in bad.stderr and "Traceback" not in bad.stderr
     assert bot.cli("subscribers", "remove", "ed@desk.example").returncode == 0
     assert bot.cli("subscribers", "remove", "ed@desk.example").returncode != 0
+
+
+def test_a_story_whose_counts_disagree_is_flagged_in_alertbot_story(tmp_path: Path) -> None:
+    bot = Alertbot.make(tmp_path, GOOD)
+    source = tmp_path / "flag.json"
+    source.write_text(json.dumps(story(id="flagged", verified_by=4)))
+    assert bot.cli("ingest", str(source)).returncode == 0
+    shown = bot.cli("story", "flagged").stdout
+    assert "FLAG: verified_by 4 disagrees with 2 distinct outlets in sources" in shown
+    assert "verified by 2 independent sources" in shown  # the smaller count wins
+
+
+def test_the_embedded_defaults_alert_on_the_bundled_samples(tmp_path: Path) -> None:
+    """What `make run` does, as one `check` pass: shipped config, samples, no credentials."""
+    repo = Path(__file__).resolve().parent.parent
+    shutil.copytree(repo / "config", tmp_path / "config")
+    bot = Alertbot.make(tmp_path, GOOD)
+    for name in ("ALERTBOT_CONFIG", "ALERTBOT_OUTBOX_DIR", "DATABASE_URL"):
+        del bot.env[name]  # the defaults: config/alertbot.toml, var/outbox, var/alertbot.db
+    subprocess.run([sys.executable, str(repo / "samples" / "freshen.py"), str(repo / "samples"),
+                    str(tmp_path / "var" / "samples")], check=True)
+    assert bot.cli("subscribers", "add", "editor@desk.example", "--mode", "instant"
+                   ).returncode == 0
+    checked = bot.cli("check")
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.startswith("34 stored, 0 rejected, 5 sent")
+    assert "no SLACK_BOT_TOKEN" in checked.stderr and "no SMTP_HOST" in checked.stderr
+    slack = sorted(p.name for p in (tmp_path / "var" / "outbox" / "slack").iterdir())
+    assert slack == ["000001-C0SPACEOPS.json", "000002-C0LAUNCHES.json",
+                     "000003-C0SPACEOPS.json"]
+    digest = json.loads((tmp_path / "var/outbox/slack/000001-C0SPACEOPS.json").read_text())
+    assert digest["blocks"][0]["text"]["text"] == "18 new action items"
+    emails = sorted((tmp_path / "var" / "outbox" / "email").glob("*.eml"))
+    assert len(emails) == 2
