@@ -147,6 +147,8 @@ class SmtpRecorder:
         self.refuse: dict[str, str] = {}  # address -> SMTP reply, for every attempt
         self.transient: dict[str, int] = {}  # address -> how many 451 replies before accepting
         self.connections = 0
+        self.encrypted: list[bool] = []  # per message: did it arrive over TLS?
+        self.logins: list[tuple[bytes, bytes]] = []
 
     async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope,
                           hostname: str, responses: list[str]) -> list[str]:
@@ -167,7 +169,24 @@ class SmtpRecorder:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         self.messages.append((str(envelope.mail_from), list(envelope.rcpt_tos),
                               bytes(envelope.content or b"")))
+        # session.ssl is set by STARTTLS only; implicit TLS shows on the transport.
+        self.encrypted.append(server.transport.get_extra_info("ssl_object") is not None)
         return "250 Message accepted for delivery"
+
+
+def authenticator(recorder: SmtpRecorder, password: bytes) -> Any:
+    """An aiosmtpd authenticator that accepts one password and remembers every login."""
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    def check(server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+              ) -> AuthResult:
+        if not isinstance(data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        recorder.logins.append((data.login, data.password))
+        # handled=False: aiosmtpd answers (235 or 535) itself.
+        return AuthResult(success=data.password == password, handled=False)
+
+    return check
 
 
 def free_port() -> int:
