@@ -61,8 +61,10 @@ class FakeSlack:
                 length = int(self.headers.get("content-length", 0))
                 raw = self.rfile.read(length).decode()
                 body = json.loads(raw) if raw.startswith("{") else dict(parse_qsl(raw))
-                status, payload, headers = fake._answer(self.path.strip("/"), body,
-                                                        dict(self.headers))
+                # Some methods carry their arguments in the query string, as slack_sdk sends them.
+                path, _, query = self.path.strip("/").partition("?")
+                body.update(parse_qsl(query))
+                status, payload, headers = fake._answer(path, body, dict(self.headers))
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json; charset=utf-8")

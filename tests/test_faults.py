@@ -63,7 +63,8 @@ async def test_a_permanent_slack_error_makes_the_row_dead_with_the_reason(
     await desk.ingest(story(id="gone"))
     await desk.service.dispatcher.drain(timedelta(seconds=30))
     [row] = await desk.deliveries()
-    assert (row.status, row.last_error) == ("dead", "Slack error: channel_not_found")
+    assert row.status == "dead"
+    assert row.last_error == "Slack error: channel_not_found (check the channel ID in the route)"
     assert len(desk.slack.posts()) == 1
 
 
@@ -132,3 +133,30 @@ async def test_a_rendering_bug_counts_as_a_failed_attempt_and_ends_dead(
     assert (row.status, row.attempts) == ("dead", 2)
     assert "internal error: KeyError" in row.last_error
     assert desk.slack.posts() == []
+
+
+async def test_the_bot_joins_a_public_channel_it_is_not_in_and_posts(make_desk: Factory
+                                                                     ) -> None:
+    desk = make_desk()
+    desk.slack.fail_next("chat.postMessage", error="not_in_channel")
+    await desk.ingest(story(id="join", title="Title of join"))
+    await desk.service.dispatcher.drain(timedelta(seconds=5))
+    assert [c.method for c in desk.slack.calls] == [
+        "chat.postMessage", "conversations.join", "chat.postMessage"]
+    assert desk.slack.calls[1].body["channel"] == "C0SPACEOPS"
+    [row] = await desk.deliveries()
+    assert row.status == "sent" and row.attempts == 1
+
+
+async def test_a_private_channel_the_bot_is_not_in_is_dead_with_what_to_do(
+    make_desk: Factory,
+) -> None:
+    desk = make_desk()
+    desk.slack.fail_next("chat.postMessage", error="not_in_channel")
+    desk.slack.fail_next("conversations.join", error="method_not_supported_for_channel_type")
+    await desk.ingest(story(id="private"))
+    await desk.service.dispatcher.drain(timedelta(seconds=5))
+    [row] = await desk.deliveries()
+    assert row.status == "dead"
+    assert row.last_error == ("Slack error: method_not_supported_for_channel_type "
+                              "(a private channel: invite the bot to it)")

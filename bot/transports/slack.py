@@ -17,7 +17,16 @@ PERMANENT = frozenset({
     "no_permission", "missing_scope", "channel_not_found", "not_in_channel", "is_archived",
     "invalid_blocks", "invalid_blocks_format", "msg_too_long", "msg_blocks_too_long",
     "no_text", "restricted_action", "invalid_arguments", "too_many_attachments",
+    "method_not_supported_for_channel_type",
 })
+
+
+HINTS = {
+    "method_not_supported_for_channel_type": " (a private channel: invite the bot to it)",
+    "channel_not_found": " (check the channel ID in the route)",
+    "invalid_auth": " (check SLACK_BOT_TOKEN)",
+    "missing_scope": " (add the scope to the Slack app and reinstall it)",
+}
 
 
 class SlackTransport:
@@ -40,7 +49,16 @@ class SlackTransport:
 
     async def send(self, message: dict[str, Any]) -> str | None:
         try:
-            response = await self._web().chat_postMessage(**message)
+            try:
+                response = await self._web().chat_postMessage(**message)
+            except SlackApiError as exc:
+                if exc.response.get("error") != "not_in_channel":
+                    raise
+                # A public channel the bot has not joined: join it once, then post again.
+                # Private channels answer method_not_supported_for_channel_type: a person
+                # must invite the bot (https://docs.slack.dev/reference/methods/conversations.join).
+                await self._web().conversations_join(channel=message["channel"])
+                response = await self._web().chat_postMessage(**message)
         except SlackApiError as exc:
             raise _classify(exc) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -65,5 +83,6 @@ def _classify(exc: SlackApiError) -> DeliveryError:
                              retry_after=retry_after)
     if status >= 500:
         return DeliveryError(f"Slack server error: HTTP {status}")
-    return DeliveryError(f"Slack error: {error or f'HTTP {status}'}",
+    hint = HINTS.get(str(error), "")
+    return DeliveryError(f"Slack error: {error or f'HTTP {status}'}{hint}",
                          permanent=error in PERMANENT or (400 <= status < 500 and status != 429))
