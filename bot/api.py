@@ -7,6 +7,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncApp
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -44,8 +46,13 @@ def _authorised(request: Request, token: str | None) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), token.encode())
 
 
-def create_app(ingest: Ingest, ready: Ready, ingest_token: str | None) -> Starlette:
-    """Build the ASGI app; `ingest` stores and evaluates a parsed body, `ready` checks health."""
+def create_app(ingest: Ingest, ready: Ready, ingest_token: str | None,
+               slack: AsyncApp | None = None) -> Starlette:
+    """Build the ASGI app; `ingest` stores and evaluates a parsed body, `ready` checks health.
+
+    `slack` (Bolt) answers POST /slack/events; its adapter reads the raw body itself, since the
+    request signature covers exactly those bytes.
+    """
 
     async def push(request: Request) -> Response:
         if not _authorised(request, ingest_token):
@@ -70,8 +77,16 @@ def create_app(ingest: Ingest, ready: Ready, ingest_token: str | None) -> Starle
         return JSONResponse({"ready": not problems, "problems": problems},
                             status_code=503 if problems else 200)
 
-    return Starlette(routes=[
+    routes = [
         Route("/api/stories", push, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-    ])
+    ]
+    if slack is not None:
+        handler = AsyncSlackRequestHandler(slack)
+
+        async def slack_events(request: Request) -> Response:
+            return await handler.handle(request)
+
+        routes.append(Route("/slack/events", slack_events, methods=["POST"]))
+    return Starlette(routes=routes)

@@ -6,14 +6,15 @@ is kept in its history; an equal or older one is ignored, so re-ingesting a file
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, case, func, literal, select, update
 
-from bot.db.schema import REJECTIONS, STORIES, VERSIONS
+from bot.db.schema import DELIVERIES, MATCHES, REJECTIONS, STORIES, VERSIONS
 from bot.rules import Corroboration, Thresholds, corroborate, is_newer
 from bot.stories import Rejection, Story
 
@@ -122,5 +123,39 @@ def history(db: Connection, story_id: str) -> list[Any]:
 def rejections(db: Connection, limit: int = 1000) -> list[Any]:
     rows = db.execute(
         select(REJECTIONS).order_by(REJECTIONS.c.id.desc()).limit(limit)
+    )
+    return list(rows)
+
+
+def find(db: Connection, query: str, limit: int = 5) -> list[Story]:
+    """Stories for a `/story` query: the exact id, else the exact URL, else the best word matches.
+
+    Words are matched in titles, best first by how many words match, then newest. This is a
+    portable scan; full-text search (SQLite FTS5, PostgreSQL tsvector) replaces it with the rest
+    of the Slack app work.
+    """
+    text = query.strip()
+    for column in (STORIES.c.id, STORIES.c.url):
+        row = db.execute(select(STORIES.c.payload).where(column == text)).first()
+        if row is not None:
+            return [Story.model_validate_json(row.payload)]
+    words = [w for w in re.findall(r"\w+", text.lower()) if len(w) > 1][:8]
+    if not words:
+        return []
+    title = func.lower(STORIES.c.title)
+    score = sum((case((title.like(f"%{w}%"), 1), else_=0) for w in words), literal(0))
+    rows = db.execute(
+        select(STORIES.c.payload).where(score > 0)
+        .order_by(score.desc(), STORIES.c.scored_at.desc()).limit(limit)
+    )
+    return [Story.model_validate_json(row.payload) for row in rows]
+
+
+def alerted_where(db: Connection, story_id: str) -> list[Any]:
+    """Where and when a story was sent: one row per delivery that carried it."""
+    rows = db.execute(
+        select(DELIVERIES.c.target, DELIVERIES.c.status, DELIVERIES.c.sent_at)
+        .join(MATCHES, MATCHES.c.delivery_id == DELIVERIES.c.id)
+        .where(MATCHES.c.story_id == story_id).order_by(DELIVERIES.c.id)
     )
     return list(rows)

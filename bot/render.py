@@ -144,14 +144,43 @@ def fit_blocks(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return blocks
 
 
+def slack_blocks(template: str, **context: Any) -> dict[str, Any]:
+    """Render templates/slack/<template>.json.j2 to `text` and `blocks`, inside Slack's limits."""
+    message: dict[str, Any] = json.loads(
+        slack_env().get_template(f"{template}.json.j2").render(**context)
+    )
+    message["blocks"] = fit_blocks(message["blocks"])
+    message["text"] = clip(message["text"], SECTION_LIMIT)
+    return message
+
+
 def slack_message(kind: str, items: Sequence[Item], channel: str, more: int = 0
                   ) -> dict[str, Any]:
     """Render a Slack message (`alert`, `digest` or `test`) as chat.postMessage arguments."""
-    rendered = slack_env().get_template(f"{kind}.json.j2").render(
-        items=[item_context(item) for item in items], count=len(items) + more, more=more,
-    )
-    message: dict[str, Any] = json.loads(rendered)
-    message["blocks"] = fit_blocks(message["blocks"])
-    message["text"] = clip(message["text"], SECTION_LIMIT)
+    message = slack_blocks(kind, items=[item_context(item) for item in items],
+                           count=len(items) + more, more=more)
     message.update(channel=channel, unfurl_links=False, unfurl_media=False)
     return message
+
+
+def story_context(story: Story, versions: Sequence[Any], alerted: Sequence[Any]
+                  ) -> dict[str, Any]:
+    """Everything `/story` shows: the item view plus sources, timeline and score history."""
+    view = item_context(Item(story, ""))
+    view.update(
+        takeaways=list(story.key_takeaways),
+        affected=", ".join(story.affected),
+        what_to_watch=story.what_to_watch or "",
+        sources_list=[{"outlet": s.display, "title": s.title or "", "date": s.published_at or "",
+                       "link": s.url if s.url and len(s.url) <= LINK_LIMIT else None}
+                      for s in story.sources or ()],
+        timeline=[{"date": t.date, "event": t.event} for t in story.timeline],
+        history=[{"version": "-" if v.version is None else v.version,
+                  "impact": _figure(v.impact), "sources": v.corroboration,
+                  "qualifies": v.qualifies, "at": f"{v.received_at:%Y-%m-%d %H:%M}"}
+                 for v in versions],
+        alerted=[{"where": a.target.partition(":")[2], "status": a.status,
+                  "at": f"{a.sent_at:%Y-%m-%d %H:%M} UTC" if a.sent_at else "not yet"}
+                 for a in alerted],
+    )
+    return view

@@ -22,6 +22,7 @@ from bot.db import Database
 from bot.delivery import Clock, Dispatcher, utcnow
 from bot.pipeline import Pipeline, Report
 from bot.settings import Config, SourceConfig
+from bot.slack_app import create_slack_app
 from bot.sources import files
 from bot.stories import parse_batch
 from bot.subscribers import secret_key
@@ -158,7 +159,7 @@ class Service:
         token = settings.ingest_token.get_secret_value() if settings.ingest_token else None
         if token is None:
             log.warning("no ALERTBOT_INGEST_TOKEN: POST /api/stories answers 401")
-        app = create_app(self.push, self.ready, token)
+        app = create_app(self.push, self.ready, token, create_slack_app(self.config, self.db))
         server = uvicorn.Server(uvicorn.Config(
             app, host=settings.http_host, port=settings.http_port, log_level="warning",
             access_log=False, lifespan="off",

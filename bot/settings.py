@@ -135,7 +135,25 @@ class RouteConfig(_Section):
         return value
 
 
+def _command(value: str) -> str:
+    if not re.fullmatch(r"/[a-z0-9_-]{1,31}", value):
+        raise ValueError(f"{value!r} is not a slash command such as '/story'")
+    return value
+
+
+Command = Annotated[str, BeforeValidator(_command)]
+
+
+class CommandNames(_Section):
+    """Slash command names, as registered in the Slack app (SPEC §6: configurable)."""
+
+    story: Command = "/story"
+    actionitems: Command = "/actionitems"
+    alerts: Command = "/alerts"
+
+
 class SlackConfig(_Section):
+    commands: CommandNames = CommandNames()
     pacing: Duration = timedelta(seconds=1)
     batch_window: Duration = timedelta(seconds=30)
     routes: tuple[RouteConfig, ...] = ()

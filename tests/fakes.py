@@ -7,6 +7,8 @@ scripted failures per method instead of magic tokens.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import socket
 import threading
@@ -131,14 +133,26 @@ class FakeSlack:
 
     def wait_for_posts(self, count: int, timeout: float = 10.0) -> list[Call]:
         """Block until at least `count` chat.postMessage calls arrived (an event, not a sleep)."""
+        self.wait_for(lambda: len(self.posts()) >= count, timeout,
+                      lambda: f"expected {count} posts, got {len(self.posts())}")
+        return self.posts()
+
+    def wait_for_call(self, method: str, timeout: float = 10.0) -> Call:
+        """Block until a call to `method` (e.g. a response_url path) arrives; return it."""
+        def found() -> list[Call]:
+            with self._lock:
+                return [c for c in self.calls if c.method == method]
+        self.wait_for(lambda: bool(found()), timeout, lambda: f"no call to {method}")
+        return found()[0]
+
+    def wait_for(self, condition: Any, timeout: float, failure: Any) -> None:
         deadline = time.monotonic() + timeout
         with self._changed:
-            while len(self.posts()) < count:
+            while not condition():
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise AssertionError(f"expected {count} posts, got {len(self.posts())}")
+                    raise AssertionError(failure())
                 self._changed.wait(left)
-        return self.posts()
 
 
 class SmtpRecorder:
@@ -202,3 +216,9 @@ def start_smtp(recorder: SmtpRecorder) -> Controller:
     controller = Controller(recorder, hostname="127.0.0.1", port=free_port())
     controller.start()
     return controller
+
+
+def slack_signature(secret: str, timestamp: str, body: str) -> str:
+    """Sign a request body exactly as Slack does (v0, HMAC-SHA256 over v0:ts:body)."""
+    base = f"v0:{timestamp}:{body}".encode()
+    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()

@@ -20,7 +20,9 @@ from bot.render import (
     _texts,
     clip,
     escape_mrkdwn,
+    slack_blocks,
     slack_message,
+    story_context,
 )
 from bot.settings import Settings
 from bot.stories import Story
@@ -148,3 +150,12 @@ def test_an_email_carries_one_click_unsubscribe_headers() -> None:
     html = list(message.iter_parts())[1].get_content()
     assert 'style="' in html  # CSS inlined
     assert "https://alerts.desk.example/unsubscribe/" in html
+
+
+def test_the_story_view_escapes_its_text_and_stays_inside_block_kit_limits() -> None:
+    for item in (hostile_item(), biggest_story(0)):
+        message = slack_blocks("story", story=story_context(item.story, [], []))
+        texts = every_text(message)
+        assert sum(len(t) for t in _texts(message["blocks"])) <= MESSAGE_TEXT_BUDGET
+        for text in texts:
+            assert "<!" not in text and "<https://evil" not in text and "<script" not in text

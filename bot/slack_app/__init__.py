@@ -1,0 +1,40 @@
+"""The Slack app door (SPEC §6): Bolt, served at POST /slack/events in the service's HTTP server.
+
+Thin: each command lives in its own module with a `register(app, …)` function, acks within
+Slack's 3 seconds, and reads through the same archive as the CLI.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.db import Database
+from bot.settings import Config
+from bot.slack_app import story
+
+log = logging.getLogger(__name__)
+
+
+def create_slack_app(config: Config, db: Database) -> AsyncApp | None:
+    """Bolt with our commands, or None (said once) when the token or signing secret is missing."""
+    settings = config.settings
+    if settings.slack_signing_secret is None or settings.slack_bot_token is None:
+        log.warning("slash commands disabled: they need SLACK_SIGNING_SECRET and "
+                    "SLACK_BOT_TOKEN")
+        return None
+    client = AsyncWebClient(token=settings.slack_bot_token.get_secret_value(),
+                            base_url=settings.slack_api_url)
+    app = AsyncApp(client=client,
+                   signing_secret=settings.slack_signing_secret.get_secret_value())
+    story.register(app, db, config.desk.slack.commands)
+
+    @app.error
+    async def on_error(error: Exception, body: dict[str, Any]) -> None:
+        log.error("Slack request failed (%s): %r", body.get("command") or body.get("type"),
+                  error)
+
+    return app

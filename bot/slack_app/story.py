@@ -1,0 +1,58 @@
+"""`/story <id | url | words>`: a story's key facts, sources and score history, ephemerally."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from sqlalchemy import Connection
+
+from bot import archive
+from bot.db import Database
+from bot.render import Item, item_context, slack_blocks, story_context
+from bot.settings import CommandNames
+
+
+def answer(db: Connection, query: str, commands: CommandNames) -> dict[str, Any]:
+    """The reply to `/story query`: the story, the best five to pick from, none, or usage."""
+    if not query.strip():
+        return slack_blocks("story_usage", command=commands.story)
+    found = archive.find(db, _unwrap_link(query))
+    if not found:
+        return slack_blocks("story_none", query=query, command=commands.story,
+                            actionitems=commands.actionitems)
+    if len(found) > 1:
+        return slack_blocks("story_choices", query=query,
+                            stories=[item_context(Item(s, "")) for s in found])
+    return show(db, found[0].id, commands)
+
+
+def show(db: Connection, story_id: str, commands: CommandNames) -> dict[str, Any]:
+    story = archive.load(db, [story_id]).get(story_id)
+    if story is None:
+        return slack_blocks("story_none", query=story_id, command=commands.story,
+                            actionitems=commands.actionitems)
+    view = story_context(story, archive.history(db, story_id), archive.alerted_where(db, story_id))
+    return slack_blocks("story", story=view)
+
+
+def _unwrap_link(text: str) -> str:
+    # Slack sends a pasted URL as <https://…> or <https://…|label>.
+    match = re.fullmatch(r"\s*<(https?://[^|>]+)(?:\|[^>]*)?>\s*", text)
+    return match.group(1) if match else text
+
+
+def register(app: AsyncApp, db: Database, commands: CommandNames) -> None:
+    @app.command(commands.story)
+    async def story_command(ack: AsyncAck, command: dict[str, Any]) -> None:
+        # The lookup is one indexed read (milliseconds), so the answer rides on the ack itself:
+        # no response_url round trip, and nothing can arrive after Slack's 3 s.
+        reply = await db.read(answer, command.get("text", ""), commands)
+        await ack(response_type="ephemeral", **reply)
+
+    @app.action(re.compile(r"^story_pick_\d+$"))
+    async def story_pick(ack: AsyncAck, respond: AsyncRespond, action: dict[str, Any]) -> None:
+        await ack()
+        reply = await db.read(show, action["value"], commands)
+        await respond(replace_original=True, response_type="ephemeral", **reply)

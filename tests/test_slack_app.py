@@ -1,0 +1,150 @@
+"""The Slack app door: signed slash commands and button clicks to a running `alertbot run`."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+
+from tests.conftest import story
+from tests.fakes import FakeSlack, slack_signature
+from tests.process import Alertbot
+
+SECRET = "signing-secret-for-tests"
+HYPERSONIC = "Hypersonic glide vehicle test ends early over the Pacific"
+
+
+def test_our_signature_matches_slacks_published_test_vector() -> None:
+    body = ("token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&"
+            "channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&"
+            "command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2F"
+            "commands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id="
+            "398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c")
+    assert slack_signature("8f742231b10e8888abcd99yyyzzz85a5", "1531420618", body) == (
+        "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503")
+
+
+def fixture_stories() -> list[dict[str, Any]]:
+    subjects = ["Satellite operator", "Launch provider", "Defense ministry", "Space agency",
+                "Missile maker", "Ground station network", "Radar program", "Budget office"]
+    events = ["reports quarterly results", "delays a contract award", "opens a new facility",
+              "announces a partnership", "faces an audit", "wins a protest",
+              "tests a new sensor", "hires a new chief"]
+    items = [story(id=f"bulk-{n:03d}",
+                   title=f"{subjects[n % 8]} {events[(n // 8) % 8]} ({n})",
+                   impact=5 + n % 5) for n in range(200)]
+    items += [
+        story(id="hgv-test", title=HYPERSONIC, impact=9, verified_by=3, sources=None,
+              key_facts=["Telemetry was lost after booster separation", "Third test this year"],
+              what_to_watch="A statement from the test office.",
+              timeline=[{"date": "2026-03-05", "event": "Test flight"}]),
+        story(id="hypersonic-budget", title="Hypersonic budget line trimmed", impact=7),
+        story(id="pacific-range", title="Pacific test range gets new radar", impact=6),
+    ]
+    return items
+
+
+@pytest.fixture(scope="module")
+def slack_server() -> Iterator[FakeSlack]:
+    fake = FakeSlack().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="module")
+def alertbot(tmp_path_factory: pytest.TempPathFactory, slack_server: FakeSlack
+             ) -> Iterator[Alertbot]:
+    tmp = tmp_path_factory.mktemp("slackapp")
+    bot = Alertbot.make(tmp, '[slack]\npacing = "0s"\n', slack_server.url,
+                        SLACK_SIGNING_SECRET=SECRET)
+    stories = tmp / "stories.json"
+    stories.write_text(json.dumps(fixture_stories()))
+    assert bot.cli("ingest", str(stories)).returncode == 0
+    yield bot.start()
+    bot.stop()
+
+
+def post(bot: Alertbot, form: dict[str, str], *, secret: str = SECRET, age: int = 0,
+         alter: bool = False) -> httpx.Response:
+    body = urlencode(form)
+    timestamp = str(int(time.time()) - age)
+    headers = {"Content-Type": "application/x-www-form-urlencoded",
+               "X-Slack-Request-Timestamp": timestamp,
+               "X-Slack-Signature": slack_signature(secret, timestamp, body)}
+    if alter:
+        body = body.replace("hgv-test", "hgv-tesT")
+    return httpx.post(f"{bot.url}/slack/events", content=body, headers=headers, timeout=10)
+
+
+def command(bot: Alertbot, text: str, slack: FakeSlack, **kwargs: Any) -> httpx.Response:
+    return post(bot, {"command": "/story", "text": text, "team_id": "T1", "channel_id": "C0X",
+                      "user_id": "U1", "response_url": f"{slack.url}response_url/1",
+                      "trigger_id": "1.2.3"}, **kwargs)
+
+
+def shown(response: httpx.Response) -> str:
+    assert response.status_code == 200, response.text
+    return json.dumps(response.json()["blocks"])
+
+
+def test_story_by_id_shows_its_facts_sources_and_history(alertbot: Alertbot,
+                                                         slack_server: FakeSlack) -> None:
+    started = time.monotonic()
+    answer = command(alertbot, "hgv-test", slack_server)
+    assert time.monotonic() - started < 3
+    assert answer.json()["response_type"] == "ephemeral"
+    blocks = shown(answer)
+    for expected in (HYPERSONIC, "*Impact*\\n9/10", "1. Telemetry was lost after booster",
+                     "2. Third test this year", "*What to watch*", "2026-03-05: Test flight",
+                     "*Score history*", "impact 9, 3 sources, action item"):
+        assert expected in blocks
+
+
+def test_story_by_url_including_slacks_angle_brackets(alertbot: Alertbot,
+                                                      slack_server: FakeSlack) -> None:
+    url = "https://desk.example/s/hgv-test"
+    for text in (url, f"<{url}>", f"<{url}|desk.example/s/hgv-test>"):
+        assert HYPERSONIC in shown(command(alertbot, text, slack_server))
+
+
+def test_story_by_words_ranks_the_best_match_first(alertbot: Alertbot,
+                                                   slack_server: FakeSlack) -> None:
+    answer = command(alertbot, "hypersonic glide pacific", slack_server).json()
+    picks = [b for b in answer["blocks"] if b.get("accessory")]
+    assert 1 < len(picks) <= 5
+    assert picks[0]["accessory"]["value"] == "hgv-test"
+    assert {p["accessory"]["value"] for p in picks[1:]} == {"hypersonic-budget",
+                                                            "pacific-range"}
+
+
+def test_no_match_suggests_actionitems_and_no_text_shows_usage(alertbot: Alertbot,
+                                                               slack_server: FakeSlack) -> None:
+    assert "Try `/actionitems`" in shown(command(alertbot, "zeppelin armada", slack_server))
+    assert "Usage:" in shown(command(alertbot, "", slack_server))
+
+
+def test_picking_a_match_replaces_the_list_with_the_story(alertbot: Alertbot,
+                                                          slack_server: FakeSlack) -> None:
+    payload = {"type": "block_actions", "team": {"id": "T1"}, "user": {"id": "U1"},
+               "api_app_id": "A1", "token": "x", "trigger_id": "1.2.3",
+               "container": {"type": "message"}, "channel": {"id": "C0X"},
+               "response_url": f"{slack_server.url}response_url/2",
+               "actions": [{"type": "button", "action_id": "story_pick_1", "block_id": "b",
+                            "value": "hgv-test", "action_ts": "1"}]}
+    assert post(alertbot, {"payload": json.dumps(payload)}).status_code == 200
+    reply = slack_server.wait_for_call("response_url/2", timeout=5)
+    assert reply.body["replace_original"] is True
+    assert HYPERSONIC in json.dumps(reply.body["blocks"])
+
+
+@pytest.mark.parametrize("forgery", [{"secret": "wrong-secret"}, {"age": 301},
+                                     {"alter": True}])
+def test_forged_stale_or_altered_requests_are_refused(alertbot: Alertbot,
+                                                      slack_server: FakeSlack,
+                                                      forgery: dict[str, Any]) -> None:
+    assert command(alertbot, "hgv-test", slack_server, **forgery).status_code == 401
