@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, func, literal, select, update
+from sqlalchemy import Connection, and_, bindparam, case, func, literal, select, update
 
 from bot.db.schema import DELIVERIES, MATCHES, REJECTIONS, STORIES, VERSIONS
 from bot.rules import Corroboration, Thresholds, corroborate, is_newer
@@ -159,3 +159,14 @@ def alerted_where(db: Connection, story_id: str) -> list[Any]:
         .where(MATCHES.c.story_id == story_id).order_by(DELIVERIES.c.id)
     )
     return list(rows)
+
+
+def action_items(db: Connection, since: datetime, words: Sequence[str] = (), limit: int = 15
+                 ) -> tuple[list[Story], int]:
+    """Action items scored since `since` whose title has every word, newest first; and how many."""
+    condition = and_(STORIES.c.qualifies.is_(True), STORIES.c.scored_at >= since,
+                     *(func.lower(STORIES.c.title).like(f"%{w.lower()}%") for w in words))
+    total = db.scalar(select(func.count()).select_from(STORIES).where(condition)) or 0
+    rows = db.execute(select(STORIES.c.payload).where(condition)
+                      .order_by(STORIES.c.scored_at.desc()).limit(limit))
+    return [Story.model_validate_json(row.payload) for row in rows], total

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -45,6 +46,8 @@ def fixture_stories() -> list[dict[str, Any]]:
               timeline=[{"date": "2026-03-05", "event": "Test flight"}]),
         story(id="hypersonic-budget", title="Hypersonic budget line trimmed", impact=7),
         story(id="pacific-range", title="Pacific test range gets new radar", impact=6),
+        story(id="old-action", title="Older action item about hypersonic radar", impact=9,
+              scored_at=(datetime.now(UTC) - timedelta(days=3)).isoformat()),
     ]
     return items
 
@@ -81,8 +84,9 @@ def post(bot: Alertbot, form: dict[str, str], *, secret: str = SECRET, age: int 
     return httpx.post(f"{bot.url}/slack/events", content=body, headers=headers, timeout=10)
 
 
-def command(bot: Alertbot, text: str, slack: FakeSlack, **kwargs: Any) -> httpx.Response:
-    return post(bot, {"command": "/story", "text": text, "team_id": "T1", "channel_id": "C0X",
+def command(bot: Alertbot, text: str, slack: FakeSlack, name: str = "/story", **kwargs: Any
+            ) -> httpx.Response:
+    return post(bot, {"command": name, "text": text, "team_id": "T1", "channel_id": "C0X",
                       "user_id": "U1", "response_url": f"{slack.url}response_url/1",
                       "trigger_id": "1.2.3"}, **kwargs)
 
@@ -119,7 +123,7 @@ def test_story_by_words_ranks_the_best_match_first(alertbot: Alertbot,
     assert 1 < len(picks) <= 5
     assert picks[0]["accessory"]["value"] == "hgv-test"
     assert {p["accessory"]["value"] for p in picks[1:]} == {"hypersonic-budget",
-                                                            "pacific-range"}
+                                                            "pacific-range", "old-action"}
 
 
 def test_no_match_suggests_actionitems_and_no_text_shows_usage(alertbot: Alertbot,
@@ -148,3 +152,28 @@ def test_forged_stale_or_altered_requests_are_refused(alertbot: Alertbot,
                                                       slack_server: FakeSlack,
                                                       forgery: dict[str, Any]) -> None:
     assert command(alertbot, "hgv-test", slack_server, **forgery).status_code == 401
+
+
+def listed(response: httpx.Response) -> list[str]:
+    blocks = response.json()["blocks"]
+    return [json.dumps(b).split("/story ")[1].split("`")[0] for b in blocks[1:]
+            if "/story " in json.dumps(b)]
+
+
+def test_actionitems_lists_recent_action_items_newest_first(alertbot: Alertbot,
+                                                            slack_server: FakeSlack) -> None:
+    # 200 bulk stories: impact 8 or 9 for 80 of them; plus hgv-test. Impact < 8 never lists.
+    today = command(alertbot, "", slack_server, name="/actionitems")
+    assert today.json()["blocks"][0]["text"]["text"] == "*81 action items in the last 24 hours*"
+    assert len(listed(today)) == 15
+    assert "+66 more" in json.dumps(today.json()["blocks"][-1])
+    week = command(alertbot, "week", slack_server, name="/actionitems").json()
+    assert week["blocks"][0]["text"]["text"] == "*82 action items in the last 7 days*"
+
+
+def test_actionitems_with_words_filters_titles(alertbot: Alertbot, slack_server: FakeSlack
+                                               ) -> None:
+    found = command(alertbot, "hypersonic", slack_server, name="/actionitems")
+    assert listed(found) == ["hgv-test", "old-action"]  # newest first; the budget story is 7
+    none = command(alertbot, "zeppelin", slack_server, name="/actionitems").json()
+    assert "Nothing to act on" in none["blocks"][0]["text"]["text"]
