@@ -237,3 +237,12 @@ def retry(db: Connection, now: datetime, delivery_id: int | None = None) -> int:
         .values(status="pending", attempts=0, not_before=now, lease_until=None)
     )
     return int(result.rowcount or 0)
+
+
+def recent(db: Connection, target: str, limit: int = 5) -> list[Any]:
+    """The latest deliveries to one target, newest first (for `/alerts status`)."""
+    return list(db.execute(
+        select(DELIVERIES.c.kind, DELIVERIES.c.status, DELIVERIES.c.created_at,
+               DELIVERIES.c.sent_at, DELIVERIES.c.reason)
+        .where(DELIVERIES.c.target == target).order_by(DELIVERIES.c.id.desc()).limit(limit)
+    ))

@@ -13,9 +13,9 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
-from bot import archive, outbox, subscribers
+from bot import archive, outbox, slack_routes, subscribers
 from bot.db import Database
-from bot.routes import Match, Target, email_target, match, slack_targets
+from bot.routes import Match, Target, email_target, match, slack_route_target, slack_targets
 from bot.rules import global_thresholds
 from bot.settings import Config
 from bot.stories import Batch, Story
@@ -51,6 +51,9 @@ class Pipeline:
     def targets(self, db: Connection) -> dict[str, Target]:
         """Every current target: Slack routes from the config, instant email subscribers."""
         found = {t.key: t for t in slack_targets(self.config.desk)}
+        for route in slack_routes.listing(db):
+            target = slack_route_target(route, self.config.desk)
+            found.setdefault(target.key, target)  # a config route for the channel wins
         for sub in subscribers.listing(db):
             if sub.instant:
                 target = email_target(sub.email, sub.topics, self.config.desk)

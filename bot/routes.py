@@ -13,6 +13,7 @@ from typing import Literal
 
 from bot.rules import Corroboration, Thresholds, gate, too_old
 from bot.settings import DeskConfig, RouteConfig
+from bot.slack_routes import SlackRoute
 from bot.stories import Sentiment, Story
 
 Transport = Literal["slack", "email"]
@@ -60,6 +61,22 @@ def slack_targets(desk: DeskConfig) -> list[Target]:
         )
         for route in desk.slack.routes
     ]
+
+
+def slack_route_target(route: SlackRoute, desk: DeskConfig) -> Target:
+    """A route made with `/alerts`: a channel, or a person's DMs."""
+    rules = desk.rules
+    label = f"DM to {route.address}" if route.direct else f"route {route.address}"
+    if route.topics:
+        label += f" topics=[{','.join(route.topics)}]"
+    return Target(
+        transport="slack",
+        address=route.address,
+        label=label + " (via /alerts)",
+        thresholds=Thresholds(max(rules.min_impact, route.min_impact or 0), rules.min_sources),
+        batch_window=desk.slack.batch_window,
+        topics=frozenset(route.topics),
+    )
 
 
 def email_target(address: str, topics: Iterable[str], desk: DeskConfig) -> Target:

@@ -154,6 +154,7 @@ class CommandNames(_Section):
 
 class SlackConfig(_Section):
     commands: CommandNames = CommandNames()
+    admins: tuple[str, ...] = ()  # user IDs allowed to change channel routes; empty = anyone
     pacing: Duration = timedelta(seconds=1)
     batch_window: Duration = timedelta(seconds=30)
     routes: tuple[RouteConfig, ...] = ()

@@ -17,6 +17,16 @@ from tests.fakes import FakeSlack, slack_signature
 from tests.process import Alertbot
 
 SECRET = "signing-secret-for-tests"
+CONFIG = """
+[slack]
+pacing = "0s"
+batch_window = "0s"
+admins = ["U1"]
+
+[[slack.routes]]
+channel = "C0CONFIG"
+topics = ["nothing-matches"]
+"""
 HYPERSONIC = "Hypersonic glide vehicle test ends early over the Pacific"
 
 
@@ -63,8 +73,7 @@ def slack_server() -> Iterator[FakeSlack]:
 def alertbot(tmp_path_factory: pytest.TempPathFactory, slack_server: FakeSlack
              ) -> Iterator[Alertbot]:
     tmp = tmp_path_factory.mktemp("slackapp")
-    bot = Alertbot.make(tmp, '[slack]\npacing = "0s"\n', slack_server.url,
-                        SLACK_SIGNING_SECRET=SECRET)
+    bot = Alertbot.make(tmp, CONFIG, slack_server.url, SLACK_SIGNING_SECRET=SECRET)
     stories = tmp / "stories.json"
     stories.write_text(json.dumps(fixture_stories()))
     assert bot.cli("ingest", str(stories)).returncode == 0
@@ -84,10 +93,10 @@ def post(bot: Alertbot, form: dict[str, str], *, secret: str = SECRET, age: int 
     return httpx.post(f"{bot.url}/slack/events", content=body, headers=headers, timeout=10)
 
 
-def command(bot: Alertbot, text: str, slack: FakeSlack, name: str = "/story", **kwargs: Any
-            ) -> httpx.Response:
-    return post(bot, {"command": name, "text": text, "team_id": "T1", "channel_id": "C0X",
-                      "user_id": "U1", "response_url": f"{slack.url}response_url/1",
+def command(bot: Alertbot, text: str, slack: FakeSlack, name: str = "/story",
+            channel: str = "C0X", user: str = "U1", **kwargs: Any) -> httpx.Response:
+    return post(bot, {"command": name, "text": text, "team_id": "T1", "channel_id": channel,
+                      "user_id": user, "response_url": f"{slack.url}response_url/1",
                       "trigger_id": "1.2.3"}, **kwargs)
 
 
@@ -177,3 +186,77 @@ def test_actionitems_with_words_filters_titles(alertbot: Alertbot, slack_server:
     assert listed(found) == ["hgv-test", "old-action"]  # newest first; the budget story is 7
     none = command(alertbot, "zeppelin", slack_server, name="/actionitems").json()
     assert "Nothing to act on" in none["blocks"][0]["text"]["text"]
+
+
+def alerts(bot: Alertbot, slack: FakeSlack, text: str, channel: str = "C0NEW",
+           user: str = "U1") -> str:
+    response = command(bot, text, slack, name="/alerts", channel=channel, user=user)
+    assert response.status_code == 200, response.text
+    return str(response.json()["text"])
+
+
+def push(bot: Alertbot, story_id: str, **fields: Any) -> dict[str, Any]:
+    answer = bot.push([story(id=story_id, title=f"Title of {story_id}", **fields)])
+    assert answer.status_code == 202
+    return dict(answer.json())
+
+
+def test_alerts_subscribe_filters_then_status_then_unsubscribe(alertbot: Alertbot,
+                                                               slack_server: FakeSlack) -> None:
+    said = alerts(alertbot, slack_server, "subscribe launch impact>=9")
+    assert said == ("Subscribed <#C0NEW> to action items: topics launch, impact ≥ 9, "
+                    "≥ 2 sources. New action items arrive here as they are scored.")
+    push(alertbot, "launch-9", topics=["launch"], impact=9)
+    push(alertbot, "launch-8", topics=["launch"], impact=8)
+    push(alertbot, "budget-9", topics=["budget"], impact=9)
+    push(alertbot, "launch-10", topics=["launch"], impact=10)
+    # One channel's rows go out in order: once the last arrives, anything planned before it has.
+    slack_server.wait_for(lambda: len(slack_server.posts("C0NEW")) >= 2, 10, lambda: "posts")
+    assert ["Title of launch-9" in c.body["text"] for c in slack_server.posts("C0NEW")] == [
+        True, False]
+    assert "Title of launch-10" in slack_server.posts("C0NEW")[1].body["text"]
+
+    status = alerts(alertbot, slack_server, "status")
+    assert status.startswith("*Route:* topics launch, impact ≥ 9, ≥ 2 sources (set by <@U1>)")
+    assert status.count("• alert, sent") == 2
+
+    assert alerts(alertbot, slack_server, "unsubscribe") == (
+        "Unsubscribed <#C0NEW>: no more alerts here.")
+    assert push(alertbot, "launch-9-later", topics=["launch"], impact=9)["matched"] == 0
+    assert alerts(alertbot, slack_server, "unsubscribe") == (
+        "<#C0NEW> had no alerts subscription.")
+
+
+def test_alerts_me_delivers_as_a_direct_message(alertbot: Alertbot, slack_server: FakeSlack
+                                                ) -> None:
+    said = alerts(alertbot, slack_server, "me subscribe cyber", user="U2")
+    assert said.startswith("Subscribed your DMs to action items: topics cyber")
+    push(alertbot, "cyber-dm", topics=["cyber"], impact=9)
+    slack_server.wait_for(lambda: bool(slack_server.posts("U2")), 10, lambda: "no DM")
+    [dm] = slack_server.posts("U2")
+    assert "Title of cyber-dm" in dm.body["text"]
+    assert "DM to U2 topics=[cyber] (via /alerts)" in json.dumps(dm.body["blocks"])
+    assert alerts(alertbot, slack_server, "me unsubscribe", user="U2").startswith(
+        "Unsubscribed your DMs")
+
+
+def test_alerts_channel_changes_need_an_admin_and_config_routes_are_read_only(
+    alertbot: Alertbot, slack_server: FakeSlack,
+) -> None:
+    assert alerts(alertbot, slack_server, "subscribe", user="U2").startswith(
+        "Only the desk's alert admins can change the alerts of <#C0NEW>")
+    assert alerts(alertbot, slack_server, "subscribe", channel="C0CONFIG").startswith(
+        "<#C0CONFIG> gets alerts from a route in alertbot's config file")
+    assert alerts(alertbot, slack_server, "status", channel="C0CONFIG", user="U2").startswith(
+        "*Route:* topics nothing-matches, impact ≥ 8, ≥ 2 sources (config file, read-only)")
+
+
+@pytest.mark.parametrize(("text", "reply"), [
+    ("", "*Usage:* `/alerts subscribe"),
+    ("subscribe impact>=11", "*`impact&gt;=11`: impact is a number from 1 to 10.*"),
+    ("subscribe quiet 22:00-07:00", "*quiet hours are not available yet"),
+    ("<!channel>", "*`&lt;!channel&gt;` is not a command.*"),
+])
+def test_alerts_explains_a_malformed_argument(alertbot: Alertbot, slack_server: FakeSlack,
+                                              text: str, reply: str) -> None:
+    assert alerts(alertbot, slack_server, text).startswith(reply)

@@ -138,6 +138,19 @@ class SubscriberRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class SlackRouteRow(Base):
+    """A route made in Slack with `/alerts subscribe` (a channel) or `/alerts me` (a DM)."""
+
+    __tablename__ = "slack_routes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    address: Mapped[str] = mapped_column(String(40), unique=True)  # channel or user ID
+    topics: Mapped[list[str]] = mapped_column(JSON)
+    min_impact: Mapped[float | None] = mapped_column(Float)
+    created_by: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 # Core tables, for the queries (typed as Table, which the ORM's `__table__` is not).
 STORIES = Base.metadata.tables["stories"]
 VERSIONS = Base.metadata.tables["story_versions"]
@@ -145,3 +158,4 @@ REJECTIONS = Base.metadata.tables["rejections"]
 DELIVERIES = Base.metadata.tables["deliveries"]
 MATCHES = Base.metadata.tables["matches"]
 SUBSCRIBERS = Base.metadata.tables["subscribers"]
+SLACK_ROUTES = Base.metadata.tables["slack_routes"]

@@ -14,7 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.db import Database
 from bot.settings import Config
-from bot.slack_app import actionitems, story
+from bot.slack_app import actionitems, alerts, story
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ def create_slack_app(config: Config, db: Database) -> AsyncApp | None:
                    signing_secret=settings.slack_signing_secret.get_secret_value())
     story.register(app, db, config.desk.slack.commands)
     actionitems.register(app, db, config.desk.slack.commands)
+    alerts.register(app, db, config.desk)
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:

@@ -1,0 +1,46 @@
+"""Routes made in Slack: `/alerts subscribe` in a channel, `/alerts me subscribe` for a DM."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, delete, select
+
+from bot.db.schema import SLACK_ROUTES
+
+
+@dataclass(frozen=True)
+class SlackRoute:
+    address: str  # a channel ID, or a user ID for direct messages
+    topics: tuple[str, ...]
+    min_impact: float | None
+    created_by: str
+    created_at: datetime
+
+    @property
+    def direct(self) -> bool:
+        return self.address.startswith(("U", "W"))
+
+
+def save(db: Connection, route: SlackRoute) -> None:
+    """Create the route for its address, replacing any earlier one."""
+    remove(db, route.address)
+    db.execute(SLACK_ROUTES.insert().values(
+        address=route.address, topics=list(route.topics), min_impact=route.min_impact,
+        created_by=route.created_by, created_at=route.created_at,
+    ))
+
+
+def remove(db: Connection, address: str) -> bool:
+    return bool(db.execute(delete(SLACK_ROUTES).where(SLACK_ROUTES.c.address == address))
+                .rowcount)
+
+
+def listing(db: Connection, address: str | None = None) -> Sequence[SlackRoute]:
+    query = select(SLACK_ROUTES).order_by(SLACK_ROUTES.c.address)
+    if address is not None:
+        query = query.where(SLACK_ROUTES.c.address == address)
+    return [SlackRoute(r.address, tuple(r.topics), r.min_impact, r.created_by, r.created_at)
+            for r in db.execute(query)]
