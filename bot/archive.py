@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, case, func, literal, select, update
 
 from bot.db.schema import DELIVERIES, MATCHES, REJECTIONS, STORIES, VERSIONS
-from bot.rules import Corroboration, Thresholds, corroborate, is_newer
+from bot.rules import Corroboration, Figures, Thresholds, corroborate, is_newer
 from bot.stories import Rejection, Story
 
 
@@ -25,7 +25,11 @@ class Saved:
 
     story: Story
     corroboration: Corroboration
-    replaced: bool  # True when an older version existed
+    before: Figures | None  # the replaced version's figures; None for a new story
+
+    @property
+    def replaced(self) -> bool:
+        return self.before is not None
 
 
 def _latest_per_id(stories: Sequence[Story]) -> list[Story]:
@@ -56,21 +60,21 @@ def save(
     """Store every story that is new or newer; return what was stored."""
     candidates = _latest_per_id(stories)
     ids = [story.id for story in candidates]
-    known: dict[str, tuple[int | None, datetime]] = {}
+    known: dict[str, Any] = {}
     for chunk in range(0, len(ids), 500):
         rows = db.execute(
-            select(STORIES.c.id, STORIES.c.version, STORIES.c.scored_at).where(
-                STORIES.c.id.in_(ids[chunk : chunk + 500])
-            )
+            select(STORIES.c.id, STORIES.c.version, STORIES.c.scored_at, STORIES.c.impact,
+                   STORIES.c.corroboration, STORIES.c.qualifies)
+            .where(STORIES.c.id.in_(ids[chunk : chunk + 500]))
         )
-        known.update({row.id: (row.version, row.scored_at) for row in rows})
+        known.update({row.id: row for row in rows})
     saved: list[Saved] = []
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     versions: list[dict[str, Any]] = []
     for story in candidates:
         stored = known.get(story.id)
-        if stored is not None and not is_newer(story, *stored):
+        if stored is not None and not is_newer(story, stored.version, stored.scored_at):
             continue
         corroboration = corroborate(story)
         columns = _columns(story, corroboration, limits)
@@ -78,7 +82,9 @@ def save(
                "updated_at": now}
         (updates if stored else inserts).append({"id": story.id, **row})
         versions.append({"story_id": story.id, "received_at": now, **columns})
-        saved.append(Saved(story, corroboration, replaced=stored is not None))
+        before = (Figures(stored.impact, stored.corroboration, stored.qualifies)
+                  if stored is not None else None)
+        saved.append(Saved(story, corroboration, before))
     if inserts:
         db.execute(STORIES.insert(), inserts)
     if updates:

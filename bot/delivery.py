@@ -22,7 +22,8 @@ from sqlalchemy import Connection
 from bot import outbox
 from bot.db import Database
 from bot.mail import compose
-from bot.render import Item, slack_message
+from bot.render import Item, slack_message, slack_update
+from bot.rules import corroborate, gate, global_thresholds
 from bot.settings import Config
 from bot.stories import Story
 from bot.transports import DeliveryError, Transport
@@ -34,6 +35,14 @@ DIGEST_LISTED = 10  # SPEC §5: "up to 10 listed, +N more beyond"
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Load:
+    """What a claimed row needs to render: its stories, and for an edit the posted message."""
+
+    items: list[Any]
+    parent: Any = None
 
 
 @dataclass
@@ -81,10 +90,17 @@ class Dispatcher:
         return len(claimed)
 
     def _claim(self, db: Connection, now: datetime, limit: int, blocked: set[str]
-               ) -> list[tuple[Any, list[Any]]]:
+               ) -> list[tuple[Any, Load]]:
         """Claim due rows and load what they carry, in one transaction (one database hop)."""
-        rows = outbox.claim(db, now, self.config.desk.delivery.lease, limit, blocked)
-        return [(row, outbox.items_of(db, row.id) if row.kind != "test" else []) for row in rows]
+        claimed = []
+        for row in outbox.claim(db, now, self.config.desk.delivery.lease, limit, blocked):
+            if row.kind == "update":  # an edit shows what its parent message showed
+                parent = outbox.parent_of(db, row.parent_id)
+                claimed.append((row, Load(outbox.items_of(db, parent.id), parent)))
+            else:
+                items = outbox.items_of(db, row.id) if row.kind != "test" else []
+                claimed.append((row, Load(items)))
+        return claimed
 
     async def run(self) -> None:
         """Deliver forever: wake on new rows, when a retry or pacing gap is due, or each second.
@@ -140,19 +156,19 @@ class Dispatcher:
         for transport in self.transports.values():
             await transport.close()
 
-    async def _deliver(self, row: Any, items: list[Any]) -> None:
+    async def _deliver(self, row: Any, load: Load) -> None:
         try:
-            await self._attempt(row, items)
+            await self._attempt(row, load)
         except Exception:  # e.g. the database went away mid-settle: the lease brings it back
             log.exception("delivery %s could not be recorded", row.id)
         finally:
             self._busy.discard(row.target)
             self.wake()
 
-    async def _attempt(self, row: Any, items: list[Any]) -> None:
+    async def _attempt(self, row: Any, load: Load) -> None:
         transport = self.transports[row.transport]
         try:
-            message = self._render(row, items)
+            message = self._render(row, load)
             remote_id = await transport.send(message)
         except DeliveryError as error:
             await self._settle_failure(row, error)
@@ -192,12 +208,21 @@ class Dispatcher:
         log.warning("delivery %s to %s %s (attempt %s): %s", row.id, row.target,
                     "dead" if dead else "failed, will retry", row.attempts, error)
 
-    def _render(self, row: Any, matched: list[Any]) -> Any:
-        items = [Item(Story.model_validate_json(m.payload), m.reason) for m in matched]
+    def _render(self, row: Any, load: Load) -> Any:
+        items = [self._item(Story.model_validate_json(m.payload), m.reason) for m in load.items]
         if row.kind != "test" and not items:
             raise DeliveryError("its stories are no longer stored", permanent=True)
         listed, more = items[:DIGEST_LISTED], max(0, len(items) - DIGEST_LISTED)
         address = row.target.partition(":")[2]
+        if row.kind == "update":
+            return slack_update(load.parent.kind, listed, address, load.parent.remote_id,
+                                row.details, more)
         if row.transport == "slack":
-            return slack_message(row.kind, listed, address, more)
+            return [("chat.postMessage", slack_message(row.kind, listed, address, more))]
         return compose(row.kind, items, address, self.config.settings, self.key, self.clock())
+
+    def _item(self, story: Story, reason: str) -> Item:
+        """A story as shown now: marked when a re-score took it below the desk's rule."""
+        verdict = gate(story.impact, corroborate(story).count,
+                       global_thresholds(self.config.desk.rules))
+        return Item(story, reason, None if verdict.qualifies else verdict.reason)

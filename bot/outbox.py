@@ -246,3 +246,36 @@ def recent(db: Connection, target: str, limit: int = 5) -> list[Any]:
                DELIVERIES.c.sent_at, DELIVERIES.c.reason)
         .where(DELIVERIES.c.target == target).order_by(DELIVERIES.c.id.desc()).limit(limit)
     ))
+
+
+def posted(db: Connection, story_id: str) -> list[Any]:
+    """Slack messages already posted that show `story_id` (alerts and digests)."""
+    return list(db.execute(
+        select(DELIVERIES.c.id, DELIVERIES.c.target)
+        .join(MATCHES, MATCHES.c.delivery_id == DELIVERIES.c.id)
+        .where(MATCHES.c.story_id == story_id, DELIVERIES.c.transport == "slack",
+               DELIVERIES.c.status == "sent", DELIVERIES.c.kind.in_(("alert", "digest")))
+    ))
+
+
+def enqueue_update(db: Connection, parent: Any, story_id: str, version: str,
+                   details: dict[str, Any], now: datetime) -> bool:
+    """Queue the edit of one posted message for one new version of a story (once, by key)."""
+    dedupe = f"update:{parent.id}:{story_id}:{version}"
+    if db.scalar(select(DELIVERIES.c.id).where(DELIVERIES.c.dedupe_key == dedupe)):
+        return False
+    impact, sources = details["impact"], details["sources"]
+    reason = (f"{story_id} re-scored: impact {impact[0]:g} → {impact[1]:g}, "
+              f"sources {sources[0]} → {sources[1]}")
+    db.execute(DELIVERIES.insert().values(
+        dedupe_key=dedupe, transport="slack", target=parent.target, kind="update",
+        reason=reason, status="pending", attempts=0, not_before=now, created_at=now,
+        parent_id=parent.id, details={**details, "story_id": story_id},
+    ))
+    return True
+
+
+def parent_of(db: Connection, delivery_id: int) -> Any:
+    """The delivery row an update edits: its kind and the posted message's id (Slack ts)."""
+    return db.execute(select(DELIVERIES.c.id, DELIVERIES.c.kind, DELIVERIES.c.remote_id)
+                      .where(DELIVERIES.c.id == delivery_id)).one()

@@ -14,9 +14,10 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from bot import archive, outbox, slack_routes, subscribers
+from bot.archive import Saved
 from bot.db import Database
 from bot.routes import Match, Target, email_target, match, slack_route_target, slack_targets
-from bot.rules import global_thresholds
+from bot.rules import Figures, change, gate, global_thresholds
 from bot.settings import Config
 from bot.stories import Batch, Story
 
@@ -96,13 +97,31 @@ class Pipeline:
                 log.info("story %s flagged: %s", s.story.id, s.corroboration.flag)
         replaced = {s.story.id for s in saved if s.replaced}  # only these can have matches
         matched = outbox.record_matches(db, decisions, now, replaced)
-        planned = outbox.plan_deliveries(db, targets, now) if matched else []
+        planned = len(outbox.plan_deliveries(db, targets, now)) if matched else 0
+        planned += self._edit_posted(db, [s for s in saved if s.replaced], now)
         stored = {s.story.id for s in saved}
         return Report(
             accepted=[s.story.id for s in saved],
             unchanged=sorted({s.id for s in stories} - stored),
-            matched=matched, planned=len(planned),
+            matched=matched, planned=planned,
         )
+
+    def _edit_posted(self, db: Connection, rescored: list[Saved], now: datetime) -> int:
+        """Queue an edit of every posted Slack message showing a story whose figures changed."""
+        limits = global_thresholds(self.config.desk.rules)
+        queued = 0
+        for saved in rescored:
+            story, count = saved.story, saved.corroboration.count
+            verdict = gate(story.impact, count, limits)
+            after = Figures(float(story.impact), count, verdict.qualifies)
+            details = change(saved.before, after, verdict.reason) if saved.before else None
+            if details is None:
+                continue
+            version = (str(story.version) if story.version is not None
+                       else story.scored_at.isoformat())
+            for parent in outbox.posted(db, story.id):
+                queued += outbox.enqueue_update(db, parent, story.id, version, details, now)
+        return queued
 
     async def flush(self, now: datetime, close_windows: bool = False) -> int:
         """Plan held batches whose window has closed (or all of them); return rows created."""

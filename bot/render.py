@@ -73,7 +73,8 @@ def slack_env() -> Environment:
         loader=FileSystemLoader(templates_dir() / "slack"), autoescape=False,
         undefined=StrictUndefined, finalize=_json_fragment, trim_blocks=True, lstrip_blocks=True,
     )
-    env.filters.update(mrkdwn=mrkdwn, slack_url=slack_url, clip=clip, tojson=json.dumps)
+    env.filters.update(mrkdwn=mrkdwn, slack_url=slack_url, clip=clip, tojson=json.dumps,
+                       figure=_figure)
     return env
 
 
@@ -94,6 +95,7 @@ class Item:
 
     story: Story
     reason: str
+    downgraded: str | None = None  # why it is no longer an action item, once re-scored below
 
 
 def _figure(value: float) -> str:
@@ -118,6 +120,7 @@ def item_context(item: Item) -> dict[str, Any]:
         "topics": ", ".join(story.topics),
         "scored_at": f"{story.scored_at:%Y-%m-%d %H:%M} UTC",
         "reason": item.reason,
+        "downgraded": item.downgraded,
     }
 
 
@@ -161,6 +164,20 @@ def slack_message(kind: str, items: Sequence[Item], channel: str, more: int = 0
                            count=len(items) + more, more=more)
     message.update(channel=channel, unfurl_links=False, unfurl_media=False)
     return message
+
+
+SlackCall = tuple[str, dict[str, Any]]  # (Web API method, arguments)
+
+
+def slack_update(kind: str, items: Sequence[Item], channel: str, ts: str,
+                 details: dict[str, Any], more: int = 0) -> list[SlackCall]:
+    """Edit a posted message to show current figures, and say once in its thread what changed."""
+    edited = slack_message(kind, items, channel, more)
+    edited["ts"] = ts
+    changed = next((i for i in items if i.story.id == details["story_id"]), items[0])
+    reply = slack_blocks("update", change=details, story=item_context(changed))
+    reply.update(channel=channel, thread_ts=ts, unfurl_links=False, unfurl_media=False)
+    return [("chat.update", edited), ("chat.postMessage", reply)]
 
 
 def story_context(story: Story, versions: Sequence[Any], alerted: Sequence[Any]

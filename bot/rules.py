@@ -81,3 +81,20 @@ def too_old(scored_at: datetime, now: datetime, max_age: timedelta) -> str | Non
         return None
     hours = age.total_seconds() / 3600
     return f"scored {hours:.1f} h ago, older than max_alert_age {max_age}"
+
+
+@dataclass(frozen=True)
+class Figures:
+    """What a reader sees of a story's score: impact, corroboration, and the verdict."""
+
+    impact: float
+    sources: int
+    qualifies: bool
+
+
+def change(before: Figures, after: Figures, verdict: str) -> dict[str, object] | None:
+    """Describe how a re-scored story changed, for an edited message; None when it did not."""
+    if before == after:
+        return None
+    return {"impact": [before.impact, after.impact], "sources": [before.sources, after.sources],
+            "qualifies": [before.qualifies, after.qualifies], "verdict": verdict}

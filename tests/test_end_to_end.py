@@ -150,3 +150,48 @@ async def test_hostile_text_arrives_literal_in_slack_and_escaped_in_email(desk: 
     content = html.get_content()
     assert "<script>" not in content and "&lt;script&gt;" in content
     assert "&amp;amp;" in content
+
+
+async def test_a_rescored_story_edits_its_message_once_and_replies_in_its_thread(
+    desk: Desk,
+) -> None:
+    await desk.subscribe("reader@desk.example")
+    living = {"id": "living", "title": "Title of living", "topics": ["satellites"]}
+    await desk.ingest(story(**living, version=1, impact=8, sources=two("SpaceNews", "Reuters")))
+    await desk.service.check()
+    [alert] = desk.slack.posts("C0SPACEOPS")
+    posted_ts = next(row.remote_id for row in await desk.deliveries() if row.kind == "alert"
+                     and row.target == "slack:C0SPACEOPS")
+    before = len(desk.slack.calls)
+
+    await desk.ingest(story(**living, version=2, impact=9,
+                            sources=two("SpaceNews", "Reuters", "Bloomberg")))
+    await desk.service.check()
+    update, reply = desk.slack.calls[before:]
+    assert (update.method, update.body["ts"], update.body["channel"]) == (
+        "chat.update", posted_ts, "C0SPACEOPS")
+    assert "*Impact*\\n9/10" in json.dumps(update.body["blocks"])
+    assert (reply.method, reply.body["thread_ts"]) == ("chat.postMessage", posted_ts)
+    assert reply.body["text"] == ("Updated: Now verified by 3 sources (SpaceNews, Reuters, "
+                                  "Bloomberg); impact 8 → 9")
+
+    middle = len(desk.slack.calls)
+    await desk.ingest(story(**living, version=3, impact=6,
+                            sources=two("SpaceNews", "Reuters", "Bloomberg")))
+    await desk.service.check()
+    downgrade, why = desk.slack.calls[middle:]
+    assert downgrade.method == "chat.update" and downgrade.body["ts"] == posted_ts
+    assert downgrade.body["text"].startswith("No longer an action item: Title of living")
+    assert why.body["text"] == ("Updated: No longer an action item: impact 6 &lt; 8 · "
+                                "3 independent sources ≥ 2; impact 9 → 6")
+
+    # Replaying the same versions changes nothing; no top-level post and one email in all.
+    end = len(desk.slack.calls)
+    for version, impact in ((2, 9), (3, 6)):
+        await desk.ingest(story(**living, version=version, impact=impact,
+                                sources=two("SpaceNews", "Reuters", "Bloomberg")))
+    await desk.service.check()
+    assert len(desk.slack.calls) == end
+    top_level = [c for c in desk.slack.posts() if "thread_ts" not in c.body]
+    assert top_level == [alert]
+    assert len(desk.emails("reader@desk.example")) == 1

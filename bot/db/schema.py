@@ -109,6 +109,9 @@ class DeliveryRow(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
     remote_id: Mapped[str | None] = mapped_column(Text)  # Slack ts or email Message-ID
+    # An `update` row edits the message its parent posted; `details` holds the change.
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"))
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class MatchRow(Base):

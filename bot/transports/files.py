@@ -20,12 +20,17 @@ class SlackFileTransport:
         self.folder = folder
         self._counter = len(list(folder.glob("*.json"))) if folder.is_dir() else 0
 
-    async def send(self, message: dict[str, Any]) -> str | None:
+    async def send(self, calls: list[tuple[str, dict[str, Any]]]) -> str | None:
+        """Write each Web API call as one file: its arguments, with the method named."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._counter += 1
-        path = self.folder / f"{_name(message['channel'], self._counter)}.json"
-        path.write_text(json.dumps(message, indent=2, ensure_ascii=False), encoding="utf-8")
-        return f"file:{path.name}"
+        first: str | None = None
+        for method, args in calls:
+            self._counter += 1
+            path = self.folder / f"{_name(args['channel'], self._counter)}.json"
+            payload = {"method": method, **args}
+            path.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
+            first = first or f"file:{path.name}"
+        return first
 
     async def idle(self) -> None:
         return None

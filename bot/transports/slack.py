@@ -9,6 +9,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.render import SlackCall
 from bot.transports import DeliveryError
 
 # Errors that another attempt cannot fix (https://docs.slack.dev/reference/methods/chat.postMessage).
@@ -47,18 +48,31 @@ class SlackTransport:
             )
         return self._client
 
-    async def send(self, message: dict[str, Any]) -> str | None:
+    async def send(self, calls: list[SlackCall]) -> str | None:
+        """Make the Web API calls in order; return the first one's message ts.
+
+        A retry repeats them all: an edit (chat.update) is idempotent, and a thread reply is
+        only the last call, so it is not made before the edit it describes.
+        """
+        first: str | None = None
+        for method, args in calls:
+            ts = await self._call(method, args)
+            first = first if first is not None else ts
+        return first
+
+    async def _call(self, method: str, args: dict[str, Any]) -> str | None:
+        web = self._web()
         try:
             try:
-                response = await self._web().chat_postMessage(**message)
+                response = await web.api_call(method, json=args)
             except SlackApiError as exc:
                 if exc.response.get("error") != "not_in_channel":
                     raise
                 # A public channel the bot has not joined: join it once, then post again.
                 # Private channels answer method_not_supported_for_channel_type: a person
                 # must invite the bot (https://docs.slack.dev/reference/methods/conversations.join).
-                await self._web().conversations_join(channel=message["channel"])
-                response = await self._web().chat_postMessage(**message)
+                await web.conversations_join(channel=args["channel"])
+                response = await web.api_call(method, json=args)
         except SlackApiError as exc:
             raise _classify(exc) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
