@@ -8,7 +8,8 @@ One rule covers both: send when `now` is at or past the end of the last message'
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 
 @dataclass(frozen=True)
@@ -36,3 +37,14 @@ def plan(
     if close_windows:
         return Plan(True, "window closed at the end of the pass")
     return Plan(False, f"held until the batch window closes at {closes_at:%H:%M:%S} UTC", closes_at)
+
+
+def in_quiet_hours(now: datetime, quiet_hours: str | None, zone: str) -> bool:
+    """Whether `now` falls in a route's quiet hours ("22:00-07:00", in its IANA zone)."""
+    if not quiet_hours:
+        return False
+    start, end = (time.fromisoformat(part) for part in quiet_hours.split("-"))
+    local = now.astimezone(ZoneInfo(zone)).time()
+    if start <= end:
+        return start <= local < end
+    return local >= start or local < end  # the range wraps past midnight

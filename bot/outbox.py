@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, select, update
 
-from bot.batching import plan
+from bot.batching import in_quiet_hours, plan
 from bot.db.schema import DELIVERIES, MATCHES, STORIES
 from bot.routes import Match, Target
 
@@ -66,7 +66,9 @@ def plan_deliveries(
 ) -> list[Planned]:
     """Group pending matches into delivery rows, target by target, as the batch window allows."""
     rows = db.execute(
-        select(MATCHES.c.id, MATCHES.c.target, MATCHES.c.story_id, MATCHES.c.reason)
+        select(MATCHES.c.id, MATCHES.c.target, MATCHES.c.story_id, MATCHES.c.reason,
+               STORIES.c.impact)
+        .join(STORIES, STORIES.c.id == MATCHES.c.story_id)
         .where(MATCHES.c.delivery_id.is_(None))
         .order_by(MATCHES.c.id)
     )
@@ -77,6 +79,13 @@ def plan_deliveries(
     for key, items in pending.items():
         target = targets.get(key)
         if target is None:  # a route removed from the config: leave its items for the record
+            continue
+        if in_quiet_hours(now, target.quiet_hours, target.timezone):
+            # Held until quiet hours end, then they go as one message; the urgent go now.
+            urgent = [item for item in items if item.impact >= target.break_through_impact]
+            if urgent:
+                why = f"impact ≥ {target.break_through_impact:g} breaks through quiet hours"
+                planned.append(_enqueue(db, target, urgent, now, why))
             continue
         last = db.scalar(
             select(func.max(DELIVERIES.c.created_at)).where(DELIVERIES.c.target == key)

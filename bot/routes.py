@@ -30,6 +30,9 @@ class Target:
     batch_window: timedelta
     topics: frozenset[str] = frozenset()
     sentiments: frozenset[Sentiment] = frozenset()
+    quiet_hours: str | None = None  # "22:00-07:00" in `timezone`
+    timezone: str = "UTC"
+    break_through_impact: float = 10
 
     @property
     def key(self) -> str:
@@ -58,6 +61,9 @@ def slack_targets(desk: DeskConfig) -> list[Target]:
             batch_window=route.batch_window or desk.slack.batch_window,
             topics=frozenset(route.topics),
             sentiments=frozenset(route.sentiments),
+            quiet_hours=route.quiet_hours,
+            timezone=route.timezone,
+            break_through_impact=route.break_through_impact,
         )
         for route in desk.slack.routes
     ]

@@ -135,10 +135,6 @@ class Service:
             self.dispatcher.wake()
 
     def _schedule(self) -> None:
-        for route in self.config.desk.slack.routes:
-            if route.quiet_hours:
-                log.warning("route %s: quiet_hours is not applied yet; alerts go out at once",
-                            route.channel)
         for number, source in enumerate(self.config.desk.sources):
             if source.kind == "http":
                 log.warning("http source %s: not implemented yet; skipped", source.url)

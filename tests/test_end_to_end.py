@@ -195,3 +195,44 @@ async def test_a_rescored_story_edits_its_message_once_and_replies_in_its_thread
     top_level = [c for c in desk.slack.posts() if "thread_ts" not in c.body]
     assert top_level == [alert]
     assert len(desk.emails("reader@desk.example")) == 1
+
+
+@pytest.fixture
+async def quiet_desk(tmp_path: Path, sqlite_url: str, slack: FakeSlack,
+                     smtp: tuple[SmtpRecorder, int]) -> AsyncIterator[Desk]:
+    clock = Clock()
+    clock.now = datetime(2026, 11, 27, 4, 0, tzinfo=UTC)  # 23:00 in New York
+    routes = [{"channel": "C0QUIET", "quiet_hours": "22:00-07:00",
+               "timezone": "America/New_York", "break_through_impact": 10}]
+    config = desk_config(tmp_path, sqlite_url, slack, smtp[1],
+                         slack={"pacing": "0s", "batch_window": "30s", "routes": routes})
+    service = Service(config, clock)
+    yield Desk(service, slack, smtp[0], clock)
+    await service.close()
+
+
+async def test_quiet_hours_hold_items_until_morning_but_impact_10_breaks_through(
+    quiet_desk: Desk,
+) -> None:
+    desk = quiet_desk
+    at = desk.clock().isoformat()
+    await desk.ingest(item("night-1", impact=8, scored_at=at),
+                      item("night-2", impact=9, scored_at=at))
+    await desk.service.check()
+    assert desk.slack.posts() == []  # 23:00: held, even though check closes batch windows
+
+    desk.clock.advance(30 * 60)  # 23:30
+    await desk.ingest(item("urgent", impact=10, scored_at=desk.clock().isoformat()))
+    await desk.service.check()
+    [urgent] = desk.slack.posts()
+    assert titles(urgent.body) == ["urgent"]
+    assert "breaks through" not in urgent.body["text"]  # an alert carries its own reason
+
+    desk.clock.advance(7.5 * 3600 - 60)  # 06:59: still quiet
+    await desk.service.check()
+    assert len(desk.slack.posts()) == 1
+    desk.clock.advance(60)  # 07:00 in New York
+    await desk.service.check()
+    [_, morning] = desk.slack.posts()
+    assert titles(morning.body) == ["night-1", "night-2"]
+    assert morning.body["blocks"][0]["text"]["text"] == "2 new action items"

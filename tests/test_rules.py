@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bot.batching import plan
+from bot.batching import in_quiet_hours, plan
 from bot.routes import match, slack_targets
 from bot.rules import Thresholds, corroborate, gate, is_newer, too_old
 from bot.settings import DeskConfig
@@ -124,3 +124,23 @@ def test_batching_sends_at_once_then_holds_until_the_window_closes(
     if not send and pending:
         assert decision.due_at == last + WINDOW if last else None
         assert "held until" in decision.reason
+
+
+NY = "America/New_York"
+
+
+@pytest.mark.parametrize(("utc", "quiet", "zone", "inside"), [
+    ("2026-11-27T03:59:00", "22:00-07:00", NY, True),  # 22:59 in New York
+    ("2026-11-27T02:59:00", "22:00-07:00", NY, False),  # 21:59
+    ("2026-11-27T11:59:00", "22:00-07:00", NY, True),  # 06:59
+    ("2026-11-27T12:00:00", "22:00-07:00", NY, False),  # 07:00: quiet hours have ended
+    ("2026-07-01T02:30:00", "22:00-07:00", NY, True),  # 22:30 EDT (DST): the zone decides
+    ("2026-07-01T01:30:00", "22:00-07:00", NY, False),  # 21:30 EDT
+    ("2026-11-27T13:00:00", "12:00-14:00", "UTC", True),  # a range that does not wrap
+    ("2026-11-27T14:00:00", "12:00-14:00", "UTC", False),
+    ("2026-11-27T13:00:00", None, "UTC", False),
+])
+def test_quiet_hours_are_read_in_the_routes_own_zone(utc: str, quiet: str | None, zone: str,
+                                                     inside: bool) -> None:
+    now = datetime.fromisoformat(utc).replace(tzinfo=UTC)
+    assert in_quiet_hours(now, quiet, zone) is inside
