@@ -22,7 +22,7 @@ from sqlalchemy import Connection
 from bot import outbox
 from bot.db import Database
 from bot.mail import compose
-from bot.render import Item, slack_message, slack_update
+from bot.render import Item, item_context, slack_message, slack_thread_reply, slack_update
 from bot.rules import corroborate, gate, global_thresholds
 from bot.settings import Config
 from bot.stories import Story
@@ -97,6 +97,8 @@ class Dispatcher:
             if row.kind == "update":  # an edit shows what its parent message showed
                 parent = outbox.parent_of(db, row.parent_id)
                 claimed.append((row, Load(outbox.items_of(db, parent.id), parent)))
+            elif row.kind == "facts":
+                claimed.append((row, Load(outbox.story_items(db, row.details["story_id"]))))
             else:
                 items = outbox.items_of(db, row.id) if row.kind != "test" else []
                 claimed.append((row, Load(items)))
@@ -217,6 +219,10 @@ class Dispatcher:
         if row.kind == "update":
             return slack_update(load.parent.kind, listed, address, load.parent.remote_id,
                                 row.details, more)
+        if row.kind == "facts":
+            return [("chat.postMessage", slack_thread_reply("facts", address,
+                                                            row.details["thread_ts"],
+                                                            story=item_context(items[0])))]
         if row.transport == "slack":
             return [("chat.postMessage", slack_message(row.kind, listed, address, more))]
         return compose(row.kind, items, address, self.config.settings, self.key, self.clock())

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy import Connection, and_, func, literal, select, update
 
 from bot.batching import in_quiet_hours, plan
 from bot.db.schema import DELIVERIES, MATCHES, STORIES
@@ -288,3 +288,26 @@ def parent_of(db: Connection, delivery_id: int) -> Any:
     """The delivery row an update edits: its kind and the posted message's id (Slack ts)."""
     return db.execute(select(DELIVERIES.c.id, DELIVERIES.c.kind, DELIVERIES.c.remote_id)
                       .where(DELIVERIES.c.id == delivery_id)).one()
+
+
+def enqueue_facts(db: Connection, channel: str, thread_ts: str, story_id: str, user: str,
+                  now: datetime) -> bool:
+    """Queue the key facts of a story into an alert's thread, once; False if already queued."""
+    dedupe = f"facts:{channel}:{thread_ts}:{story_id}"
+    if db.scalar(select(DELIVERIES.c.id).where(DELIVERIES.c.dedupe_key == dedupe)):
+        return False
+    db.execute(DELIVERIES.insert().values(
+        dedupe_key=dedupe, transport="slack", target=f"slack:{channel}", kind="facts",
+        reason=f"key facts of {story_id} asked for by {user}", status="pending", attempts=0,
+        not_before=now, created_at=now,
+        details={"story_id": story_id, "thread_ts": thread_ts},
+    ))
+    return True
+
+
+def story_items(db: Connection, story_id: str) -> list[Any]:
+    """One story shaped like `items_of` rows, for messages about a story rather than a match."""
+    return list(db.execute(
+        select(STORIES.c.id.label("story_id"), literal("").label("reason"), STORIES.c.payload)
+        .where(STORIES.c.id == story_id)
+    ))

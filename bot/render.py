@@ -175,9 +175,17 @@ def slack_update(kind: str, items: Sequence[Item], channel: str, ts: str,
     edited = slack_message(kind, items, channel, more)
     edited["ts"] = ts
     changed = next((i for i in items if i.story.id == details["story_id"]), items[0])
-    reply = slack_blocks("update", change=details, story=item_context(changed))
-    reply.update(channel=channel, thread_ts=ts, unfurl_links=False, unfurl_media=False)
+    reply = slack_thread_reply("update", channel, ts, change=details,
+                               story=item_context(changed))
     return [("chat.update", edited), ("chat.postMessage", reply)]
+
+
+def slack_thread_reply(template: str, channel: str, thread_ts: str, **context: Any
+                       ) -> dict[str, Any]:
+    """chat.postMessage arguments for a reply in a message's thread."""
+    reply = slack_blocks(template, **context)
+    reply.update(channel=channel, thread_ts=thread_ts, unfurl_links=False, unfurl_media=False)
+    return reply
 
 
 def story_context(story: Story, versions: Sequence[Any], alerted: Sequence[Any]

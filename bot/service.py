@@ -155,7 +155,8 @@ class Service:
         token = settings.ingest_token.get_secret_value() if settings.ingest_token else None
         if token is None:
             log.warning("no ALERTBOT_INGEST_TOKEN: POST /api/stories answers 401")
-        app = create_app(self.push, self.ready, token, create_slack_app(self.config, self.db))
+        slack = create_slack_app(self.config, self.db, self.dispatcher.wake)
+        app = create_app(self.push, self.ready, token, slack)
         server = uvicorn.Server(uvicorn.Config(
             app, host=settings.http_host, port=settings.http_port, log_level="warning",
             access_log=False, lifespan="off",

@@ -260,3 +260,35 @@ def test_alerts_channel_changes_need_an_admin_and_config_routes_are_read_only(
 def test_alerts_explains_a_malformed_argument(alertbot: Alertbot, slack_server: FakeSlack,
                                               text: str, reply: str) -> None:
     assert alerts(alertbot, slack_server, text).startswith(reply)
+
+
+def press(bot: Alertbot, slack: FakeSlack, action_id: str, value: str, message_ts: str,
+          reply_path: str) -> None:
+    payload = {"type": "block_actions", "team": {"id": "T1"}, "user": {"id": "U1"},
+               "api_app_id": "A1", "token": "x", "trigger_id": "1.2.3",
+               "container": {"type": "message", "message_ts": message_ts, "channel_id": "C0X",
+                             "is_ephemeral": False},
+               "channel": {"id": "C0X"}, "message": {"ts": message_ts},
+               "response_url": f"{slack.url}{reply_path}",
+               "actions": [{"type": "button", "action_id": action_id, "block_id": "b",
+                            "value": value, "action_ts": "1"}]}
+    assert post(bot, {"payload": json.dumps(payload)}).status_code == 200
+
+
+def test_key_facts_go_in_the_alerts_thread_once(alertbot: Alertbot, slack_server: FakeSlack
+                                                ) -> None:
+    press(alertbot, slack_server, "key_facts", "hgv-test", "1700000000.000777", "facts/1")
+    slack_server.wait_for(
+        lambda: any(c.body.get("thread_ts") == "1700000000.000777" for c in slack_server.posts()),
+        10, lambda: "no key facts in the thread")
+    [facts] = [c for c in slack_server.posts() if c.body.get("thread_ts") == "1700000000.000777"]
+    assert facts.body["channel"] == "C0X"
+    text = json.dumps(facts.body["blocks"])
+    assert "1. Telemetry was lost after booster separation" in text
+    assert "2. Third test this year" in text
+
+    press(alertbot, slack_server, "key_facts", "hgv-test", "1700000000.000777", "facts/2")
+    again = slack_server.wait_for_call("facts/2", timeout=5)
+    assert again.body["text"] == "The key facts are already in this alert's thread."
+    assert len([c for c in slack_server.posts()
+                if c.body.get("thread_ts") == "1700000000.000777"]) == 1

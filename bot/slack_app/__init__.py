@@ -7,6 +7,7 @@ Slack's 3 seconds, and reads through the same archive as the CLI.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -14,12 +15,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.db import Database
 from bot.settings import Config
-from bot.slack_app import actionitems, alerts, story
+from bot.slack_app import actionitems, alerts, buttons, story
 
 log = logging.getLogger(__name__)
 
 
-def create_slack_app(config: Config, db: Database) -> AsyncApp | None:
+def create_slack_app(config: Config, db: Database, wake: Callable[[], None]
+                     ) -> AsyncApp | None:
     """Bolt with our commands, or None (said once) when the token or signing secret is missing."""
     settings = config.settings
     if settings.slack_signing_secret is None or settings.slack_bot_token is None:
@@ -33,6 +35,7 @@ def create_slack_app(config: Config, db: Database) -> AsyncApp | None:
     story.register(app, db, config.desk.slack.commands)
     actionitems.register(app, db, config.desk.slack.commands)
     alerts.register(app, db, config.desk)
+    buttons.register(app, db, wake)
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:
