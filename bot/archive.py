@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, case, func, literal, select, update
+from sqlalchemy import Connection, and_, bindparam, case, func, literal, select, text, update
 
 from bot.db.schema import DELIVERIES, MATCHES, REJECTIONS, STORIES, VERSIONS
 from bot.rules import Corroboration, Figures, Thresholds, corroborate, is_newer
@@ -40,6 +40,12 @@ def _latest_per_id(stories: Sequence[Story]) -> list[Story]:
         if held is None or is_newer(story, held.version, held.scored_at):
             newest[story.id] = story
     return list(newest.values())
+
+
+def search_text(story: Story) -> str:
+    """What full-text search reads besides the title: takeaways, facts, source headlines."""
+    headlines = [s.title for s in story.sources or () if s.title]
+    return "\n".join([*story.key_takeaways, *story.key_facts, *headlines])
 
 
 def _columns(story: Story, corroboration: Corroboration, limits: Thresholds) -> dict[str, Any]:
@@ -71,7 +77,6 @@ def save(
     saved: list[Saved] = []
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
-    versions: list[dict[str, Any]] = []
     for story in candidates:
         stored = known.get(story.id)
         if stored is not None and not is_newer(story, stored.version, stored.scored_at):
@@ -79,23 +84,39 @@ def save(
         corroboration = corroborate(story)
         columns = _columns(story, corroboration, limits)
         row = {**columns, "flag": corroboration.flag, "title": story.title, "url": story.url,
-               "updated_at": now}
+               "search_text": search_text(story), "updated_at": now}
         (updates if stored else inserts).append({"id": story.id, **row})
-        versions.append({"story_id": story.id, "received_at": now, **columns})
         before = (Figures(stored.impact, stored.corroboration, stored.qualifies)
                   if stored is not None else None)
         saved.append(Saved(story, corroboration, before))
     if inserts:
         db.execute(STORIES.insert(), inserts)
     if updates:
+        _keep_as_history(db, [row["id"] for row in updates])
         db.execute(
             update(STORIES).where(STORIES.c.id == bindparam("b_id")),
             [{("b_id" if key == "id" else key): value for key, value in row.items()}
              for row in updates],
         )
-    if versions:
-        db.execute(VERSIONS.insert(), versions)
     return saved
+
+
+_HISTORY_COLUMNS = ("version", "scored_at", "impact", "corroboration", "qualifies", "payload")
+
+
+def _keep_as_history(db: Connection, story_ids: list[str]) -> None:
+    """Copy the versions about to be replaced into story_versions, inside the database.
+
+    The current version lives in `stories`; `story_versions` holds the earlier ones, so a new
+    story is written once, and each replaced version is kept exactly as it was received.
+    """
+    columns = [STORIES.c[name] for name in _HISTORY_COLUMNS]
+    for start in range(0, len(story_ids), 500):
+        db.execute(VERSIONS.insert().from_select(
+            ["story_id", *_HISTORY_COLUMNS, "received_at"],
+            select(STORIES.c.id, *columns, STORIES.c.updated_at)
+            .where(STORIES.c.id.in_(story_ids[start : start + 500])),
+        ))
 
 
 def record_rejections(
@@ -120,10 +141,13 @@ def load(db: Connection, story_ids: Sequence[str]) -> dict[str, Story]:
 
 
 def history(db: Connection, story_id: str) -> list[Any]:
-    rows = db.execute(
-        select(VERSIONS).where(VERSIONS.c.story_id == story_id).order_by(VERSIONS.c.id)
-    )
-    return list(rows)
+    """Every version of a story as received, oldest first: the earlier ones, then the current."""
+    earlier = select(*(VERSIONS.c[name] for name in _HISTORY_COLUMNS), VERSIONS.c.received_at,
+                     VERSIONS.c.id.label("n")).where(VERSIONS.c.story_id == story_id)
+    current = select(*(STORIES.c[name] for name in _HISTORY_COLUMNS),
+                     STORIES.c.updated_at.label("received_at"),
+                     literal(2**62).label("n")).where(STORIES.c.id == story_id)
+    return list(db.execute(earlier.union_all(current).order_by("n")))
 
 
 def rejections(db: Connection, limit: int = 1000) -> list[Any]:
@@ -136,25 +160,58 @@ def rejections(db: Connection, limit: int = 1000) -> list[Any]:
 def find(db: Connection, query: str, limit: int = 5) -> list[Story]:
     """Stories for a `/story` query: the exact id, else the exact URL, else the best word matches.
 
-    Words are matched in titles, best first by how many words match, then newest. This is a
-    portable scan; full-text search (SQLite FTS5, PostgreSQL tsvector) replaces it with the rest
-    of the Slack app work.
+    Words are searched in titles, takeaways, key facts and source headlines (SQLite FTS5,
+    PostgreSQL full-text search), best first, a title match counting most.
     """
-    text = query.strip()
+    wanted = query.strip()
     for column in (STORIES.c.id, STORIES.c.url):
-        row = db.execute(select(STORIES.c.payload).where(column == text)).first()
+        row = db.execute(select(STORIES.c.payload).where(column == wanted)).first()
         if row is not None:
             return [Story.model_validate_json(row.payload)]
-    words = [w for w in re.findall(r"\w+", text.lower()) if len(w) > 1][:8]
+    words = [w for w in re.findall(r"\w+", wanted.lower()) if len(w) > 1][:8]
     if not words:
         return []
+    search = {"sqlite": _search_sqlite, "postgresql": _search_postgres}.get(
+        db.dialect.name, _search_titles)
+    return [Story.model_validate_json(payload) for payload in search(db, words, limit)]
+
+
+# Kept in step with migration 0004's index expression, which this must repeat to use it.
+PG_SEARCH_VECTOR = ("setweight(to_tsvector('english', title), 'A') || "
+                    "setweight(to_tsvector('english', coalesce(search_text, '')), 'B')")
+
+
+def _search_sqlite(db: Connection, words: list[str], limit: int) -> list[str]:
+    # Any word may match; bm25 ranks by how well, title weighted 10× (lower is better). Each word
+    # is quoted, so nothing typed in Slack is read as FTS5 syntax.
+    query = " OR ".join(f'"{w}"' for w in words)
+    rows = db.execute(text(
+        "SELECT stories.payload FROM stories_fts JOIN stories ON stories.rowid = stories_fts.rowid "
+        "WHERE stories_fts MATCH :query "
+        "ORDER BY bm25(stories_fts, 10.0, 1.0), stories.scored_at DESC LIMIT :limit"
+    ), {"query": query, "limit": limit})
+    return [row.payload for row in rows]
+
+
+def _search_postgres(db: Connection, words: list[str], limit: int) -> list[str]:
+    # Words are \w+ only, so joining them with | is a well-formed tsquery.
+    rows = db.execute(text(
+        f"SELECT payload FROM stories, to_tsquery('english', :query) AS query "
+        f"WHERE ({PG_SEARCH_VECTOR}) @@ query "
+        f"ORDER BY ts_rank({PG_SEARCH_VECTOR}, query) DESC, scored_at DESC LIMIT :limit"
+    ), {"query": " | ".join(words), "limit": limit})
+    return [row.payload for row in rows]
+
+
+def _search_titles(db: Connection, words: list[str], limit: int) -> list[str]:
+    """Portable fallback: more title words matched first, then newest."""
     title = func.lower(STORIES.c.title)
     score = sum((case((title.like(f"%{w}%"), 1), else_=0) for w in words), literal(0))
     rows = db.execute(
         select(STORIES.c.payload).where(score > 0)
         .order_by(score.desc(), STORIES.c.scored_at.desc()).limit(limit)
     )
-    return [Story.model_validate_json(row.payload) for row in rows]
+    return [row.payload for row in rows]
 
 
 def alerted_where(db: Connection, story_id: str) -> list[Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from bot.rules import Corroboration, Thresholds, gate, too_old
 from bot.settings import DeskConfig, RouteConfig
@@ -100,8 +100,9 @@ def email_target(address: str, topics: Iterable[str], desk: DeskConfig) -> Targe
     )
 
 
-@dataclass(frozen=True)
-class Match:
+class Match(NamedTuple):
+    """One (story, target) decision. A NamedTuple: ingest makes one per story per target."""
+
     target: Target
     story_id: str
     version: int | None

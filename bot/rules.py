@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from bot.settings import RulesConfig
 from bot.stories import Story
@@ -45,8 +46,7 @@ class Thresholds:
     min_sources: int
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
     qualifies: bool
     reason: str
 

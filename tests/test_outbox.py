@@ -113,7 +113,14 @@ async def test_reingesting_the_same_stories_stores_and_alerts_nothing_new(
     assert (len(first.accepted), first.matched) == (5, 5)
     assert (again.accepted, len(again.unchanged), again.matched) == ([], 5, 0)
     with db.engine.connect() as conn:
-        assert len(list(conn.execute(select(VERSIONS)))) == 5
+        assert [len(archive.history(conn, f"s{n}")) for n in range(5)] == [1] * 5
         assert len(list(conn.execute(select(MATCHES)))) == 5
         assert archive.load(conn, ["s0"])["s0"].scored_at == NOW
+    newer = json.dumps(story(id="s0", scored_at=(NOW + timedelta(minutes=5)).isoformat(),
+                             impact=9))
+    assert (await pipeline.ingest(parse_batch(newer), "test", NOW)).accepted == ["s0"]
+    with db.engine.connect() as conn:
+        assert [(v.impact, v.scored_at) for v in archive.history(conn, "s0")] == [
+            (8, NOW), (9, NOW + timedelta(minutes=5))]
+        assert len(list(conn.execute(select(VERSIONS)))) == 1
     db.close()

@@ -57,6 +57,8 @@ class StoryRow(Base):
     flag: Mapped[str | None] = mapped_column(Text)
     title: Mapped[str] = mapped_column(Text)
     url: Mapped[str] = mapped_column(Text)
+    # Takeaways, key facts and source headlines, for full-text search beside the title.
+    search_text: Mapped[str | None] = mapped_column(Text)
     payload: Mapped[str] = mapped_column(Text)  # the validated story as JSON text
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
