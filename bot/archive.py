@@ -173,7 +173,9 @@ def find(db: Connection, query: str, limit: int = 5) -> list[Story]:
         return []
     search = {"sqlite": _search_sqlite, "postgresql": _search_postgres}.get(
         db.dialect.name, _search_titles)
-    return [Story.model_validate_json(payload) for payload in search(db, words, limit)]
+    # Every word first (what a reader means by "hypersonic pacific"); any word if none has all.
+    found = search(db, words, limit, True) or search(db, words, limit, False)
+    return [Story.model_validate_json(payload) for payload in found]
 
 
 # Kept in step with migration 0004's index expression, which this must repeat to use it.
@@ -181,34 +183,40 @@ PG_SEARCH_VECTOR = ("setweight(to_tsvector('english', title), 'A') || "
                     "setweight(to_tsvector('english', coalesce(search_text, '')), 'B')")
 
 
-def _search_sqlite(db: Connection, words: list[str], limit: int) -> list[str]:
-    # Any word may match; bm25 ranks by how well, title weighted 10× (lower is better). Each word
-    # is quoted, so nothing typed in Slack is read as FTS5 syntax.
-    query = " OR ".join(f'"{w}"' for w in words)
+SEARCH_WINDOW = 1000  # the newest matches that are ranked; bounds the work of a common word
+
+
+def _search_sqlite(db: Connection, words: list[str], limit: int, every: bool) -> list[str]:
+    # bm25 ranks the newest SEARCH_WINDOW matches, a title match weighing 10× (lower is better).
+    # FTS5 walks matches by rowid cheaply, so a word in most stories costs no more than a rare
+    # one. Each word is quoted: nothing typed in Slack is read as FTS5 syntax.
+    query = (" " if every else " OR ").join(f'"{w}"' for w in words)
     rows = db.execute(text(
-        "SELECT stories.payload FROM stories_fts JOIN stories ON stories.rowid = stories_fts.rowid "
-        "WHERE stories_fts MATCH :query "
-        "ORDER BY bm25(stories_fts, 10.0, 1.0), stories.scored_at DESC LIMIT :limit"
-    ), {"query": query, "limit": limit})
+        "SELECT stories.payload FROM stories JOIN ("
+        "  SELECT rowid, bm25(stories_fts, 10.0, 1.0) AS score FROM stories_fts"
+        "  WHERE stories_fts MATCH :query ORDER BY rowid DESC LIMIT :window"
+        ") AS hits ON stories.rowid = hits.rowid "
+        "ORDER BY hits.score, stories.scored_at DESC LIMIT :limit"
+    ), {"query": query, "window": SEARCH_WINDOW, "limit": limit})
     return [row.payload for row in rows]
 
 
-def _search_postgres(db: Connection, words: list[str], limit: int) -> list[str]:
-    # Words are \w+ only, so joining them with | is a well-formed tsquery.
+def _search_postgres(db: Connection, words: list[str], limit: int, every: bool) -> list[str]:
+    # Words are \w+ only, so joining them with & or | is a well-formed tsquery.
     rows = db.execute(text(
         f"SELECT payload FROM stories, to_tsquery('english', :query) AS query "
         f"WHERE ({PG_SEARCH_VECTOR}) @@ query "
         f"ORDER BY ts_rank({PG_SEARCH_VECTOR}, query) DESC, scored_at DESC LIMIT :limit"
-    ), {"query": " | ".join(words), "limit": limit})
+    ), {"query": (" & " if every else " | ").join(words), "limit": limit})
     return [row.payload for row in rows]
 
 
-def _search_titles(db: Connection, words: list[str], limit: int) -> list[str]:
+def _search_titles(db: Connection, words: list[str], limit: int, every: bool) -> list[str]:
     """Portable fallback: more title words matched first, then newest."""
     title = func.lower(STORIES.c.title)
     score = sum((case((title.like(f"%{w}%"), 1), else_=0) for w in words), literal(0))
     rows = db.execute(
-        select(STORIES.c.payload).where(score > 0)
+        select(STORIES.c.payload).where(score >= (len(words) if every else 1))
         .order_by(score.desc(), STORIES.c.scored_at.desc()).limit(limit)
     )
     return [row.payload for row in rows]
