@@ -1,0 +1,128 @@
+"""`/story` look-ups through /slack/events against 1,000,000 stories (issue 3's benchmark).
+
+Builds a SQLite database of N stories (Zipf-like vocabulary, tests/corpus.py) through the
+ingest pipeline, starts `alertbot run` on it, then 20 concurrent clients send signed slash
+commands: by id (random stories) and by words (two words from a random story's title).
+Prints p50/p99 per kind and the service's peak RSS. Usage: python bench/lookup.py [N] [REQUESTS]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.machine import describe, peak_rss_mb
+from bot import db as database
+from bot.db import Database
+from bot.pipeline import Pipeline
+from bot.stories import parse_batch
+from tests.conftest import make_config
+from tests.corpus import lines
+from tests.fakes import FakeSlack, slack_signature
+from tests.process import Alertbot
+
+SECRET = "bench-signing-secret"
+CLIENTS = 20
+SLICE = 100_000
+
+
+async def build(url: str, tmp: Path, count: int) -> list[str]:
+    """Ingest `count` stories; return a sample of their lines for queries."""
+    database.upgrade(url)
+    db = Database(url)
+    pipeline = Pipeline(db, make_config(tmp, url, {"slack": {"routes": []}}))
+    sample: list[str] = []
+    generated = lines(count)
+    rng = random.Random(1)
+    for _ in range(0, count, SLICE):
+        chunk = list(itertools.islice(generated, SLICE))
+        sample += rng.sample(chunk, min(200, len(chunk)))
+        report = await pipeline.ingest(parse_batch("\n".join(chunk)), "bench", datetime.now(UTC))
+        assert not report.rejected
+    db.close()
+    return sample
+
+
+def signed(text: str) -> tuple[str, dict[str, str]]:
+    body = urlencode({"command": "/story", "text": text, "team_id": "T1", "channel_id": "C1",
+                      "user_id": "U1", "response_url": "http://127.0.0.1:9/x",
+                      "trigger_id": "1"})
+    ts = str(int(time.time()))
+    return body, {"Content-Type": "application/x-www-form-urlencoded",
+                  "X-Slack-Request-Timestamp": ts,
+                  "X-Slack-Signature": slack_signature(SECRET, ts, body)}
+
+
+async def load(url: str, queries: list[tuple[str, str]]) -> dict[str, list[float]]:
+    timings: dict[str, list[float]] = {"id": [], "words": []}
+    pending = iter(queries)
+
+    async def client() -> None:
+        async with httpx.AsyncClient(timeout=30) as http:
+            for kind, text in pending:
+                body, headers = signed(text)
+                started = time.perf_counter()
+                answer = await http.post(f"{url}/slack/events", content=body, headers=headers)
+                timings[kind].append((time.perf_counter() - started) * 1000)
+                assert answer.status_code == 200, answer.text
+
+    await asyncio.gather(*(client() for _ in range(CLIENTS)))
+    return timings
+
+
+def p(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def main(count: int = 1_000_000, requests: int = 2000) -> None:
+    slack = FakeSlack().start()
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        url = f"sqlite:///{tmp / 'alertbot.db'}"
+        started = time.monotonic()
+        sample = asyncio.run(build(url, tmp, count))
+        built = time.monotonic() - started
+        size = (tmp / "alertbot.db").stat().st_size / 2**20
+        rng = random.Random(2)
+        queries = []
+        for _ in range(requests):
+            story = json.loads(rng.choice(sample))
+            queries.append(("id", story["id"]))
+            queries.append(("words", " ".join(rng.sample(story["title"].lower().split(), 2))))
+        rng.shuffle(queries)
+        bot = Alertbot.make(tmp, '[slack]\npacing = "0s"\n', slack.url,
+                            SLACK_SIGNING_SECRET=SECRET, DATABASE_URL=url).start()
+        try:
+            asyncio.run(load(bot.url, queries[:200]))  # warm-up
+            timings = asyncio.run(load(bot.url, queries))
+            assert bot.process is not None
+            rss = peak_rss_mb(bot.process.pid)
+        finally:
+            bot.stop()
+            slack.stop()
+    print(describe())
+    print(f"{count:,} stories ingested in {built:.0f} s ({count / built:,.0f}/s); "
+          f"database {size:,.0f} MB")
+    print(f"/story through /slack/events, {CLIENTS} concurrent clients, "
+          f"{requests} requests of each kind:")
+    for kind, values in timings.items():
+        print(f"  by {kind:5}: p50 {p(values, 50):.1f} ms · p90 {p(values, 90):.1f} ms · "
+              f"p99 {p(values, 99):.1f} ms · max {max(values):.1f} ms")
+    print(f"  peak RSS of alertbot run: {rss:.0f} MB")
+
+
+if __name__ == "__main__":
+    main(*(int(arg) for arg in sys.argv[1:3]))
