@@ -3,7 +3,8 @@
 Builds a SQLite database of N stories (Zipf-like vocabulary, tests/corpus.py) through the
 ingest pipeline, starts `alertbot run` on it, then 20 concurrent clients send signed slash
 commands: by id (random stories) and by words (two words from a random story's title).
-Prints p50/p99 per kind and the service's peak RSS. Usage: python bench/lookup.py [N] [REQUESTS]
+Prints p50/p99 per kind and the service's peak RSS.
+Usage: python bench/lookup.py [N] [REQUESTS] [FOLDER]  (FOLDER keeps the database for reuse)
 """
 
 from __future__ import annotations
@@ -87,13 +88,19 @@ def p(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
-def main(count: int = 1_000_000, requests: int = 2000) -> None:
+def main(count: int = 1_000_000, requests: int = 2000, folder: str | None = None) -> None:
     slack = FakeSlack().start()
     with tempfile.TemporaryDirectory() as name:
-        tmp = Path(name)
+        tmp = Path(folder or name)
+        tmp.mkdir(parents=True, exist_ok=True)
         url = f"sqlite:///{tmp / 'alertbot.db'}"
         started = time.monotonic()
-        sample = asyncio.run(build(url, tmp, count))
+        kept = tmp / "sample.txt"
+        if kept.exists():  # a database built by an earlier run with the same FOLDER
+            sample = kept.read_text().splitlines()
+        else:
+            sample = asyncio.run(build(url, tmp, count))
+            kept.write_text("\n".join(sample))
         built = time.monotonic() - started
         size = (tmp / "alertbot.db").stat().st_size / 2**20
         rng = random.Random(2)
@@ -114,7 +121,7 @@ def main(count: int = 1_000_000, requests: int = 2000) -> None:
             bot.stop()
             slack.stop()
     print(describe())
-    print(f"{count:,} stories ingested in {built:.0f} s ({count / built:,.0f}/s); "
+    print(f"{count:,} stories ({'reused' if built < 5 else f'ingested in {built:.0f} s'}); "
           f"database {size:,.0f} MB")
     print(f"/story through /slack/events, {CLIENTS} concurrent clients, "
           f"{requests} requests of each kind:")
@@ -125,4 +132,4 @@ def main(count: int = 1_000_000, requests: int = 2000) -> None:
 
 
 if __name__ == "__main__":
-    main(*(int(arg) for arg in sys.argv[1:3]))
+    main(*(int(arg) for arg in sys.argv[1:3]), *sys.argv[3:4])

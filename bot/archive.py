@@ -183,22 +183,24 @@ PG_SEARCH_VECTOR = ("setweight(to_tsvector('english', title), 'A') || "
                     "setweight(to_tsvector('english', coalesce(search_text, '')), 'B')")
 
 
-SEARCH_WINDOW = 1000  # the newest matches that are ranked; bounds the work of a common word
-
-
 def _search_sqlite(db: Connection, words: list[str], limit: int, every: bool) -> list[str]:
-    # bm25 ranks the newest SEARCH_WINDOW matches, a title match weighing 10× (lower is better).
-    # FTS5 walks matches by rowid cheaply, so a word in most stories costs no more than a rare
-    # one. Each word is quoted: nothing typed in Slack is read as FTS5 syntax.
-    query = (" " if every else " OR ").join(f'"{w}"' for w in words)
-    rows = db.execute(text(
-        "SELECT stories.payload FROM stories JOIN ("
-        "  SELECT rowid, bm25(stories_fts, 10.0, 1.0) AS score FROM stories_fts"
-        "  WHERE stories_fts MATCH :query ORDER BY rowid DESC LIMIT :window"
-        ") AS hits ON stories.rowid = hits.rowid "
-        "ORDER BY hits.score, stories.scored_at DESC LIMIT :limit"
-    ), {"query": query, "window": SEARCH_WINDOW, "limit": limit})
-    return [row.payload for row in rows]
+    # Stories with the words in their title first, then in title or body; newest first within
+    # each. No bm25(): it counts every story holding a word, which for a common word at a
+    # million stories costs ~20 ms, where a newest-first walk of the index stops at `limit`.
+    # Each word is quoted, so nothing typed in Slack is read as FTS5 syntax.
+    terms = (" " if every else " OR ").join(f'"{w}"' for w in words)
+    found: dict[int, str] = {}
+    for query in (f"title : ({terms})", terms):
+        rows = db.execute(text(
+            "SELECT stories.rowid, stories.payload FROM stories_fts "
+            "JOIN stories ON stories.rowid = stories_fts.rowid "
+            "WHERE stories_fts MATCH :query ORDER BY stories_fts.rowid DESC LIMIT :limit"
+        ), {"query": query, "limit": limit})
+        for row in rows:
+            found.setdefault(row.rowid, row.payload)
+        if len(found) >= limit:
+            break
+    return list(found.values())[:limit]
 
 
 def _search_postgres(db: Connection, words: list[str], limit: int, every: bool) -> list[str]:
