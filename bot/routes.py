@@ -82,6 +82,8 @@ def slack_route_target(route: SlackRoute, desk: DeskConfig) -> Target:
         thresholds=Thresholds(max(rules.min_impact, route.min_impact or 0), rules.min_sources),
         batch_window=desk.slack.batch_window,
         topics=frozenset(route.topics),
+        quiet_hours=route.quiet_hours,
+        timezone=route.timezone,
     )
 
 

@@ -18,6 +18,8 @@ class SlackRoute:
     min_impact: float | None
     created_by: str
     created_at: datetime
+    quiet_hours: str | None = None
+    timezone: str = "UTC"
 
     @property
     def direct(self) -> bool:
@@ -29,6 +31,7 @@ def save(db: Connection, route: SlackRoute) -> None:
     remove(db, route.address)
     db.execute(SLACK_ROUTES.insert().values(
         address=route.address, topics=list(route.topics), min_impact=route.min_impact,
+        quiet_hours=route.quiet_hours, timezone=route.timezone,
         created_by=route.created_by, created_at=route.created_at,
     ))
 
@@ -42,5 +45,6 @@ def listing(db: Connection, address: str | None = None) -> Sequence[SlackRoute]:
     query = select(SLACK_ROUTES).order_by(SLACK_ROUTES.c.address)
     if address is not None:
         query = query.where(SLACK_ROUTES.c.address == address)
-    return [SlackRoute(r.address, tuple(r.topics), r.min_impact, r.created_by, r.created_at)
+    return [SlackRoute(r.address, tuple(r.topics), r.min_impact, r.created_by, r.created_at,
+                       r.quiet_hours, r.timezone)
             for r in db.execute(query)]

@@ -76,6 +76,8 @@ class FakeSlack:
                 self.end_headers()
                 self.wfile.write(data)
 
+            do_GET = do_POST  # e.g. users.info: arguments in the query string
+
             def log_message(self, *args: Any) -> None:
                 return None
 
@@ -120,6 +122,9 @@ class FakeSlack:
             return failure.status, {"ok": False, "error": error}, extra
         if method == "auth.test":
             return 200, {"ok": True, "user_id": "UBOT", "team_id": "T1", "bot_id": "B1"}, {}
+        if method == "users.info":  # every test user lives in New York
+            return 200, {"ok": True, "user": {"id": body.get("user"),
+                                              "tz": "America/New_York"}}, {}
         if method in ("chat.postMessage", "chat.update"):
             return 200, {"ok": True, "channel": body.get("channel"), "ts": body.get("ts", ts),
                          "message": {"text": body.get("text")}}, {}

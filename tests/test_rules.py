@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from bot.batching import in_quiet_hours, plan
-from bot.routes import match, slack_targets
+from bot.routes import match, slack_route_target, slack_targets
 from bot.rules import Thresholds, corroborate, gate, is_newer, too_old
 from bot.settings import DeskConfig
+from bot.slack_routes import SlackRoute
 from bot.stories import Story
 from tests.conftest import story
 
@@ -144,3 +145,11 @@ def test_quiet_hours_are_read_in_the_routes_own_zone(utc: str, quiet: str | None
                                                      inside: bool) -> None:
     now = datetime.fromisoformat(utc).replace(tzinfo=UTC)
     assert in_quiet_hours(now, quiet, zone) is inside
+
+
+def test_a_route_made_in_slack_carries_its_quiet_hours_into_its_target() -> None:
+    route = SlackRoute("C0NEW", ("launch",), 9, "U1", NOW, "22:00-07:00", "Europe/London")
+    target = slack_route_target(route, DESK)
+    assert (target.quiet_hours, target.timezone, target.thresholds.min_impact) == (
+        "22:00-07:00", "Europe/London", 9)
+    assert target.label == "route C0NEW topics=[launch] (via /alerts)"

@@ -257,7 +257,8 @@ def test_alerts_channel_changes_need_an_admin_and_config_routes_are_read_only(
 @pytest.mark.parametrize(("text", "reply"), [
     ("", "*Usage:* `/alerts subscribe"),
     ("subscribe impact>=11", "*`impact&gt;=11`: impact is a number from 1 to 10.*"),
-    ("subscribe quiet 22:00-07:00", "*quiet hours are not available yet"),
+    ("subscribe quiet 25:00-07:00", "*`quiet 25:00-07:00`: give a range such as"),
+    ("subscribe quiet 22:00-07:00 Mars/Base", "*`Mars/Base` is not a time zone"),
     ("<!channel>", "*`&lt;!channel&gt;` is not a command.*"),
 ])
 def test_alerts_explains_a_malformed_argument(alertbot: Alertbot, slack_server: FakeSlack,
@@ -295,3 +296,16 @@ def test_key_facts_go_in_the_alerts_thread_once(alertbot: Alertbot, slack_server
     assert again.body["text"] == "The key facts are already in this alert's thread."
     assert len([c for c in slack_server.posts()
                 if c.body.get("thread_ts") == "1700000000.000777"]) == 1
+
+
+def test_alerts_quiet_hours_use_the_persons_zone_unless_one_is_given(alertbot: Alertbot,
+                                                                     slack_server: FakeSlack
+                                                                     ) -> None:
+    said = alerts(alertbot, slack_server, "me subscribe quiet 22:00-07:00", user="U3")
+    assert "quiet 22:00-07:00 America/New_York" in said  # from users.info
+    said = alerts(alertbot, slack_server, "me subscribe launch quiet 23:00-06:30 Europe/London",
+                  user="U3")
+    assert "topics launch, impact ≥ 8, ≥ 2 sources, quiet 23:00-06:30 Europe/London" in said
+    assert "quiet 23:00-06:30 Europe/London" in alerts(alertbot, slack_server, "me status",
+                                                       user="U3")
+    alerts(alertbot, slack_server, "me unsubscribe", user="U3")

@@ -152,6 +152,8 @@ class SlackRouteRow(Base):
     address: Mapped[str] = mapped_column(String(40), unique=True)  # channel or user ID
     topics: Mapped[list[str]] = mapped_column(JSON)
     min_impact: Mapped[float | None] = mapped_column(Float)
+    quiet_hours: Mapped[str | None] = mapped_column(String(11))  # "22:00-07:00"
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     created_by: Mapped[str] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
