@@ -15,6 +15,7 @@ from typing import Any
 
 import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 from bot import outbox
 from bot.api import create_app
@@ -156,7 +157,11 @@ class Service:
         if token is None:
             log.warning("no ALERTBOT_INGEST_TOKEN: POST /api/stories answers 401")
         slack = create_slack_app(self.config, self.db, self.dispatcher.wake)
-        app = create_app(self.push, self.ready, token, slack)
+        socket_mode = None
+        if slack is not None and settings.slack_app_token is not None:
+            # Socket Mode instead of POST /slack/events (SPEC §6): Slack sends over a WebSocket.
+            socket_mode = AsyncSocketModeHandler(slack, settings.slack_app_token.get_secret_value())
+        app = create_app(self.push, self.ready, token, None if socket_mode else slack)
         server = uvicorn.Server(uvicorn.Config(
             app, host=settings.http_host, port=settings.http_port, log_level="warning",
             access_log=False, lifespan="off",
@@ -164,12 +169,17 @@ class Service:
         self._schedule()
         self.scheduler.start()
         workers = asyncio.create_task(self.dispatcher.run())
-        log.info("alertbot listening on http://%s:%s", settings.http_host, settings.http_port)
         try:
+            if socket_mode is not None:
+                await socket_mode.connect_async()  # type: ignore[no-untyped-call]
+                log.info("Slack app connected in Socket Mode")
+            log.info("alertbot listening on http://%s:%s", settings.http_host, settings.http_port)
             await server.serve()
         finally:
             workers.cancel()
             await asyncio.gather(workers, return_exceptions=True)
+            if socket_mode is not None:
+                await socket_mode.close_async()  # type: ignore[no-untyped-call]
             await self.close()
 
     async def check(self) -> dict[str, int]:

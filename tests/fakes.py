@@ -7,6 +7,7 @@ scripted failures per method instead of magic tokens.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -19,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
 
+from aiohttp import WSMsgType, web
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
@@ -43,6 +45,7 @@ class FakeSlack:
     """A Slack Web API on 127.0.0.1: auth.test, chat.postMessage, chat.update, and friends."""
 
     delay: float = 0.0  # seconds each call takes, to widen windows in crash tests
+    socket_url: str | None = None  # answer apps.connections.open with this (Socket Mode)
     calls: list[Call] = field(default_factory=list)
     _script: dict[str, deque[Scripted]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -122,6 +125,8 @@ class FakeSlack:
             return failure.status, {"ok": False, "error": error}, extra
         if method == "auth.test":
             return 200, {"ok": True, "user_id": "UBOT", "team_id": "T1", "bot_id": "B1"}, {}
+        if method == "apps.connections.open" and self.socket_url:
+            return 200, {"ok": True, "url": self.socket_url}, {}
         if method == "users.info":  # every test user lives in New York
             return 200, {"ok": True, "user": {"id": body.get("user"),
                                               "tz": "America/New_York"}}, {}
@@ -227,3 +232,70 @@ def slack_signature(secret: str, timestamp: str, body: str) -> str:
     """Sign a request body exactly as Slack does (v0, HMAC-SHA256 over v0:ts:body)."""
     base = f"v0:{timestamp}:{body}".encode()
     return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+class FakeSocketMode:
+    """A local Socket Mode endpoint: says hello, sends envelopes, records what comes back.
+
+    FakeSlack answers apps.connections.open with this server's URL when `socket_url` is set.
+    """
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self._changed = threading.Condition()
+        self._socket: Any = None
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+
+    def start(self) -> FakeSocketMode:
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._serve(), self._loop).result(timeout=10)
+        return self
+
+    async def _serve(self) -> None:
+        app = web.Application()
+        app.router.add_get("/link", self._connection)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"ws://127.0.0.1:{self._runner.addresses[0][1]}/link"
+
+    async def _connection(self, request: web.Request) -> web.WebSocketResponse:
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        await socket.send_json({"type": "hello", "num_connections": 1,
+                                "connection_info": {"app_id": "A1"}})
+        self._socket = socket
+        self._ready.set()
+        async for message in socket:
+            if message.type == WSMsgType.TEXT:
+                with self._changed:
+                    self.received.append(json.loads(message.data))
+                    self._changed.notify_all()
+        return socket
+
+    def wait_connected(self, timeout: float = 10) -> None:
+        if not self._ready.wait(timeout):
+            raise AssertionError("the app never opened the Socket Mode connection")
+
+    def send(self, envelope: dict[str, Any]) -> None:
+        asyncio.run_coroutine_threadsafe(self._socket.send_json(envelope),
+                                         self._loop).result(timeout=5)
+
+    def wait_for_reply(self, envelope_id: str, timeout: float = 10) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for message in self.received:
+                    if message.get("envelope_id") == envelope_id:
+                        return message
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no reply to envelope {envelope_id}")
+                self._changed.wait(left)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)

@@ -22,11 +22,16 @@ log = logging.getLogger(__name__)
 
 def create_slack_app(config: Config, db: Database, wake: Callable[[], None]
                      ) -> AsyncApp | None:
-    """Bolt with our commands, or None (said once) when the token or signing secret is missing."""
+    """Bolt with our commands, or None (said once) when credentials are missing.
+
+    HTTP mode needs SLACK_SIGNING_SECRET; Socket Mode (SLACK_APP_TOKEN) does not, since its
+    payloads arrive over an authenticated WebSocket rather than signed requests.
+    """
     settings = config.settings
-    if settings.slack_signing_secret is None or settings.slack_bot_token is None:
-        log.warning("slash commands disabled: they need SLACK_SIGNING_SECRET and "
-                    "SLACK_BOT_TOKEN")
+    secret = settings.slack_signing_secret
+    if settings.slack_bot_token is None or (secret is None and settings.slack_app_token is None):
+        log.warning("slash commands disabled: they need SLACK_BOT_TOKEN and either "
+                    "SLACK_SIGNING_SECRET (HTTP) or SLACK_APP_TOKEN (Socket Mode)")
         return None
     client = AsyncWebClient(token=settings.slack_bot_token.get_secret_value(),
                             base_url=settings.slack_api_url)
@@ -34,7 +39,7 @@ def create_slack_app(config: Config, db: Database, wake: Callable[[], None]
     # every 10 ms for ack() (which set a 10 ms floor under every command). Our listeners finish
     # in milliseconds: one database read, at most one response_url call.
     app = AsyncApp(client=client, process_before_response=True,
-                   signing_secret=settings.slack_signing_secret.get_secret_value())
+                   signing_secret=secret.get_secret_value() if secret else "")
     story.register(app, db, config.desk.slack.commands)
     actionitems.register(app, db, config.desk.slack.commands)
     alerts.register(app, db, config.desk)
