@@ -184,23 +184,20 @@ PG_SEARCH_VECTOR = ("setweight(to_tsvector('english', title), 'A') || "
 
 
 def _search_sqlite(db: Connection, words: list[str], limit: int, every: bool) -> list[str]:
-    # Stories with the words in their title first, then in title or body; newest first within
-    # each. No bm25(): it counts every story holding a word, which for a common word at a
-    # million stories costs ~20 ms, where a newest-first walk of the index stops at `limit`.
+    # Stories with the words in their title, newest first; only when no title has them, the
+    # stories with them anywhere. No bm25(): it counts every story holding a word (~20 ms for
+    # a common word at a million stories), where a newest-first walk stops at `limit` matches.
     # Each word is quoted, so nothing typed in Slack is read as FTS5 syntax.
     terms = (" " if every else " OR ").join(f'"{w}"' for w in words)
-    found: dict[int, str] = {}
     for query in (f"title : ({terms})", terms):
         rows = db.execute(text(
-            "SELECT stories.rowid, stories.payload FROM stories_fts "
+            "SELECT stories.payload FROM stories_fts "
             "JOIN stories ON stories.rowid = stories_fts.rowid "
             "WHERE stories_fts MATCH :query ORDER BY stories_fts.rowid DESC LIMIT :limit"
-        ), {"query": query, "limit": limit})
-        for row in rows:
-            found.setdefault(row.rowid, row.payload)
-        if len(found) >= limit:
-            break
-    return list(found.values())[:limit]
+        ), {"query": query, "limit": limit}).all()
+        if rows:
+            return [row.payload for row in rows]
+    return []
 
 
 def _search_postgres(db: Connection, words: list[str], limit: int, every: bool) -> list[str]:
