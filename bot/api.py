@@ -11,9 +11,10 @@ from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from bot.render import page_env
 from bot.stories import UnusableInput
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,9 @@ MAX_PUSH_BYTES = 5 * 1024 * 1024
 
 Ingest = Callable[[bytes], Awaitable[dict[str, Any]]]
 Ready = Callable[[], Awaitable[dict[str, str]]]
+# (token, act) -> the address the token names, or None when it is tampered with or foreign;
+# with act=True the address is unsubscribed.
+Unsubscribe = Callable[[str, bool], Awaitable[str | None]]
 
 
 class _TooLarge(Exception):
@@ -47,7 +51,8 @@ def _authorised(request: Request, token: str | None) -> bool:
 
 
 def create_app(ingest: Ingest, ready: Ready, ingest_token: str | None,
-               slack: AsyncApp | None = None) -> Starlette:
+               slack: AsyncApp | None = None, unsubscribe: Unsubscribe | None = None
+               ) -> Starlette:
     """Build the ASGI app; `ingest` stores and evaluates a parsed body, `ready` checks health.
 
     `slack` (Bolt) answers POST /slack/events; its adapter reads the raw body itself, since the
@@ -77,8 +82,20 @@ def create_app(ingest: Ingest, ready: Ready, ingest_token: str | None,
         return JSONResponse({"ready": not problems, "problems": problems},
                             status_code=503 if problems else 200)
 
+    async def unsubscribe_page(request: Request) -> Response:
+        # GET shows a confirmation page (mail scanners follow links; they must not unsubscribe
+        # anyone). POST unsubscribes at once: RFC 8058's one-click POST, answered without a
+        # redirect, and the page's own button.
+        act = request.method == "POST"
+        address = await unsubscribe(request.path_params["token"], act) if unsubscribe else None
+        outcome = "invalid" if address is None else "done" if act else "confirm"
+        page = page_env().get_template("unsubscribe.html").render(outcome=outcome,
+                                                                  address=address or "")
+        return HTMLResponse(page, status_code=400 if address is None else 200)
+
     routes = [
         Route("/api/stories", push, methods=["POST"]),
+        Route("/unsubscribe/{token}", unsubscribe_page, methods=["GET", "POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]

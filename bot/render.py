@@ -89,6 +89,13 @@ def email_env() -> Environment:
     return env
 
 
+@cache
+def page_env() -> Environment:
+    """HTML pages the HTTP server shows people (unsubscribe); autoescaped."""
+    return Environment(loader=FileSystemLoader(templates_dir() / "web"),
+                       autoescape=select_autoescape(["html"]), undefined=StrictUndefined)
+
+
 @dataclass(frozen=True)
 class Item:
     """One story in a message, with the reason it was sent there."""

@@ -17,7 +17,7 @@ import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-from bot import outbox
+from bot import outbox, subscribers
 from bot.api import create_app
 from bot.db import Database
 from bot.delivery import Clock, Dispatcher, utcnow
@@ -26,7 +26,7 @@ from bot.settings import Config, SourceConfig
 from bot.slack_app import create_slack_app
 from bot.sources import files
 from bot.stories import parse_batch
-from bot.subscribers import secret_key
+from bot.subscribers import secret_key, verify_token
 from bot.transports import Transport
 from bot.transports.files import EmailFileTransport, SlackFileTransport
 from bot.transports.slack import SlackTransport
@@ -83,6 +83,14 @@ class Service:
                  else parse_batch(body))
         report = await self.pipeline.ingest(batch, "push", self.clock())
         return asdict(report)
+
+    async def unsubscribe(self, token: str, act: bool) -> str | None:
+        """Check an unsubscribe token; with `act`, remove the address it names (idempotent)."""
+        address = verify_token(self.dispatcher.key, token)
+        if address is not None and act:
+            removed = await self.db.write(subscribers.remove, address)
+            log.info("unsubscribed %s%s", address, "" if removed else " (already)")
+        return address
 
     async def ready(self) -> dict[str, str]:
         problems: dict[str, str] = {}
@@ -161,7 +169,8 @@ class Service:
         if slack is not None and settings.slack_app_token is not None:
             # Socket Mode instead of POST /slack/events (SPEC §6): Slack sends over a WebSocket.
             socket_mode = AsyncSocketModeHandler(slack, settings.slack_app_token.get_secret_value())
-        app = create_app(self.push, self.ready, token, None if socket_mode else slack)
+        app = create_app(self.push, self.ready, token, None if socket_mode else slack,
+                         self.unsubscribe)
         server = uvicorn.Server(uvicorn.Config(
             app, host=settings.http_host, port=settings.http_port, log_level="warning",
             access_log=False, lifespan="off",
