@@ -109,13 +109,8 @@ def _enqueue(
         listed = "; ".join(f"{item.story_id}: {item.reason}" for item in items[:10])
         more = f"; and {len(items) - 10} more" if len(items) > 10 else ""
         reason = f"{len(items)} action items ({why}): {listed}{more}"
-    result = db.execute(
-        DELIVERIES.insert().values(
-            dedupe_key=dedupe, transport=target.transport, target=target.key, kind=kind,
-            reason=reason, status="pending", attempts=0, not_before=now, created_at=now,
-        )
-    )
-    delivery_id = result.inserted_primary_key[0]  # type: ignore[index]
+    delivery_id = add(db, now, dedupe=dedupe, transport=target.transport, target=target.key,
+                      kind=kind, reason=reason)
     db.execute(
         update(MATCHES).where(MATCHES.c.id.in_([item.id for item in items]))
         .values(delivery_id=delivery_id)
@@ -123,17 +118,19 @@ def _enqueue(
     return Planned(target.key, kind, len(items), reason)
 
 
-def enqueue_one(
-    db: Connection, transport: str, target: str, kind: str, dedupe: str, reason: str,
-    now: datetime,
-) -> int:
-    """Add a single delivery row (tests and `alertbot test`); return its id."""
-    result = db.execute(
-        DELIVERIES.insert().values(
-            dedupe_key=dedupe, transport=transport, target=target, kind=kind, reason=reason,
-            status="pending", attempts=0, not_before=now, created_at=now,
-        )
-    )
+def add(db: Connection, now: datetime, *, dedupe: str, transport: str, target: str, kind: str,
+        reason: str, **extra: Any) -> int | None:
+    """Add a pending delivery row, due now, unless one with its dedupe key exists.
+
+    Return the new row's id, or None when the key was already there. The unique constraint
+    on `dedupe_key` backs this up when two processes race.
+    """
+    if db.scalar(select(DELIVERIES.c.id).where(DELIVERIES.c.dedupe_key == dedupe)):
+        return None
+    result = db.execute(DELIVERIES.insert().values(
+        dedupe_key=dedupe, transport=transport, target=target, kind=kind, reason=reason,
+        status="pending", attempts=0, not_before=now, created_at=now, **extra,
+    ))
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 
@@ -270,18 +267,12 @@ def posted(db: Connection, story_id: str) -> list[Any]:
 def enqueue_update(db: Connection, parent: Any, story_id: str, version: str,
                    details: dict[str, Any], now: datetime) -> bool:
     """Queue the edit of one posted message for one new version of a story (once, by key)."""
-    dedupe = f"update:{parent.id}:{story_id}:{version}"
-    if db.scalar(select(DELIVERIES.c.id).where(DELIVERIES.c.dedupe_key == dedupe)):
-        return False
     impact, sources = details["impact"], details["sources"]
     reason = (f"{story_id} re-scored: impact {impact[0]:g} → {impact[1]:g}, "
               f"sources {sources[0]} → {sources[1]}")
-    db.execute(DELIVERIES.insert().values(
-        dedupe_key=dedupe, transport="slack", target=parent.target, kind="update",
-        reason=reason, status="pending", attempts=0, not_before=now, created_at=now,
-        parent_id=parent.id, details={**details, "story_id": story_id},
-    ))
-    return True
+    return add(db, now, dedupe=f"update:{parent.id}:{story_id}:{version}", transport="slack",
+               target=parent.target, kind="update", reason=reason, parent_id=parent.id,
+               details={**details, "story_id": story_id}) is not None
 
 
 def parent_of(db: Connection, delivery_id: int) -> Any:
@@ -293,16 +284,10 @@ def parent_of(db: Connection, delivery_id: int) -> Any:
 def enqueue_facts(db: Connection, channel: str, thread_ts: str, story_id: str, user: str,
                   now: datetime) -> bool:
     """Queue the key facts of a story into an alert's thread, once; False if already queued."""
-    dedupe = f"facts:{channel}:{thread_ts}:{story_id}"
-    if db.scalar(select(DELIVERIES.c.id).where(DELIVERIES.c.dedupe_key == dedupe)):
-        return False
-    db.execute(DELIVERIES.insert().values(
-        dedupe_key=dedupe, transport="slack", target=f"slack:{channel}", kind="facts",
-        reason=f"key facts of {story_id} asked for by {user}", status="pending", attempts=0,
-        not_before=now, created_at=now,
-        details={"story_id": story_id, "thread_ts": thread_ts},
-    ))
-    return True
+    return add(db, now, dedupe=f"facts:{channel}:{thread_ts}:{story_id}", transport="slack",
+               target=f"slack:{channel}", kind="facts",
+               reason=f"key facts of {story_id} asked for by {user}",
+               details={"story_id": story_id, "thread_ts": thread_ts}) is not None
 
 
 def story_items(db: Connection, story_id: str) -> list[Any]:

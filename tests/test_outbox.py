@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from bot import archive, outbox
 from bot import db as database
 from bot.db import Database
-from bot.db.schema import MATCHES, VERSIONS
+from bot.db.schema import DELIVERIES, MATCHES, VERSIONS
 from bot.pipeline import Pipeline
 from bot.stories import parse_batch
 from tests.conftest import make_config, story
@@ -32,7 +32,8 @@ def engine(database_url: str) -> Engine:
 def add_rows(engine: Engine, targets: list[str]) -> None:
     with engine.begin() as db:
         for n, target in enumerate(targets):
-            outbox.enqueue_one(db, "slack", target, "test", f"k{n}", "why", NOW)
+            outbox.add(db, NOW, dedupe=f"k{n}", transport="slack", target=target, kind="test",
+                       reason="why")
 
 
 def test_each_row_is_claimed_by_exactly_one_worker(database_url: str, engine: Engine) -> None:
@@ -74,9 +75,16 @@ def test_a_row_left_sending_returns_to_pending_after_its_lease(engine: Engine) -
 
 
 def test_a_dedupe_key_is_written_once(engine: Engine) -> None:
+    row = {"dedupe": "same", "transport": "slack", "target": "slack:CA", "kind": "test",
+           "reason": "why"}
+    with engine.begin() as db:
+        assert outbox.add(db, NOW, **row) == 1
+        assert outbox.add(db, NOW, **row) is None
+    # The constraint itself holds too, for two processes racing past the check.
     with pytest.raises(IntegrityError), engine.begin() as db:
-        outbox.enqueue_one(db, "slack", "slack:CA", "test", "same", "why", NOW)
-        outbox.enqueue_one(db, "slack", "slack:CA", "test", "same", "why", NOW)
+        db.execute(DELIVERIES.insert().values(
+            dedupe_key="same", transport="slack", target="slack:CA", kind="test", reason="why",
+            status="pending", attempts=0, not_before=NOW, created_at=NOW))
 
 
 def test_failed_rows_wait_for_their_backoff_and_dead_rows_can_be_retried(engine: Engine
