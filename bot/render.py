@@ -16,7 +16,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from bot.rules import corroborate
+from bot.rules import corroborate, figure
 from bot.stories import Story
 
 SECTION_LIMIT = 3000
@@ -74,7 +74,7 @@ def slack_env() -> Environment:
         undefined=StrictUndefined, finalize=_json_fragment, trim_blocks=True, lstrip_blocks=True,
     )
     env.filters.update(mrkdwn=mrkdwn, slack_url=slack_url, clip=clip, tojson=json.dumps,
-                       figure=_figure)
+                       figure=figure)
     return env
 
 
@@ -105,10 +105,6 @@ class Item:
     downgraded: str | None = None  # why it is no longer an action item, once re-scored below
 
 
-def _figure(value: float) -> str:
-    return f"{value:g}"
-
-
 def item_context(item: Item) -> dict[str, Any]:
     """A flat, template-friendly view of one story (raw text: templates escape for their medium)."""
     story = item.story
@@ -118,7 +114,7 @@ def item_context(item: Item) -> dict[str, Any]:
         "title": story.title,
         "url": story.url,
         "link": story.url if len(story.url) <= LINK_LIMIT else None,
-        "impact": _figure(story.impact),
+        "impact": figure(story.impact),
         "sentiment": story.sentiment.label,
         "sources": corroboration.count,
         "outlets": ", ".join(corroboration.outlets),
@@ -208,7 +204,7 @@ def story_context(story: Story, versions: Sequence[Any], alerted: Sequence[Any]
                       for s in story.sources or ()],
         timeline=[{"date": t.date, "event": t.event} for t in story.timeline],
         history=[{"version": "-" if v.version is None else v.version,
-                  "impact": _figure(v.impact), "sources": v.corroboration,
+                  "impact": figure(v.impact), "sources": v.corroboration,
                   "qualifies": v.qualifies, "at": f"{v.received_at:%Y-%m-%d %H:%M}"}
                  for v in versions],
         alerted=[{"where": a.target.partition(":")[2], "status": a.status,

@@ -36,7 +36,8 @@ def corroborate(story: Story) -> Corroboration:
     return Corroboration(count, outlets)
 
 
-def _figure(value: float) -> str:
+def figure(value: float) -> str:
+    """A score as readers see it: 8, 7.9, 8.5 (no trailing .0)."""
     return f"{value:g}"
 
 
@@ -57,7 +58,7 @@ def gate(impact: float, sources: int, limits: Thresholds) -> Verdict:
     sources_ok = sources >= limits.min_sources
     word = "source" if sources == 1 else "sources"
     parts = (
-        f"impact {_figure(impact)} {'≥' if impact_ok else '<'} {_figure(limits.min_impact)}",
+        f"impact {figure(impact)} {'≥' if impact_ok else '<'} {figure(limits.min_impact)}",
         f"{sources} independent {word} {'≥' if sources_ok else '<'} {limits.min_sources}",
     )
     return Verdict(impact_ok and sources_ok, " · ".join(parts))
