@@ -62,6 +62,10 @@ def build_transports(config: Config) -> dict[str, Transport]:
     return transports
 
 
+def _skip_http(source: SourceConfig) -> None:
+    log.warning("http source %s: not implemented yet; skipped", source.url)
+
+
 class Service:
     def __init__(self, config: Config, clock: Clock = utcnow) -> None:
         self.config = config
@@ -107,7 +111,10 @@ class Service:
     async def poll(self, source: SourceConfig, only_changed: bool = True) -> Report:
         """Read one source and ingest what it holds. Unchanged files are skipped in `run`."""
         report = Report()
-        if source.kind != "file" or source.path is None:
+        if source.kind == "http":
+            _skip_http(source)  # `check` says so on every pass
+            return report
+        if source.path is None:
             return report
         for file in files.files_of(source.path):
             try:
@@ -146,7 +153,7 @@ class Service:
     def _schedule(self) -> None:
         for number, source in enumerate(self.config.desk.sources):
             if source.kind == "http":
-                log.warning("http source %s: not implemented yet; skipped", source.url)
+                _skip_http(source)  # `run` says so once and schedules no poll
                 continue
             self.scheduler.add_job(
                 self.poll, "interval", args=[source], id=f"poll-{number}",

@@ -141,3 +141,12 @@ def test_the_embedded_defaults_alert_on_the_bundled_samples(tmp_path: Path) -> N
     assert digest["blocks"][0]["text"]["text"] == "18 new action items"
     emails = sorted((tmp_path / "var" / "outbox" / "email").glob("*.eml"))
     assert len(emails) == 2
+
+
+def test_check_says_an_http_source_is_skipped(tmp_path: Path) -> None:
+    bot = Alertbot.make(tmp_path, GOOD + '\n[[sources]]\nkind = "http"\n'
+                                          'url = "https://desk.example/api/scored-stories"\n')
+    result = bot.cli("check")
+    assert result.returncode == 0, result.stderr
+    assert "http source https://desk.example/api/scored-stories: not implemented yet" in (
+        result.stderr)
