@@ -55,10 +55,9 @@ class Pipeline:
         for route in slack_routes.listing(db):
             target = slack_route_target(route, self.config.desk)
             found.setdefault(target.key, target)  # a config route for the channel wins
-        for sub in subscribers.listing(db):
-            if sub.instant:
-                target = email_target(sub.email, sub.topics, self.config.desk)
-                found[target.key] = target
+        for sub in subscribers.listing(db, subscribers.INSTANT):  # daily ones are not targets
+            target = email_target(sub.email, sub.topics, self.config.desk)
+            found[target.key] = target
         return found
 
     async def ingest(self, batch: Batch, origin: str, now: datetime,

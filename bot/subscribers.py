@@ -32,10 +32,6 @@ class Subscriber:
     topics: tuple[str, ...]
     digest_hour: str
 
-    @property
-    def instant(self) -> bool:
-        return self.mode in ("instant", "both")
-
 
 def validate(email: str, mode: str, timezone: str, topics: Sequence[str], digest_hour: str
              ) -> Subscriber:
@@ -69,8 +65,14 @@ def remove(db: Connection, email: str) -> bool:
     return bool(result.rowcount)
 
 
-def listing(db: Connection) -> list[Subscriber]:
-    rows = db.execute(select(SUBSCRIBERS).order_by(SUBSCRIBERS.c.email))
+INSTANT = ("instant", "both")
+
+
+def listing(db: Connection, modes: Sequence[str] = ("instant", "daily", "both")
+            ) -> list[Subscriber]:
+    """Subscribers in `modes`, by address (ingest asks for instant ones on every batch)."""
+    rows = db.execute(select(SUBSCRIBERS).where(SUBSCRIBERS.c.mode.in_(list(modes)))
+                      .order_by(SUBSCRIBERS.c.email))
     return [Subscriber(r.email, r.mode, r.timezone, tuple(r.topics), r.digest_hour) for r in rows]
 
 

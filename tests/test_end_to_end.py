@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from bot import subscribers
 from bot.service import Service
 from tests.conftest import story
 from tests.fakes import FakeSlack, SmtpRecorder
@@ -236,3 +237,12 @@ async def test_quiet_hours_hold_items_until_morning_but_impact_10_breaks_through
     [_, morning] = desk.slack.posts()
     assert titles(morning.body) == ["night-1", "night-2"]
     assert morning.body["blocks"][0]["text"]["text"] == "2 new action items"
+
+
+async def test_a_daily_subscriber_gets_no_instant_email(desk: Desk) -> None:
+    daily = subscribers.validate("daily@desk.example", "daily", "UTC", (), "07:00")
+    await desk.service.db.write(subscribers.add, daily, desk.clock())
+    await desk.subscribe("instant@desk.example")
+    await desk.ingest(item("both-ways"))
+    await desk.service.check()
+    assert [r for _, rcpts, _ in desk.smtp.messages for r in rcpts] == ["instant@desk.example"]
