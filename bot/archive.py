@@ -9,13 +9,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, case, func, literal, select, text, update
 
 from bot.db.schema import DELIVERIES, MATCHES, REJECTIONS, STORIES, VERSIONS
-from bot.rules import Corroboration, Figures, Thresholds, corroborate, is_newer
+from bot.rules import Corroboration, Figures, Thresholds, corroborate, is_newer, too_old
 from bot.stories import Rejection, Story
 
 
@@ -61,16 +61,21 @@ def _columns(story: Story, corroboration: Corroboration, limits: Thresholds) -> 
 
 
 def save(
-    db: Connection, stories: Sequence[Story], limits: Thresholds, now: datetime
+    db: Connection, stories: Sequence[Story], limits: Thresholds, max_age: timedelta,
+    now: datetime,
 ) -> list[Saved]:
-    """Store every story that is new or newer; return what was stored."""
+    """Store every story that is new or newer; return what was stored.
+
+    A story's `qualified_at` is set when a qualifying version that is fresh enough to alert
+    arrives, kept while later versions still qualify, and cleared when one does not.
+    """
     candidates = _latest_per_id(stories)
     ids = [story.id for story in candidates]
     known: dict[str, Any] = {}
     for chunk in range(0, len(ids), 500):
         rows = db.execute(
             select(STORIES.c.id, STORIES.c.version, STORIES.c.scored_at, STORIES.c.impact,
-                   STORIES.c.corroboration, STORIES.c.qualifies)
+                   STORIES.c.corroboration, STORIES.c.qualifies, STORIES.c.qualified_at)
             .where(STORIES.c.id.in_(ids[chunk : chunk + 500]))
         )
         known.update({row.id: row for row in rows})
@@ -83,8 +88,14 @@ def save(
             continue
         corroboration = corroborate(story)
         columns = _columns(story, corroboration, limits)
+        qualified_at = None
+        if columns["qualifies"]:
+            kept = stored.qualified_at if stored is not None else None
+            fresh = too_old(story.scored_at, now, max_age) is None
+            qualified_at = kept or (now if fresh else None)
         row = {**columns, "flag": corroboration.flag, "title": story.title, "url": story.url,
-               "search_text": search_text(story), "updated_at": now}
+               "search_text": search_text(story), "updated_at": now,
+               "qualified_at": qualified_at}
         (updates if stored else inserts).append({"id": story.id, **row})
         before = (Figures(stored.impact, stored.corroboration, stored.qualifies)
                   if stored is not None else None)

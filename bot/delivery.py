@@ -19,30 +19,18 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from bot import outbox
+from bot import digests, outbox
 from bot.db import Database
-from bot.mail import compose
-from bot.render import Item, item_context, slack_message, slack_thread_reply, slack_update
-from bot.rules import corroborate, gate, global_thresholds
+from bot.messages import Load, Renderer
 from bot.settings import Config
-from bot.stories import Story
 from bot.transports import DeliveryError, Transport
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
-DIGEST_LISTED = 10  # SPEC §5: "up to 10 listed, +N more beyond"
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class Load:
-    """What a claimed row needs to render: its stories, and for an edit the posted message."""
-
-    items: list[Any]
-    parent: Any = None
 
 
 @dataclass
@@ -63,9 +51,13 @@ class Dispatcher:
     rng: random.Random = field(default_factory=random.Random)
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     outcome: Outcome = field(default_factory=Outcome)
+    renderer: Renderer = field(init=False)
     _busy: set[str] = field(default_factory=set)
     _paced_until: dict[str, datetime] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.renderer = Renderer(self.config, self.key)
 
     def wake(self) -> None:
         self.wakeup.set()
@@ -99,10 +91,19 @@ class Dispatcher:
                 claimed.append((row, Load(outbox.items_of(db, parent.id), parent)))
             elif row.kind == "facts":
                 claimed.append((row, Load(outbox.story_items(db, row.details["story_id"]))))
+            elif row.kind == "daily":
+                claimed.append((row, Load(digests.stories_of(db, row.details))))
             else:
                 items = outbox.items_of(db, row.id) if row.kind != "test" else []
                 claimed.append((row, Load(items)))
         return claimed
+
+    async def send_now(self, delivery_id: int) -> None:
+        """Send one row now, whatever else is due (`alertbot test`); failures settle as usual."""
+        rows = await self.db.write(outbox.take, [delivery_id], self.clock(),
+                                   self.config.desk.delivery.lease)
+        for row in rows:
+            await self._attempt(row, Load([]))
 
     async def run(self) -> None:
         """Deliver forever: wake on new rows, when a retry or pacing gap is due, or each second.
@@ -170,7 +171,8 @@ class Dispatcher:
     async def _attempt(self, row: Any, load: Load) -> None:
         transport = self.transports[row.transport]
         try:
-            message = self._render(row, load)
+            message = self.renderer.render(row.kind, row.transport, row.target, row.details,
+                                           load, self.clock())
             remote_id = await transport.send(message)
         except DeliveryError as error:
             await self._settle_failure(row, error)
@@ -191,7 +193,7 @@ class Dispatcher:
 
     async def _settle_failure(self, row: Any, error: DeliveryError) -> None:
         now = self.clock()
-        if error.retry_after is not None:
+        if error.retry_after is not None and row.kind != "test":
             retry_at = now + timedelta(seconds=error.retry_after)
             self._paced_until[row.target] = retry_at  # no call to that target before then
             await self.db.write(outbox.postpone, row.id, str(error), retry_at)
@@ -199,7 +201,8 @@ class Dispatcher:
             log.warning("delivery %s to %s postponed: %s", row.id, row.target, error)
             return
         delivery = self.config.desk.delivery
-        dead = error.permanent or row.attempts >= delivery.max_attempts
+        # A test message reports its outcome now rather than retrying behind the operator's back.
+        dead = error.permanent or row.attempts >= delivery.max_attempts or row.kind == "test"
         retry_at = now + outbox.backoff(row.attempts, delivery.retry_base, delivery.retry_cap,
                                         self.rng)
         await self.db.write(outbox.mark_failed, row.id, str(error), dead=dead, retry_at=retry_at)
@@ -209,26 +212,3 @@ class Dispatcher:
             self.outcome.failed += 1
         log.warning("delivery %s to %s %s (attempt %s): %s", row.id, row.target,
                     "dead" if dead else "failed, will retry", row.attempts, error)
-
-    def _render(self, row: Any, load: Load) -> Any:
-        items = [self._item(Story.model_validate_json(m.payload), m.reason) for m in load.items]
-        if row.kind != "test" and not items:
-            raise DeliveryError("its stories are no longer stored", permanent=True)
-        listed, more = items[:DIGEST_LISTED], max(0, len(items) - DIGEST_LISTED)
-        address = row.target.partition(":")[2]
-        if row.kind == "update":
-            return slack_update(load.parent.kind, listed, address, load.parent.remote_id,
-                                row.details, more)
-        if row.kind == "facts":
-            return [("chat.postMessage", slack_thread_reply("facts", address,
-                                                            row.details["thread_ts"],
-                                                            story=item_context(items[0])))]
-        if row.transport == "slack":
-            return [("chat.postMessage", slack_message(row.kind, listed, address, more))]
-        return compose(row.kind, items, address, self.config.settings, self.key, self.clock())
-
-    def _item(self, story: Story, reason: str) -> Item:
-        """A story as shown now: marked when a re-score took it below the desk's rule."""
-        verdict = gate(story.impact, corroborate(story).count,
-                       global_thresholds(self.config.desk.rules))
-        return Item(story, reason, None if verdict.qualifies else verdict.reason)

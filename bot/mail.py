@@ -13,6 +13,7 @@ from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from functools import cache
+from typing import Any
 
 import css_inline
 
@@ -26,7 +27,7 @@ _HEADER_UNSAFE = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 # List-Unsubscribe URL as RFC 2047 words, which mail clients do not read as a URL.
 _POLICY = policy.default.clone(max_line_length=998)
 _MODE_LABELS = {"alert": "instant action-item alerts", "digest": "instant action-item alerts",
-                "test": "alertbot test messages"}
+                "daily": "the daily action-item digest", "test": "alertbot test messages"}
 
 
 def header_safe(text: str) -> str:
@@ -47,15 +48,20 @@ def compose(
     key: bytes,
     now: datetime,
     more: int = 0,
+    **extra: Any,
 ) -> EmailMessage:
-    """Render `kind` (alert, digest, test) for `recipient` as a multipart/alternative message."""
+    """Render `kind` (alert, digest, daily, test) for `recipient` as multipart/alternative.
+
+    `extra` adds to the templates' context (the daily digest's date and zone).
+    """
     token = unsubscribe_token(key, recipient)
     unsubscribe_url = f"{settings.public_url.rstrip('/')}/unsubscribe/{token}"
     sender = parseaddr(settings.email_from)[1] or "alertbot@localhost"
     context = {
-        "items": [item_context(item) for item in items], "count": len(items) + more,
+        "kind": kind, "items": [item_context(item) for item in items],
+        "count": len(items) + more,
         "more": more, "recipient": recipient, "unsubscribe_url": unsubscribe_url,
-        "mode_label": _MODE_LABELS.get(kind, "alertbot emails"),
+        "mode_label": _MODE_LABELS.get(kind, "alertbot emails"), **extra,
     }
     env = email_env()
     message = EmailMessage(policy=_POLICY)

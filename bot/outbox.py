@@ -151,12 +151,17 @@ def claim(
     for row in db.execute(query):
         if row.target not in chosen and len(chosen) < limit:
             chosen[row.target] = row.id
-    if not chosen:
+    return take(db, list(chosen.values()), now, lease)
+
+
+def take(db: Connection, ids: Sequence[int], now: datetime, lease: timedelta) -> list[Any]:
+    """Mark these due rows `sending` under a lease; return those this call got."""
+    if not ids:
         return []
     # The status condition makes the claim exclusive even where FOR UPDATE does not exist.
     result = db.execute(
         update(DELIVERIES)
-        .where(DELIVERIES.c.id.in_(list(chosen.values())), DELIVERIES.c.status.in_(DUE))
+        .where(DELIVERIES.c.id.in_(list(ids)), DELIVERIES.c.status.in_(DUE))
         .values(status="sending", lease_until=now + lease, attempts=DELIVERIES.c.attempts + 1)
         .returning(*DELIVERIES.c)
     )
@@ -223,6 +228,10 @@ def items_of(db: Connection, delivery_id: int) -> list[Any]:
         .where(MATCHES.c.delivery_id == delivery_id).order_by(MATCHES.c.id)
     )
     return list(rows)
+
+
+def get(db: Connection, delivery_id: int) -> Any:
+    return db.execute(select(DELIVERIES).where(DELIVERIES.c.id == delivery_id)).one()
 
 
 def listing(db: Connection, status: str | None = None, limit: int = 200) -> list[Any]:

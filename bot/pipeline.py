@@ -85,7 +85,7 @@ class Pipeline:
     def _evaluate(self, db: Connection, stories: list[Story], now: datetime) -> Report:
         """Store, match and plan one chunk, in one transaction."""
         rules = self.config.desk.rules
-        saved = archive.save(db, stories, global_thresholds(rules), now)
+        saved = archive.save(db, stories, global_thresholds(rules), rules.max_alert_age, now)
         targets = self.targets(db)
         decisions: list[Match] = [
             match(s.story, s.corroboration, target, now, rules.max_alert_age)

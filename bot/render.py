@@ -103,6 +103,7 @@ class Item:
     story: Story
     reason: str
     downgraded: str | None = None  # why it is no longer an action item, once re-scored below
+    alerted: bool = False  # already sent to this reader as an instant email (daily digests)
 
 
 def item_context(item: Item) -> dict[str, Any]:
@@ -120,10 +121,13 @@ def item_context(item: Item) -> dict[str, Any]:
         "outlets": ", ".join(corroboration.outlets),
         "takeaways": list(story.key_takeaways[:3]),
         "key_facts": list(story.key_facts),
+        # What a digest shows of a story: its first key facts, else its takeaways.
+        "highlights": list(story.key_facts[:3] or story.key_takeaways[:3]),
         "topics": ", ".join(story.topics),
         "scored_at": f"{story.scored_at:%Y-%m-%d %H:%M} UTC",
         "reason": item.reason,
         "downgraded": item.downgraded,
+        "alerted": item.alerted,
     }
 
 

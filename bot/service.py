@@ -17,7 +17,7 @@ import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-from bot import outbox, subscribers
+from bot import digests, outbox, subscribers
 from bot.api import create_app
 from bot.db import Database
 from bot.delivery import Clock, Dispatcher, utcnow
@@ -33,8 +33,9 @@ from bot.transports.slack import SlackTransport
 from bot.transports.smtp import SmtpTransport
 
 log = logging.getLogger(__name__)
-CHECK_LONGEST_WAIT = timedelta(seconds=30)
-PARSE_INLINE_BYTES = 64 * 1024  # SPEC §7: check waits out a Retry-After up to 30 s
+CHECK_LONGEST_WAIT = timedelta(seconds=30)  # SPEC §7: check waits out a Retry-After up to 30 s
+PARSE_INLINE_BYTES = 64 * 1024
+DIGEST_EVERY = timedelta(seconds=10)  # how often due daily digests are looked for
 
 
 def build_transports(config: Config) -> dict[str, Transport]:
@@ -150,6 +151,25 @@ class Service:
         if recovered:
             self.dispatcher.wake()
 
+    async def plan_digests(self, force: bool = False) -> digests.Tally:
+        """Plan every daily digest that is due (`force`: every subscriber's, for today)."""
+        tally, after = digests.Tally(), 0
+        now = self.clock()
+        while True:
+            chunk, last = await self.db.write(digests.plan_chunk, self.config.desk, now, force,
+                                              after)
+            if last is None:
+                break
+            tally.merge(chunk)
+            after = last
+            if chunk.planned:
+                self.dispatcher.wake()
+        if tally.planned or tally.missed or tally.already:
+            log.info("daily digests: %d planned, %d empty (not sent), %d already planned, "
+                     "%d missed while down", tally.planned, tally.empty, tally.already,
+                     tally.missed)
+        return tally
+
     def _schedule(self) -> None:
         for number, source in enumerate(self.config.desk.sources):
             if source.kind == "http":
@@ -162,6 +182,11 @@ class Service:
             )
         self.scheduler.add_job(self.tick, "interval", seconds=1, id="tick", max_instances=1,
                                coalesce=True, misfire_grace_time=5, replace_existing=True)
+        # Idempotent everywhere: a digest's unique (subscriber, local date) key and the
+        # SKIP LOCKED claim of due subscribers let every replica run this job.
+        self.scheduler.add_job(self.plan_digests, "interval", seconds=DIGEST_EVERY.total_seconds(),
+                               id="digests", next_run_time=self.clock(), max_instances=1,
+                               coalesce=True, misfire_grace_time=300, replace_existing=True)
 
     # -- entry points -----------------------------------------------------------------------
 
@@ -206,11 +231,33 @@ class Service:
         now = self.clock()
         await self.db.write(outbox.recover_leases, now)
         await self.pipeline.flush(now, close_windows=True)
+        await self.plan_digests()
         await self.dispatcher.drain(CHECK_LONGEST_WAIT)
         outcome = self.dispatcher.outcome
         return {"stored": len(report.accepted), "rejected": len(report.rejected),
                 "sent": outcome.sent, "retrying": outcome.failed + outcome.postponed,
                 "dead": outcome.dead}
+
+    async def send_digests(self, force: bool) -> dict[str, int]:
+        """`alertbot digest send [--now]`: plan due (or all) daily digests and deliver them."""
+        await self.db.write(outbox.recover_leases, self.clock())
+        tally = await self.plan_digests(force)
+        await self.dispatcher.drain(CHECK_LONGEST_WAIT)
+        outcome = self.dispatcher.outcome
+        return {"planned": tally.planned, "empty": tally.empty, "already": tally.already,
+                "sent": outcome.sent, "retrying": outcome.failed + outcome.postponed,
+                "dead": outcome.dead}
+
+    async def send_test(self, transport: str, address: str) -> Any:
+        """`alertbot test slack|email`: one marked test message through the real transport."""
+        now = self.clock()
+        row_id = await self.db.write(lambda db: outbox.add(
+            db, now, dedupe=f"test:{transport}:{address}:{now.isoformat()}",
+            transport=transport, target=f"{transport}:{address}", kind="test",
+            reason="test message asked for with `alertbot test`"))
+        assert row_id is not None  # the key holds this moment, so it is new
+        await self.dispatcher.send_now(row_id)
+        return await self.db.read(outbox.get, row_id)
 
     async def close(self) -> None:
         if self.scheduler.running:

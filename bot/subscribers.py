@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
 import hmac
+import io
 import re
 import secrets
 from collections.abc import Sequence
@@ -14,14 +16,19 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import ColumnElement, Connection, delete, select, update
 
 from bot.db.schema import SUBSCRIBERS
+from bot.digest_clock import first_due
 from bot.settings import Settings
 
 Mode = Literal["instant", "daily", "both"]
 _ADDRESS = re.compile(r"^[^@\s<>()\[\],;:\"]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 _HOUR = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+DAILY = ("daily", "both")
+INSTANT = ("instant", "both")
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,8 @@ class Subscriber:
     timezone: str
     topics: tuple[str, ...]
     digest_hour: str
+    next_digest_at: datetime | None = None  # as stored; None for instant-only subscribers
+    digest_since: datetime | None = None  # where the last digest's window ended
 
 
 def validate(email: str, mode: str, timezone: str, topics: Sequence[str], digest_hour: str
@@ -51,13 +60,24 @@ def validate(email: str, mode: str, timezone: str, topics: Sequence[str], digest
     return Subscriber(address.lower(), mode, timezone, clean, digest_hour)  # type: ignore[arg-type]
 
 
-def add(db: Connection, subscriber: Subscriber, now: datetime) -> None:
-    """Add a subscriber, or update the one with the same address."""
-    remove(db, subscriber.email)
-    db.execute(SUBSCRIBERS.insert().values(
-        email=subscriber.email, mode=subscriber.mode, timezone=subscriber.timezone,
-        topics=list(subscriber.topics), digest_hour=subscriber.digest_hour, created_at=now,
-    ))
+def add(db: Connection, subscriber: Subscriber, now: datetime) -> bool:
+    """Add a subscriber, or update the one with the same address; True when new.
+
+    An update keeps where the last digest's window ended, so changing the hour or zone neither
+    repeats nor skips stories; the next digest time is worked out again.
+    """
+    values = {
+        "mode": subscriber.mode, "timezone": subscriber.timezone,
+        "topics": list(subscriber.topics), "digest_hour": subscriber.digest_hour,
+        "next_digest_at": (first_due(now, subscriber.timezone, subscriber.digest_hour)
+                           if subscriber.mode in DAILY else None),
+    }
+    updated = db.execute(update(SUBSCRIBERS).where(SUBSCRIBERS.c.email == subscriber.email)
+                         .values(**values))
+    if updated.rowcount:
+        return False
+    db.execute(SUBSCRIBERS.insert().values(email=subscriber.email, created_at=now, **values))
+    return True
 
 
 def remove(db: Connection, email: str) -> bool:
@@ -65,15 +85,68 @@ def remove(db: Connection, email: str) -> bool:
     return bool(result.rowcount)
 
 
-INSTANT = ("instant", "both")
-
-
 def listing(db: Connection, modes: Sequence[str] = ("instant", "daily", "both")
             ) -> list[Subscriber]:
     """Subscribers in `modes`, by address (ingest asks for instant ones on every batch)."""
-    rows = db.execute(select(SUBSCRIBERS).where(SUBSCRIBERS.c.mode.in_(list(modes)))
-                      .order_by(SUBSCRIBERS.c.email))
-    return [Subscriber(r.email, r.mode, r.timezone, tuple(r.topics), r.digest_hour) for r in rows]
+    return _rows(db, SUBSCRIBERS.c.mode.in_(list(modes)))
+
+
+def _rows(db: Connection, condition: ColumnElement[bool]) -> list[Subscriber]:
+    rows = db.execute(select(SUBSCRIBERS).where(condition).order_by(SUBSCRIBERS.c.email))
+    return [Subscriber(r.email, r.mode, r.timezone, tuple(r.topics), r.digest_hour,
+                       r.next_digest_at, r.digest_since) for r in rows]
+
+
+def find(db: Connection, email: str) -> Subscriber | None:
+    found = _rows(db, SUBSCRIBERS.c.email == email.strip().lower())
+    return found[0] if found else None
+
+
+CSV_COLUMNS = ("email", "mode", "tz", "topics", "digest_hour")
+
+
+@dataclass(frozen=True)
+class BadRow:
+    line: int
+    reason: str
+
+
+def read_csv(text: str, default_hour: str) -> tuple[list[Subscriber], list[BadRow]]:
+    """Parse an import file (header email,mode,tz,topics,digest_hour); bad rows by line.
+
+    Only `email` is required; an empty mode, tz or digest_hour takes the `subscribers add`
+    default. Topics are separated by `;` or `,` (quote the field for commas). A later row for
+    the same address wins, as a second `add` would.
+    """
+    reader = csv.DictReader(io.StringIO(text))
+    header = [name.strip().lower() for name in reader.fieldnames or []]
+    if "email" not in header:
+        return [], [BadRow(1, f"the header must name the columns {','.join(CSV_COLUMNS)}")]
+    unknown = sorted(set(header) - set(CSV_COLUMNS))
+    if unknown:
+        return [], [BadRow(1, f"unknown column(s) {', '.join(unknown)}; "
+                              f"expected {','.join(CSV_COLUMNS)}")]
+    reader.fieldnames = header
+    good: dict[str, Subscriber] = {}
+    bad: list[BadRow] = []
+    for row in reader:
+        if None in row:  # more cells than the header names
+            bad.append(BadRow(reader.line_num, f"{len(header) + len(row[None])} cells for "
+                                               f"{len(header)} columns"))
+            continue
+        cells = {key: (value or "").strip() for key, value in row.items()}
+        if not any(cells.values()):
+            continue  # a blank line
+        try:
+            subscriber = validate(cells["email"], cells.get("mode") or "daily",
+                                  cells.get("tz") or "UTC",
+                                  re.split(r"[;,]", cells.get("topics") or ""),
+                                  cells.get("digest_hour") or default_hour)
+        except ValueError as exc:
+            bad.append(BadRow(reader.line_num, str(exc)))
+            continue
+        good[subscriber.email] = subscriber
+    return list(good.values()), bad
 
 
 def secret_key(settings: Settings, var_dir: Path = Path("var")) -> bytes:

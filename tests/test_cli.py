@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -100,9 +101,11 @@ def test_subscribers_are_added_listed_and_removed(tmp_path: Path) -> None:
     added = bot.cli("subscribers", "add", "Ed@Desk.Example", "--mode", "both", "--tz",
                     "Europe/London", "--topics", "launch,ai", "--digest-hour", "06:30")
     assert added.returncode == 0, added.stderr
-    assert json.loads(bot.cli("subscribers", "list", "--json").stdout) == [
-        {"email": "ed@desk.example", "mode": "both", "tz": "Europe/London",
-         "topics": "ai,launch", "digest_hour": "06:30"}]
+    [listed] = json.loads(bot.cli("subscribers", "list", "--json").stdout)
+    next_digest = listed.pop("next_digest")
+    assert listed == {"email": "ed@desk.example", "mode": "both", "tz": "Europe/London",
+                      "topics": "ai,launch", "digest_hour": "06:30"}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d 06:30 (GMT|BST)", next_digest), next_digest
     bad = bot.cli("subscribers", "add", "x@y.example", "--tz", "Nowhere/Town")
     assert bad.returncode != 0 and "tz" in bad.stderr and "Traceback" not in bad.stderr
     assert bot.cli("subscribers", "remove", "ed@desk.example").returncode == 0

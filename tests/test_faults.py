@@ -126,7 +126,7 @@ async def test_a_rendering_bug_counts_as_a_failed_attempt_and_ends_dead(
     def broken(*args: object, **kwargs: object) -> None:
         raise KeyError("a template bug")
 
-    monkeypatch.setattr("bot.delivery.slack_message", broken)
+    monkeypatch.setattr("bot.messages.slack_message", broken)
     await desk.ingest(story(id="bug"))
     await desk.service.dispatcher.drain(timedelta(seconds=5))
     [row] = await desk.deliveries()

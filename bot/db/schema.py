@@ -61,6 +61,10 @@ class StoryRow(Base):
     search_text: Mapped[str | None] = mapped_column(Text)
     payload: Mapped[str] = mapped_column(Text)  # the validated story as JSON text
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # When the story became an action item here (its first qualifying, fresh version arrived);
+    # None while it is not one. Daily digests cover action items by this time, not scored_at,
+    # so a story scored before a digest but received after it is in the next one.
+    qualified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
 
 
 class StoryVersionRow(Base):
@@ -141,6 +145,10 @@ class SubscriberRow(Base):
     topics: Mapped[list[str]] = mapped_column(JSON)
     digest_hour: Mapped[str] = mapped_column(String(5))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Daily digests: when the next one is due (None for instant-only subscribers), and where
+    # the last one's window ended (None before the first: it looks back 24 h).
+    next_digest_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    digest_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class SlackRouteRow(Base):

@@ -1,0 +1,9 @@
+"""The command line (SPEC §7): a thin door. Errors are one sentence on stderr unless --debug.
+
+`common` holds the `main` group; each module below adds its commands to it.
+"""
+
+from bot.cli import core, subscriptions  # noqa: F401  (registers the commands)
+from bot.cli.common import main
+
+__all__ = ["main"]

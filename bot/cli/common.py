@@ -1,0 +1,141 @@
+"""What every command shares: the `main` group, one-sentence errors, config, database, output."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
+
+import click
+from sqlalchemy import Connection
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot import db as database
+from bot.service import Service
+from bot.settings import Config, ConfigError, load_config
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Failure(click.ClickException):
+    """An error the operator can act on; printed as one sentence."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"alertbot: {self.message}", err=True)
+
+
+def setup_logging(debug: bool, service: bool) -> None:
+    # The service logs its decisions; one-shot commands print their own report and log only
+    # what needs attention.
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO if service else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr,
+    )
+    for noisy in ("apscheduler", "slack_sdk", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def load_or_fail() -> Config:
+    try:
+        return load_config()
+    except ConfigError as exc:
+        raise Failure(f"{exc}. Fix it and run `alertbot config check`.") from None
+
+
+def database_url(config: Config) -> str:
+    return config.settings.database_url.get_secret_value()
+
+
+def ensure_schema(config: Config) -> None:
+    # SQLite upgrades itself so `make run` works on a fresh machine; PostgreSQL is upgraded by
+    # the operator (`alertbot db upgrade`), so replicas never race on a migration.
+    if database_url(config).startswith("sqlite"):
+        database.upgrade(database_url(config))
+
+
+def command(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn database and config failures into one sentence (tracebacks only with --debug)."""
+
+    @wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, KeyboardInterrupt):
+            raise
+        except SQLAlchemyError as exc:
+            if click.get_current_context().find_root().params.get("debug"):
+                raise
+            raise Failure(f"database error ({type(exc).__name__}): check DATABASE_URL and run "
+                          "`alertbot db upgrade`") from None
+        except OSError as exc:
+            if click.get_current_context().find_root().params.get("debug"):
+                raise
+            raise Failure(f"{exc.strerror or exc}: {exc.filename or ''}".strip(": ")) from None
+
+    return wrapper
+
+
+def run_loop(work: Awaitable[R]) -> R:
+    """Run the service's one event loop: uvloop where it exists (it halves loop overhead)."""
+    try:
+        import uvloop
+    except ImportError:  # not on Windows; the standard loop works the same, a little slower
+        return asyncio.run(work)  # type: ignore[arg-type]
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(work)  # type: ignore[arg-type]
+
+
+async def with_service(config: Config, work: Callable[[Service], Awaitable[R]]) -> R:
+    service = Service(config)
+    try:
+        return await work(service)
+    finally:
+        await service.close()
+
+
+@contextlib.contextmanager
+def transaction(config: Config) -> Iterator[Connection]:
+    """One transaction for a listing or admin command (they need no event loop)."""
+    ensure_schema(config)
+    engine = database.create(database_url(config))
+    try:
+        with engine.begin() as connection:
+            yield connection
+    finally:
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def progress(total: int, label: str) -> Iterator[Callable[[int], object]]:
+    """A progress bar on a terminal for long work; silent when stderr is a file or pipe."""
+    if total < 1000 or not sys.stderr.isatty():
+        yield lambda done: None
+        return
+    with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
+        yield bar.update
+
+
+def emit(rows: Sequence[dict[str, Any]], as_json: bool, columns: Iterable[str]) -> None:
+    if as_json:
+        click.echo(json.dumps(list(rows), default=str, indent=2))
+        return
+    cols = list(columns)
+    for row in rows:
+        click.echo("  ".join(str(row.get(col, "") if row.get(col) is not None else "-")
+                             for col in cols))
+    if not rows:
+        click.echo("(none)")
+
+
+@click.group()
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """alertbot: action-item alerts to Slack and email."""
+    setup_logging(debug, service=ctx.invoked_subcommand == "run")

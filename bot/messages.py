@@ -1,0 +1,74 @@
+"""What a delivery row says: its stories as stored now, rendered for its transport.
+
+The delivery workers and `alertbot preview` both call `Renderer.render`, so a preview is exactly
+what would be sent. Wording lives in the templates (`bot.render`, `bot.mail`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.mail import compose
+from bot.render import Item, item_context, slack_message, slack_thread_reply, slack_update
+from bot.rules import corroborate, gate, global_thresholds
+from bot.settings import Config
+from bot.stories import Story
+from bot.transports import DeliveryError
+
+DIGEST_LISTED = 10  # SPEC §5: "up to 10 listed, +N more beyond"
+DAILY_LISTED = 50  # a daily email lists more, and still reads in one sitting
+
+
+@dataclass(frozen=True)
+class Load:
+    """What a row needs to render: its stories (rows with story_id, reason?, payload), and
+    for an edit the posted message it edits."""
+
+    items: list[Any]
+    parent: Any = None
+
+
+@dataclass(frozen=True)
+class Renderer:
+    config: Config
+    key: bytes  # signs the unsubscribe links
+
+    def render(self, kind: str, transport: str, target: str, details: dict[str, Any] | None,
+               load: Load, now: datetime) -> Any:
+        """Slack: a list of (method, arguments) calls. Email: an `EmailMessage`."""
+        address = target.partition(":")[2]
+        if kind == "daily":
+            return self._daily(details or {}, load, address, now)
+        items = [self.item(Story.model_validate_json(m.payload), m.reason) for m in load.items]
+        if kind != "test" and not items:
+            raise DeliveryError("its stories are no longer stored", permanent=True)
+        listed, more = items[:DIGEST_LISTED], max(0, len(items) - DIGEST_LISTED)
+        if kind == "update":
+            return slack_update(load.parent.kind, listed, address, load.parent.remote_id,
+                                details or {}, more)
+        if kind == "facts":
+            return [("chat.postMessage", slack_thread_reply(
+                "facts", address, (details or {})["thread_ts"], story=item_context(items[0])))]
+        if transport == "slack":
+            return [("chat.postMessage", slack_message(kind, listed, address, more))]
+        return compose(kind, items, address, self.config.settings, self.key, now)
+
+    def _daily(self, details: dict[str, Any], load: Load, address: str, now: datetime) -> Any:
+        """A subscriber's daily digest: its stories as stored now, in the planned order."""
+        alerted = set(details.get("alerted", ()))
+        items = [self.item(Story.model_validate_json(m.payload), "", m.story_id in alerted)
+                 for m in load.items]
+        zone = ZoneInfo(details.get("timezone", "UTC"))
+        return compose("daily", items[:DAILY_LISTED], address, self.config.settings, self.key,
+                       now, more=max(0, len(items) - DAILY_LISTED),
+                       day=date.fromisoformat(details["date"]),
+                       since=datetime.fromisoformat(details["since"]).astimezone(zone))
+
+    def item(self, story: Story, reason: str, alerted: bool = False) -> Item:
+        """A story as shown now: marked when a re-score took it below the desk's rule."""
+        verdict = gate(story.impact, corroborate(story).count,
+                       global_thresholds(self.config.desk.rules))
+        return Item(story, reason, None if verdict.qualifies else verdict.reason, alerted)
