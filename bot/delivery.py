@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Collection, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -35,10 +36,14 @@ def utcnow() -> datetime:
 
 @dataclass
 class Outcome:
-    sent: int = 0
-    failed: int = 0
-    dead: int = 0
-    postponed: int = 0
+    """What the workers did, counted as (kind, result): result is sent, failed, dead or
+    postponed; kind is alert, digest, daily, update, facts or test."""
+
+    counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def total(self, result: str, kinds: Collection[str] | None = None) -> int:
+        return sum(n for (kind, res), n in self.counts.items()
+                   if res == result and (kinds is None or kind in kinds))
 
 
 @dataclass
@@ -187,7 +192,7 @@ class Dispatcher:
                 self._paced_until.get(row.target, self.clock()), self.clock() + pacing
             )
         await self.db.write(outbox.mark_sent, row.id, self.clock(), remote_id)
-        self.outcome.sent += 1
+        self.outcome.counts[row.kind, "sent"] += 1
         log.info("sent delivery %s (%s %s) to %s: %s", row.id, row.transport, row.kind,
                  row.target, row.reason[:300])
 
@@ -197,7 +202,7 @@ class Dispatcher:
             retry_at = now + timedelta(seconds=error.retry_after)
             self._paced_until[row.target] = retry_at  # no call to that target before then
             await self.db.write(outbox.postpone, row.id, str(error), retry_at)
-            self.outcome.postponed += 1
+            self.outcome.counts[row.kind, "postponed"] += 1
             log.warning("delivery %s to %s postponed: %s", row.id, row.target, error)
             return
         delivery = self.config.desk.delivery
@@ -206,9 +211,6 @@ class Dispatcher:
         retry_at = now + outbox.backoff(row.attempts, delivery.retry_base, delivery.retry_cap,
                                         self.rng)
         await self.db.write(outbox.mark_failed, row.id, str(error), dead=dead, retry_at=retry_at)
-        if dead:
-            self.outcome.dead += 1
-        else:
-            self.outcome.failed += 1
+        self.outcome.counts[row.kind, "dead" if dead else "failed"] += 1
         log.warning("delivery %s to %s %s (attempt %s): %s", row.id, row.target,
                     "dead" if dead else "failed, will retry", row.attempts, error)

@@ -28,6 +28,10 @@ from bot.subscribers import DAILY, Subscriber
 
 CHUNK = 500  # subscribers per transaction
 FIRST_LOOKBACK = timedelta(hours=24)  # SPEC §5: at most 24 h back on the first digest
+# A digest covers action items up to a minute before it is planned. An ingest stamps its
+# stories with the time it began and commits a little later; without this margin a story
+# stamped just before a digest but committed just after it would fall between two digests.
+SETTLE = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class Contents:
 
     day: date
     since: datetime
+    until: datetime
     timezone: str
     stories: list[Candidate]
     alerted: frozenset[str]
@@ -112,14 +117,16 @@ def contents(db: Connection, subscriber: Subscriber, desk: DeskConfig, now: date
              found: Sequence[Candidate] | None = None,
              alerted: set[tuple[str, str]] | None = None) -> Contents:
     """What `subscriber`'s digest would hold if it went now (read only: `preview` uses it)."""
-    start = subscriber.digest_since or now - FIRST_LOOKBACK
+    until = now - SETTLE
+    start = subscriber.digest_since or until - FIRST_LOOKBACK
     if found is None:
-        found = candidates(db, start, now)
-    chosen = select_for(subscriber, found, start, now, desk)
+        found = candidates(db, start, until)
+    chosen = select_for(subscriber, found, start, until, desk)
     if alerted is None:
         alerted = (_alerted(db, [subscriber.email], [c.story.id for c in chosen])
                    if subscriber.mode == "both" else set())
-    return Contents(local_date(now, subscriber.timezone), start, subscriber.timezone, chosen,
+    return Contents(local_date(now, subscriber.timezone), start, until, subscriber.timezone,
+                    chosen,
                     frozenset(c.story.id for c in chosen if (subscriber.email, c.story.id)
                               in alerted))
 
@@ -139,8 +146,9 @@ def plan_chunk(db: Connection, desk: DeskConfig, now: datetime, force: bool = Fa
     rows = list(db.execute(query.limit(CHUNK).with_for_update(skip_locked=True)))
     if not rows:
         return Tally(), None
-    starts = [row.digest_since or now - FIRST_LOOKBACK for row in rows]
-    found = candidates(db, min(starts), now)
+    until = now - SETTLE
+    starts = [row.digest_since or until - FIRST_LOOKBACK for row in rows]
+    found = candidates(db, min(starts), until)
     both = [row.email for row in rows if row.mode == "both"]
     alerted = _alerted(db, both, sorted({c.story.id for c in found}))
     tally = Tally()
@@ -163,7 +171,7 @@ def plan_chunk(db: Connection, desk: DeskConfig, now: datetime, force: bool = Fa
         digest = contents(db, subscriber, desk, now, found, alerted)
         if not digest.stories and not desk.email.send_empty_digest:
             tally.empty += 1
-            move["digest_since"] = now  # nothing happened in that window
+            move["digest_since"] = digest.until  # nothing happened in that window
             continue
         reason = (f"{why}: {len(digest.stories)} action items since "
                   f"{digest.since:%Y-%m-%d %H:%M} UTC")
@@ -175,7 +183,7 @@ def plan_chunk(db: Connection, desk: DeskConfig, now: datetime, force: bool = Fa
             tally.already += 1
         else:
             tally.planned += 1
-            move["digest_since"] = now
+            move["digest_since"] = digest.until
     db.execute(
         update(SUBSCRIBERS).where(SUBSCRIBERS.c.id == bindparam("b_id"))
         .values(next_digest_at=bindparam("next_digest_at"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from bot.mail import compose
@@ -22,10 +22,18 @@ DIGEST_LISTED = 10  # SPEC §5: "up to 10 listed, +N more beyond"
 DAILY_LISTED = 50  # a daily email lists more, and still reads in one sitting
 
 
+class Entry(NamedTuple):
+    """One story in a message, shaped like the outbox's `items_of` rows."""
+
+    story_id: str
+    reason: str
+    payload: str  # the stored story's JSON
+
+
 @dataclass(frozen=True)
 class Load:
-    """What a row needs to render: its stories (rows with story_id, reason?, payload), and
-    for an edit the posted message it edits."""
+    """What a row needs to render: its stories (`Entry`-shaped rows) and, for an edit, the
+    posted message it edits."""
 
     items: list[Any]
     parent: Any = None

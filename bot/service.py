@@ -235,18 +235,21 @@ class Service:
         await self.dispatcher.drain(CHECK_LONGEST_WAIT)
         outcome = self.dispatcher.outcome
         return {"stored": len(report.accepted), "rejected": len(report.rejected),
-                "sent": outcome.sent, "retrying": outcome.failed + outcome.postponed,
-                "dead": outcome.dead}
+                "sent": outcome.total("sent"),
+                "retrying": outcome.total("failed") + outcome.total("postponed"),
+                "dead": outcome.total("dead")}
 
     async def send_digests(self, force: bool) -> dict[str, int]:
         """`alertbot digest send [--now]`: plan due (or all) daily digests and deliver them."""
         await self.db.write(outbox.recover_leases, self.clock())
         tally = await self.plan_digests(force)
         await self.dispatcher.drain(CHECK_LONGEST_WAIT)
-        outcome = self.dispatcher.outcome
+        outcome, daily = self.dispatcher.outcome, ("daily",)
+        # Other due rows go out in the same pass (as with `check`); the summary counts digests.
         return {"planned": tally.planned, "empty": tally.empty, "already": tally.already,
-                "sent": outcome.sent, "retrying": outcome.failed + outcome.postponed,
-                "dead": outcome.dead}
+                "sent": outcome.total("sent", daily),
+                "retrying": outcome.total("failed", daily) + outcome.total("postponed", daily),
+                "dead": outcome.total("dead", daily)}
 
     async def send_test(self, transport: str, address: str) -> Any:
         """`alertbot test slack|email`: one marked test message through the real transport."""

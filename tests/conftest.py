@@ -112,15 +112,22 @@ def _new_pg_database(server: str) -> str:
     return f"{server}/{name}"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An upgraded, empty database: SQLite, then a real PostgreSQL."""
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BACKENDS)
+def bare_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database with no tables yet: SQLite, then a real PostgreSQL."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'alertbot.db'}"
-    else:
-        url = _new_pg_database(request.getfixturevalue("postgres_server"))
-    database.upgrade(url)
-    return url
+        return f"sqlite:///{tmp_path / 'alertbot.db'}"
+    return _new_pg_database(request.getfixturevalue("postgres_server"))
+
+
+@pytest.fixture
+def database_url(bare_database_url: str) -> str:
+    """An upgraded, empty database: SQLite, then a real PostgreSQL."""
+    database.upgrade(bare_database_url)
+    return bare_database_url
 
 
 @pytest.fixture

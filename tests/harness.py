@@ -12,7 +12,10 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from bot import outbox, subscribers
+from bot.api import create_app
 from bot.pipeline import Report
 from bot.service import Service
 from bot.stories import parse_batch
@@ -54,6 +57,12 @@ class Desk:
     async def deliveries(self, status: str | None = None) -> list[Any]:
         return await self.service.db.read(outbox.listing, status)
 
+    def web(self) -> httpx.AsyncClient:
+        """The service's HTTP app, in process (for the unsubscribe endpoints)."""
+        service = self.service
+        app = create_app(service.push, service.ready, None, None, service.unsubscribe)
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bot")
+
     def emails(self, to: str | None = None) -> list[EmailMessage]:
         found = []
         for _sender, recipients, content in self.smtp.messages:
@@ -69,7 +78,7 @@ def desk_config(tmp_path: Path, database_url: str, fake_slack: FakeSlack, smtp_p
         tmp_path, database_url, desk,
         slack_bot_token="xoxb-test-token", slack_api_url=fake_slack.url,
         smtp_host="127.0.0.1", smtp_port=smtp_port, smtp_security="none",
-        email_from="Alerts <alerts@desk.example>",
+        email_from="Alerts <alerts@desk.example>", public_url="https://alerts.desk.example",
     )
 
 

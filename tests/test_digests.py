@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import email.utils
+import re
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,6 +18,7 @@ import pytest
 from bot import subscribers
 from bot.digest_clock import digest_time, due, first_due
 from bot.service import Service
+from bot.subscribers import unsubscribe_token
 from tests.conftest import story
 from tests.fakes import FakeSlack, SmtpRecorder
 from tests.harness import Clock, Desk, desk_config
@@ -170,6 +174,29 @@ async def test_a_restart_across_the_hour_still_gives_exactly_one(make_desk: Fact
     assert row.dedupe_key == "daily:ed@desk.example:2026-11-27" and row.status == "sent"
 
 
+async def test_digest_send_now_sends_todays_digest_early_and_the_hour_adds_no_second(
+    make_desk: Factory,
+) -> None:
+    desk = await morning(make_desk)
+    desk.clock.now = datetime(2026, 11, 27, 5, 0, tzinfo=UTC)  # 05:00 London
+    await add_daily(desk, "ed@desk.example", "Europe/London")
+    await desk.ingest(story(id="early", scored_at=desk.clock.now.isoformat()))
+    desk.clock.advance(600)
+    assert (await desk.service.send_digests(force=True))["sent"] == 1
+    desk.clock.advance(600)
+    await desk.ingest(story(id="later", scored_at=desk.clock.now.isoformat()))
+    desk.clock.advance(600)
+    again = await desk.service.plan_digests(force=True)
+    assert (again.planned, again.already) == (0, 1)  # one per local date, --now included
+    desk.clock.now = datetime(2026, 11, 27, 7, 0, tzinfo=UTC)
+    await tick(desk)  # the usual hour: today's digest went early, so nothing
+    assert len(desk.emails()) == 1
+    desk.clock.now = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
+    await tick(desk)  # tomorrow's carries what came after the early one
+    [_, tomorrow] = desk.emails()
+    assert "Title" not in tomorrow["Subject"] and tomorrow["Subject"].endswith("1 action item")
+
+
 async def test_a_bot_down_from_six_to_nine_sends_at_nine(make_desk: Factory) -> None:
     desk = make_desk()
     desk.clock.now = datetime(2026, 11, 27, 5, 50, tzinfo=UTC)
@@ -206,10 +233,10 @@ async def test_a_bot_down_all_day_skips_that_date_and_the_next_digest_covers_it(
     back.clock.now = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
     await tick(back)
     assert len(back.emails()) == 1  # 27 Nov's digest is not sent on the 28th
-    back.clock.now = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
+    back.clock.now = datetime(2026, 11, 28, 6, 30, tzinfo=UTC)
     await back.ingest(story(id="today", title="Fresh this morning", impact=9,
                             scored_at=back.clock.now.isoformat()))
-    back.clock.advance(30)
+    back.clock.now = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
     await tick(back)
     assert sorted(digests_by_local_date(back, "ed@desk.example", "UTC")) == [
         date(2026, 11, 26), date(2026, 11, 28)]
@@ -219,3 +246,188 @@ async def test_a_bot_down_all_day_skips_that_date_and_the_next_digest_covers_it(
     assert body.index("Fresh this morning") < body.index("Arrived while nobody read")
     assert "Covered on the 26th" not in body
     assert latest["Subject"] == "Daily digest, Sat 28 Nov 2026: 2 action items"
+
+
+# -- what the digest holds, and the email itself ----------------------------------------------
+
+HOSTILE = '<script>alert(1)</script> <img src="https://evil.example/pixel.gif"> & "quotes"'
+
+
+async def morning(make_desk: Factory, **email: Any) -> Desk:
+    desk = make_desk(**email)
+    desk.clock.now = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
+    return desk
+
+
+async def test_the_digest_holds_the_readers_topics_best_first_and_marks_instant_alerts(
+    make_desk: Factory,
+) -> None:
+    desk = await morning(make_desk)
+    await add_daily(desk, "daily@desk.example", "UTC", topics=("launch",))
+    await add_daily(desk, "both@desk.example", "UTC", mode="both")
+    at = desk.clock.now
+    await desk.ingest(
+        story(id="low", title="Impact eight, two sources", impact=8, scored_at=at.isoformat()),
+        story(id="high", title="Impact nine", impact=9, scored_at=at.isoformat()),
+        story(id="wide", title="Impact eight, three sources", impact=8,
+              scored_at=at.isoformat(),
+              sources=[{"outlet": o} for o in ("SpaceNews", "Reuters", "AP")]),
+        story(id="budget", title="Budget only", topics=["budget"], scored_at=at.isoformat()),
+    )
+    await desk.service.dispatcher.drain(timedelta(seconds=30))  # the instant email to both@
+    desk.clock.now = datetime(2026, 11, 27, 7, 0, tzinfo=UTC)
+    await tick(desk)
+
+    [topical] = [m for m in desk.emails("daily@desk.example")]
+    text = topical.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    order = [text.index(t) for t in ("Impact nine", "Impact eight, three sources",
+                                     "Impact eight, two sources")]
+    assert order == sorted(order) and "Budget only" not in text
+    assert "already sent to you" not in text
+    assert topical["Subject"] == "Daily digest, Fri 27 Nov 2026: 3 action items"
+
+    digest = next(m for m in desk.emails("both@desk.example") if "Daily" in m["Subject"])
+    text = digest.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Budget only [already sent to you as an alert]" in text
+    assert text.count("[already sent to you as an alert]") == 4
+
+
+async def test_the_first_digest_looks_back_24_hours_and_an_empty_one_is_not_sent(
+    make_desk: Factory,
+) -> None:
+    desk = await morning(make_desk)
+    desk.clock.now = datetime(2026, 11, 26, 5, 0, tzinfo=UTC)  # 26 h before the digest
+    await desk.ingest(story(id="old-news", scored_at=desk.clock.now.isoformat()))
+    desk.clock.now = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
+    await add_daily(desk, "quiet@desk.example", "UTC")
+    desk.clock.now = datetime(2026, 11, 27, 7, 0, tzinfo=UTC)
+    await tick(desk)
+    assert desk.emails() == []  # the only action item is older than 24 h: nothing to send
+    assert [r for r in await desk.deliveries() if r.kind == "daily"] == []
+
+
+async def test_send_empty_digest_says_there_was_no_news(make_desk: Factory) -> None:
+    desk = await morning(make_desk, send_empty_digest=True)
+    await add_daily(desk, "quiet@desk.example", "Europe/London")
+    desk.clock.now = datetime(2026, 11, 27, 7, 0, tzinfo=UTC)
+    await tick(desk)
+    [sent] = desk.emails()
+    assert sent["Subject"] == "Daily digest, Fri 27 Nov 2026: no new action items"
+    # The window ends a minute before the digest (digests.SETTLE) and starts 24 h before that.
+    assert "No new action items since Thu 06:59 GMT" in sent.get_body(  # type: ignore[union-attr]
+        ("plain",)).get_content()
+
+
+async def test_the_digest_email_arrives_well_formed_and_one_click_unsubscribes(
+    make_desk: Factory,
+) -> None:
+    desk = await morning(make_desk)
+    await add_daily(desk, "ed@desk.example", "Europe/London")
+    await add_daily(desk, "other@desk.example", "Europe/London")
+    await desk.ingest(story(id="unicode", title="Ariane 6 lifts off from Kourou — “nominal” 🚀",
+                            scored_at=desk.clock.now.isoformat()))
+    desk.clock.now = datetime(2026, 11, 27, 7, 0, tzinfo=UTC)
+    await tick(desk)
+    [received] = desk.emails("ed@desk.example")
+
+    assert received.get_content_type() == "multipart/alternative"
+    parts = [(p.get_content_type(), p.get_content_charset()) for p in received.iter_parts()]
+    assert parts == [("text/plain", "utf-8"), ("text/html", "utf-8")]
+    assert "Kourou — “nominal” 🚀" in received.get_body(  # type: ignore[union-attr]
+        ("html",)).get_content()
+    links = re.findall(r"<([^>]+)>", str(received["List-Unsubscribe"]))
+    assert [urlsplit(link).scheme for link in links] == ["https", "mailto"]
+    assert received["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert received["Message-ID"] and received["Date"]
+    path = urlsplit(links[0]).path
+
+    key = desk.service.dispatcher.key
+    theirs = unsubscribe_token(key, "other@desk.example")
+    mine = path.rsplit("/", 1)[1]
+    async with desk.web() as client:
+        for forged in (mine.split(".")[0] + "." + theirs.split(".")[1], mine[:-1] + "x"):
+            refused = await client.post(f"/unsubscribe/{forged}",
+                                        content=b"List-Unsubscribe=One-Click")
+            assert refused.status_code == 400
+        assert len(await desk.service.db.read(subscribers.listing)) == 2
+        done = await client.post(path, content=b"List-Unsubscribe=One-Click",
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert done.status_code == 200
+    assert [s.email for s in await desk.service.db.read(subscribers.listing)] == [
+        "other@desk.example"]
+
+    await desk.ingest(story(id="next-day", scored_at=desk.clock.now.isoformat()))
+    desk.clock.now = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
+    await tick(desk)
+    assert len(desk.emails("ed@desk.example")) == 1  # no further email
+    assert len(desk.emails("other@desk.example")) == 2
+
+
+async def test_the_digest_html_escapes_every_story_field_and_loads_nothing_external(
+    make_desk: Factory,
+) -> None:
+    desk = await morning(make_desk)
+    await add_daily(desk, "ed@desk.example", "UTC")
+    await desk.ingest(story(
+        id="hostile", title=f"Title {HOSTILE}", key_facts=[f"Fact {HOSTILE}"],
+        key_takeaways=[f"Takeaway {HOSTILE}"], scored_at=desk.clock.now.isoformat(),
+        sources=[{"outlet": f"Outlet {HOSTILE}", "url": "https://a.example/1"},
+                 {"outlet": "Reuters", "url": "https://www.reuters.com/b"}],
+        url='https://desk.example/s/1?a=1&b="><script>x</script>',
+    ))
+    desk.clock.now = datetime(2026, 11, 27, 7, 0, tzinfo=UTC)
+    await tick(desk)
+    [received] = desk.emails("ed@desk.example")
+    page = Page.parse(received.get_body(("html",)).get_content())  # type: ignore[union-attr]
+
+    # Every hostile field reached the reader as text, not as markup.
+    for field in ("Title", "Fact", "Outlet"):
+        assert f"{field} {HOSTILE}" in page.text
+    assert page.tags & {"script", "img"} == set()
+    assert "https://desk.example/s/1?a=1&b=\"><script>x</script>" in page.hrefs
+    # Nothing the mail client would fetch: no images, stylesheets, fonts, frames or CSS urls.
+    assert page.tags & {"img", "link", "script", "iframe", "object", "embed", "video",
+                        "audio", "picture", "source"} == set()
+    assert page.fetching_attributes == []
+    assert not re.search(r"url\(|@import", page.css, re.I)
+    assert {urlsplit(h).hostname for h in page.hrefs} == {"desk.example", "alerts.desk.example"}
+
+
+class Page(HTMLParser):
+    """An HTML document as a mail client reads it: tags, attributes, text and CSS."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: set[str] = set()
+        self.hrefs: list[str] = []
+        self.fetching_attributes: list[tuple[str, str]] = []
+        self.text = ""
+        self.css = ""
+        self._in_style = False
+
+    @classmethod
+    def parse(cls, html: str) -> Page:
+        page = cls()
+        page.feed(html)
+        page.close()
+        return page
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+        self._in_style = tag == "style"
+        for name, value in attrs:
+            if name == "href" and value:
+                self.hrefs.append(value)
+            elif name == "style" and value:
+                self.css += value
+            elif name in ("src", "srcset", "background", "poster", "data"):
+                self.fetching_attributes.append((name, value or ""))
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_style = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_style:
+            self.css += data
+        else:
+            self.text += data

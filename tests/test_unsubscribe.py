@@ -7,11 +7,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 
 from bot import subscribers
-from bot.api import create_app
 from bot.service import Service
 from bot.subscribers import unsubscribe_token
 from tests.conftest import story
@@ -29,12 +27,6 @@ async def desk(tmp_path: Path, sqlite_url: str, slack: FakeSlack,
     await service.close()
 
 
-def web(desk: Desk) -> httpx.AsyncClient:
-    service = desk.service
-    app = create_app(service.push, service.ready, None, None, service.unsubscribe)
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bot")
-
-
 async def test_the_one_click_post_from_an_email_unsubscribes_and_stops_email(desk: Desk
                                                                             ) -> None:
     await desk.subscribe("reader@desk.example")
@@ -44,7 +36,7 @@ async def test_the_one_click_post_from_an_email_unsubscribes_and_stops_email(des
     https = re.search(r"<(http[^>]+)>", str(received["List-Unsubscribe"]))
     assert https is not None and received["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     path = urlsplit(https.group(1)).path
-    async with web(desk) as client:
+    async with desk.web() as client:
         page = await client.get(path)  # a link scanner's GET changes nothing
         assert page.status_code == 200 and "<form method=\"post\">" in page.text
         assert len(await desk.service.db.read(subscribers.listing)) == 1
@@ -73,7 +65,7 @@ async def test_a_tampered_or_foreign_token_changes_nothing(desk: Desk, forge: st
         "foreign": mine.split(".")[0] + "." + theirs.split(".")[1],
         "garbage": "not-a-token",
     }[forge]
-    async with web(desk) as client:
+    async with desk.web() as client:
         for method in ("GET", "POST"):
             answer = await client.request(method, f"/unsubscribe/{token}")
             assert answer.status_code == 400 and "not valid" in answer.text

@@ -77,6 +77,11 @@ def command(func: Callable[P, R]) -> Callable[P, R]:
             if click.get_current_context().find_root().params.get("debug"):
                 raise
             raise Failure(f"{exc.strerror or exc}: {exc.filename or ''}".strip(": ")) from None
+        except Exception as exc:  # a bug: still one sentence, the traceback behind --debug
+            if click.get_current_context().find_root().params.get("debug"):
+                raise
+            raise Failure(f"internal error ({type(exc).__name__}: {exc}); run again with "
+                          "--debug for the traceback and report it") from None
 
     return wrapper
 

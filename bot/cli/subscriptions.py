@@ -24,7 +24,7 @@ from bot.cli.common import (
     transaction,
     with_service,
 )
-from bot.messages import Load, Renderer
+from bot.messages import Entry, Load, Renderer
 from bot.rules import corroborate, gate, global_thresholds
 from bot.settings import Config
 from bot.stories import Story
@@ -160,6 +160,7 @@ def preview(story_id: str | None, address: str | None, fmt: str | None) -> None:
             message = renderer.render("alert", transport, target, None,
                                       Load([_with_reason(items[0], config)]), now)
         else:
+            fmt = fmt or "html"
             message = _digest_preview(db, config, renderer, address or "", fmt, now)
     if isinstance(message, EmailMessage):
         click.echo(f"Subject: {message['Subject']}", err=True)
@@ -170,14 +171,14 @@ def preview(story_id: str | None, address: str | None, fmt: str | None) -> None:
         click.echo(json.dumps(message[0][1], indent=2, ensure_ascii=False))
 
 
-def _with_reason(item: Any, config: Config) -> Any:
-    """A stored story shaped as an alert row's item, with the rule's verdict as its reason."""
+def _with_reason(item: Any, config: Config) -> Entry:
+    """A stored story as an alert's entry, with the rule's verdict as its reason."""
     story = Story.model_validate_json(item.payload)
     verdict = gate(story.impact, corroborate(story).count, global_thresholds(config.desk.rules))
-    return item._replace(reason=f"{verdict.reason} · preview")
+    return Entry(item.story_id, f"{verdict.reason} · preview", item.payload)
 
 
-def _digest_preview(db: Any, config: Config, renderer: Renderer, address: str, fmt: str | None,
+def _digest_preview(db: Any, config: Config, renderer: Renderer, address: str, fmt: str,
                     now: datetime) -> EmailMessage:
     if fmt == "slack":
         raise Failure("a daily digest is an email: use --format html or text")

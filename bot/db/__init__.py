@@ -98,14 +98,43 @@ class Database:
         self.engine.dispose()
 
 
-def upgrade(database_url: str) -> None:
-    """Apply every Alembic migration up to head."""
-    engine = create(database_url)
+def _migration_engine(database_url: str) -> Engine:
+    """An engine for migrating: on SQLite, transactional DDL and foreign keys off.
+
+    pysqlite commits before each DDL statement by default, so a migration failing halfway
+    would leave its first tables behind under the old revision number; BEGIN issued by hand
+    keeps the whole upgrade one transaction. Alembic's batch mode on SQLite copies a table and
+    drops the old one, which enforced foreign keys refuse; `upgrade` checks them afterwards.
+    """
+    url = _url(database_url)
+    if url.get_backend_name() != "sqlite":
+        return create(database_url)
+    engine = create_engine(url)
+
+    def connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we say BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        for pragma in ("journal_mode=WAL", "busy_timeout=10000", "foreign_keys=OFF"):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    event.listen(engine, "connect", connect)
+    event.listen(engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN"))
+    return engine
+
+
+def upgrade(database_url: str, revision: str = "head") -> None:
+    """Apply the Alembic migrations up to `revision`, all in one transaction."""
+    engine = _migration_engine(database_url)
     try:
         with engine.begin() as connection:
             cfg = AlembicConfig()
             cfg.set_main_option("script_location", str(MIGRATIONS))
             cfg.attributes["connection"] = connection
-            command.upgrade(cfg, "head")
+            command.upgrade(cfg, revision)
+            if connection.dialect.name == "sqlite":
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                if broken:  # rolls the whole upgrade back
+                    raise RuntimeError(f"migration broke {len(broken)} foreign key(s)")
     finally:
         engine.dispose()

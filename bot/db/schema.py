@@ -56,7 +56,7 @@ class StoryRow(Base):
     qualifies: Mapped[bool] = mapped_column(Boolean, index=True)
     flag: Mapped[str | None] = mapped_column(Text)
     title: Mapped[str] = mapped_column(Text)
-    url: Mapped[str] = mapped_column(Text)
+    url: Mapped[str] = mapped_column(Text, index=True)  # /story by URL
     # Takeaways, key facts and source headlines, for full-text search beside the title.
     search_text: Mapped[str | None] = mapped_column(Text)
     payload: Mapped[str] = mapped_column(Text)  # the validated story as JSON text
