@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -22,9 +23,10 @@ from bot.api import create_app
 from bot.db import Database
 from bot.delivery import Clock, Dispatcher, utcnow
 from bot.pipeline import Pipeline, Report
-from bot.settings import Config, SourceConfig
+from bot.settings import Config
 from bot.slack_app import create_slack_app
 from bot.sources import files
+from bot.sources.http import HttpSource, SourceError
 from bot.stories import parse_batch
 from bot.subscribers import secret_key, verify_token
 from bot.transports import Transport
@@ -63,10 +65,6 @@ def build_transports(config: Config) -> dict[str, Transport]:
     return transports
 
 
-def _skip_http(source: SourceConfig) -> None:
-    log.warning("http source %s: not implemented yet; skipped", source.url)
-
-
 class Service:
     def __init__(self, config: Config, clock: Clock = utcnow) -> None:
         self.config = config
@@ -77,6 +75,12 @@ class Service:
         self.pipeline = Pipeline(self.db, config, self.dispatcher.wake)
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self._seen: dict[Path, tuple[float, int]] = {}
+        self._feeds = {
+            number: HttpSource(source.url, source.poll_interval, source.timeout)
+            for number, source in enumerate(config.desk.sources)
+            if source.kind == "http" and source.url
+        }
+        self._session: aiohttp.ClientSession | None = None
 
     # -- doors ------------------------------------------------------------------------------
 
@@ -109,12 +113,12 @@ class Service:
 
     # -- scheduled work ---------------------------------------------------------------------
 
-    async def poll(self, source: SourceConfig, only_changed: bool = True) -> Report:
-        """Read one source and ingest what it holds. Unchanged files are skipped in `run`."""
-        report = Report()
+    async def poll(self, number: int, only_changed: bool = True) -> Report:
+        """Read source `number` and ingest what it holds. Unchanged files are skipped in `run`."""
+        source = self.config.desk.sources[number]
         if source.kind == "http":
-            _skip_http(source)  # `check` says so on every pass
-            return report
+            return await self._poll_http(self._feeds[number])
+        report = Report()
         if source.path is None:
             return report
         for file in files.files_of(source.path):
@@ -139,6 +143,32 @@ class Service:
                          elapsed, len(batch.stories) / max(elapsed, 1e-9))
                 report.merge(done)
             self._seen[file] = signature
+        return report
+
+    async def _poll_http(self, feed: HttpSource) -> Report:
+        """One poll of an http source; a failure backs that source off and is logged once."""
+        now = self.clock()
+        if feed.waiting(now):
+            return Report()
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        started = time.perf_counter()
+        try:
+            fetched = await feed.fetch(self._session)
+        except SourceError as exc:
+            delay = feed.failed(now)
+            log.warning("http source %s %s; next try in %.0f s (failure %d in a row)",
+                        feed.url, exc, delay.total_seconds(), feed.failures)
+            return Report()
+        if fetched is None:
+            feed.succeeded(None)
+            log.debug("http source %s: not modified", feed.url)
+            return Report()
+        report = await self.pipeline.ingest(fetched.batch, f"http:{feed.url}", self.clock())
+        feed.succeeded(fetched)  # only now: stories that failed to store are fetched again
+        log.info("read %s: %d stored, %d unchanged, %d rejected in %.2f s", feed.url,
+                 len(report.accepted), len(report.unchanged), len(report.rejected),
+                 time.perf_counter() - started)
         return report
 
     async def tick(self) -> None:
@@ -172,11 +202,8 @@ class Service:
 
     def _schedule(self) -> None:
         for number, source in enumerate(self.config.desk.sources):
-            if source.kind == "http":
-                _skip_http(source)  # `run` says so once and schedules no poll
-                continue
             self.scheduler.add_job(
-                self.poll, "interval", args=[source], id=f"poll-{number}",
+                self.poll, "interval", args=[number], id=f"poll-{number}",
                 seconds=source.poll_interval.total_seconds(), next_run_time=self.clock(),
                 max_instances=1, coalesce=True, misfire_grace_time=60, replace_existing=True,
             )
@@ -226,8 +253,8 @@ class Service:
     async def check(self) -> dict[str, int]:
         """One pass for cron: poll every source, close every window, deliver what is due."""
         report = Report()
-        for source in self.config.desk.sources:
-            report.merge(await self.poll(source, only_changed=False))
+        for number in range(len(self.config.desk.sources)):
+            report.merge(await self.poll(number, only_changed=False))
         now = self.clock()
         await self.db.write(outbox.recover_leases, now)
         await self.pipeline.flush(now, close_windows=True)
@@ -265,5 +292,7 @@ class Service:
     async def close(self) -> None:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        if self._session is not None:
+            await self._session.close()
         await self.dispatcher.stop()
         self.db.close()

@@ -82,6 +82,7 @@ class SourceConfig(_Section):
     path: Path | None = None
     url: str | None = None
     poll_interval: Duration = timedelta(seconds=30)
+    timeout: Duration = timedelta(seconds=10)  # http: the longest a poll may take
 
     @model_validator(mode="after")
     def _needs_location(self) -> SourceConfig:

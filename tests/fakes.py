@@ -299,3 +299,84 @@ class FakeSocketMode:
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+@dataclass
+class FeedRequest:
+    path: str
+    since: str | None
+    if_none_match: str | None
+    at: float
+
+
+@dataclass
+class FakeFeed:
+    """An upstream story feed on 127.0.0.1 (the `http` source's peer), one path per behaviour.
+
+    `/feed` serves `stories` with `etag` (304 when the client already has it); `/broken`
+    answers 500; `/hanging` never answers until the server stops.
+    """
+
+    stories: list[dict[str, Any]] = field(default_factory=list)
+    etag: str = '"v1"'
+    requests: list[FeedRequest] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _arrived: threading.Condition = field(default_factory=threading.Condition)
+
+    def start(self) -> FakeFeed:
+        feed = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                path, _, query = self.path.partition("?")
+                since = dict(parse_qsl(query)).get("since")
+                with feed._arrived:
+                    feed.requests.append(FeedRequest(path, since,
+                                                     self.headers.get("If-None-Match"),
+                                                     time.monotonic()))
+                    feed._arrived.notify_all()
+                if path == "/hanging":
+                    feed._stop.wait(60)
+                    return
+                if path == "/broken":
+                    self._reply(500, b"upstream exploded")
+                    return
+                if self.headers.get("If-None-Match") == feed.etag:
+                    self._reply(304, b"")
+                    return
+                self._reply(200, json.dumps(feed.stories).encode(), {"ETag": feed.etag})
+
+            def _reply(self, status: int, body: bytes, headers: dict[str, str] | None = None
+                       ) -> None:
+                self.send_response(status)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}{path}"
+
+    def to(self, path: str) -> list[FeedRequest]:
+        return [r for r in self.requests if r.path == path]
+
+    def wait_for_requests(self, path: str, count: int, timeout: float) -> None:
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: len(self.to(path)) >= count, timeout):
+                raise AssertionError(f"{path} was asked {len(self.to(path))} times, not {count}")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._server.shutdown()
+        self._server.server_close()

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import story
+from tests.fakes import free_port
 from tests.process import Alertbot
 
 GOOD = '[rules]\nmin_impact = 8\n\n[[slack.routes]]\nchannel = "C0SPACEOPS"\n'
@@ -146,10 +147,10 @@ def test_the_embedded_defaults_alert_on_the_bundled_samples(tmp_path: Path) -> N
     assert len(emails) == 2
 
 
-def test_check_says_an_http_source_is_skipped(tmp_path: Path) -> None:
-    bot = Alertbot.make(tmp_path, GOOD + '\n[[sources]]\nkind = "http"\n'
-                                          'url = "https://desk.example/api/scored-stories"\n')
+def test_check_goes_on_when_an_http_source_is_unreachable(tmp_path: Path) -> None:
+    feed = f"http://127.0.0.1:{free_port()}/api/scored-stories"  # nothing listens there
+    bot = Alertbot.make(tmp_path, GOOD + f'\n[[sources]]\nkind = "http"\nurl = "{feed}"\n')
     result = bot.cli("check")
     assert result.returncode == 0, result.stderr
-    assert "http source https://desk.example/api/scored-stories: not implemented yet" in (
-        result.stderr)
+    assert result.stdout.startswith("0 stored, 0 rejected")
+    assert f"http source {feed} unreachable (ClientConnectorError" in result.stderr

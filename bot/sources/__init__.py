@@ -1,1 +1,1 @@
-"""Where stories come from: polled sources (files now; http is planned) and push."""
+"""Where stories come from: polled sources (`file`, `http`); push arrives through the API."""
