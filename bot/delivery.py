@@ -75,8 +75,11 @@ class Dispatcher:
     async def pass_once(self) -> int:
         """Claim what is due now and start sending it; return how many rows were claimed."""
         now = self.clock()
-        free = self.config.desk.delivery.workers - len(self._busy)
-        if free <= 0:
+        workers = self.config.desk.delivery.workers
+        free = workers - len(self._busy)
+        # While others are in flight, wait until half the workers are free: one claim then
+        # serves several rows, where claiming each time one finishes costs a transaction a row.
+        if free <= 0 or (self._busy and free < max(1, workers // 2)):
             return 0
         claimed = await self.db.write(self._claim, now, free, self._blocked(now))
         for row, items in claimed:
@@ -90,6 +93,7 @@ class Dispatcher:
                ) -> list[tuple[Any, Load]]:
         """Claim due rows and load what they carry, in one transaction (one database hop)."""
         claimed = []
+        digests_read: dict[tuple[str, ...], list[Any]] = {}  # many readers share one digest
         for row in outbox.claim(db, now, self.config.desk.delivery.lease, limit, blocked):
             if row.kind == "update":  # an edit shows what its parent message showed
                 parent = outbox.parent_of(db, row.parent_id)
@@ -97,7 +101,10 @@ class Dispatcher:
             elif row.kind == "facts":
                 claimed.append((row, Load(outbox.story_items(db, row.details["story_id"]))))
             elif row.kind == "daily":
-                claimed.append((row, Load(digests.stories_of(db, row.details))))
+                ids = tuple(row.details.get("stories", ()))
+                if ids not in digests_read:
+                    digests_read[ids] = digests.stories_of(db, row.details)
+                claimed.append((row, Load(digests_read[ids])))
             else:
                 items = outbox.items_of(db, row.id) if row.kind != "test" else []
                 claimed.append((row, Load(items)))
@@ -120,8 +127,10 @@ class Dispatcher:
             self.wakeup.clear()
             try:
                 if await self.pass_once() == 0:
-                    if not self._busy:
-                        await self._idle()
+                    if self._busy:  # a delivery finishing wakes us: no need to ask the database
+                        await self._sleep(None)
+                        continue
+                    await self._idle()
                     await self._sleep(await self._next_due())
             except Exception:
                 log.exception("delivery loop failed; retrying in 1 s")
@@ -132,6 +141,9 @@ class Dispatcher:
         while True:
             self.wakeup.clear()
             if await self.pass_once():
+                continue
+            if self._busy:  # a delivery finishing wakes us
+                await self._sleep(None)
                 continue
             due = await self.db.read(outbox.next_due)  # any target, paced ones included
             if not self._busy and (due is None or due - self.clock() > longest_wait):

@@ -21,7 +21,7 @@ from bot import outbox
 from bot.db.schema import DELIVERIES, MATCHES, STORIES, SUBSCRIBERS
 from bot.digest_clock import digest_time, due, local_date
 from bot.routes import email_target, match
-from bot.rules import corroborate
+from bot.rules import Corroboration, corroborate
 from bot.settings import DeskConfig
 from bot.stories import Story
 from bot.subscribers import DAILY, Subscriber
@@ -39,7 +39,7 @@ class Candidate:
     """An action item that may go in a digest."""
 
     story: Story
-    sources: int
+    corroboration: Corroboration
     qualified_at: datetime
 
 
@@ -75,28 +75,36 @@ class Tally:
         self.missed += other.missed
 
 
-def candidates(db: Connection, since: datetime, until: datetime) -> list[Candidate]:
-    """Action items that became action items in (since, until], as stored now."""
+def candidates(db: Connection, since: datetime, until: datetime, desk: DeskConfig
+               ) -> list[Candidate]:
+    """Action items that became action items in (since, until], as stored now, that pass the
+    desk's rule and were fresh when they arrived; best first: highest impact, then most
+    sources, then newest."""
     rows = db.execute(
-        select(STORIES.c.payload, STORIES.c.corroboration, STORIES.c.qualified_at)
+        select(STORIES.c.payload, STORIES.c.qualified_at)
         .where(STORIES.c.qualifies.is_(True), STORIES.c.qualified_at > since,
                STORIES.c.qualified_at <= until)
     )
-    return [Candidate(Story.model_validate_json(r.payload), r.corroboration, r.qualified_at)
-            for r in rows]
+    anyone = email_target("", (), desk)  # the rule without a reader's topics
+    found = []
+    for row in rows:
+        story = Story.model_validate_json(row.payload)
+        corroboration = corroborate(story)
+        if match(story, corroboration, anyone, row.qualified_at, desk.rules.max_alert_age).send:
+            found.append(Candidate(story, corroboration, row.qualified_at))
+    return sorted(found, key=lambda c: (-c.story.impact, -c.corroboration.count,
+                                        -c.qualified_at.timestamp()))
 
 
-def select_for(subscriber: Subscriber, found: Iterable[Candidate], since: datetime,
-               until: datetime, desk: DeskConfig) -> list[Candidate]:
-    """The subscriber's items: in their window and topics; highest impact, then most sources."""
-    target = email_target(subscriber.email, subscriber.topics, desk)
-    chosen = [
-        c for c in found
-        if since < c.qualified_at <= until
-        and match(c.story, corroborate(c.story), target, c.qualified_at,
-                  desk.rules.max_alert_age).send
-    ]
-    return sorted(chosen, key=lambda c: (-c.story.impact, -c.sources, -c.qualified_at.timestamp()))
+def select_for(topics: Iterable[str], found: Iterable[Candidate], since: datetime,
+               until: datetime) -> list[Candidate]:
+    """A reader's items, in `found`'s order: in their window and, if they chose topics, in one.
+
+    Topics match as they do for instant alerts (`routes.match`): any of the reader's topics.
+    """
+    wanted = frozenset(topics)
+    return [c for c in found if since < c.qualified_at <= until
+            and (not wanted or wanted & c.story.topic_set)]
 
 
 def _alerted(db: Connection, addresses: Sequence[str], story_ids: Sequence[str]
@@ -113,22 +121,35 @@ def _alerted(db: Connection, addresses: Sequence[str], story_ids: Sequence[str]
     return {(row.target.partition(":")[2], row.story_id) for row in rows}
 
 
+Chosen = dict[tuple[tuple[str, ...], datetime], list[Candidate]]
+
+
 def contents(db: Connection, subscriber: Subscriber, desk: DeskConfig, now: datetime,
              found: Sequence[Candidate] | None = None,
-             alerted: set[tuple[str, str]] | None = None) -> Contents:
-    """What `subscriber`'s digest would hold if it went now (read only: `preview` uses it)."""
+             alerted: set[tuple[str, str]] | None = None, chosen: Chosen | None = None
+             ) -> Contents:
+    """What `subscriber`'s digest would hold if it went now (read only: `preview` uses it).
+
+    Planning passes what it read once for many readers: the candidates, the instant alerts
+    already sent, and `chosen`, where readers with the same topics and window share a list.
+    """
     until = now - SETTLE
     start = subscriber.digest_since or until - FIRST_LOOKBACK
     if found is None:
-        found = candidates(db, start, until)
-    chosen = select_for(subscriber, found, start, until, desk)
+        found = candidates(db, start, until, desk)
+    key = (subscriber.topics, start)
+    picked = chosen.get(key) if chosen is not None else None
+    if picked is None:
+        picked = select_for(subscriber.topics, found, start, until)
+        if chosen is not None:
+            chosen[key] = picked
     if alerted is None:
-        alerted = (_alerted(db, [subscriber.email], [c.story.id for c in chosen])
+        alerted = (_alerted(db, [subscriber.email], [c.story.id for c in picked])
                    if subscriber.mode == "both" else set())
+    marked = (frozenset(c.story.id for c in picked if (subscriber.email, c.story.id) in alerted)
+              if subscriber.mode == "both" else frozenset())
     return Contents(local_date(now, subscriber.timezone), start, until, subscriber.timezone,
-                    chosen,
-                    frozenset(c.story.id for c in chosen if (subscriber.email, c.story.id)
-                              in alerted))
+                    picked, marked)
 
 
 def plan_chunk(db: Connection, desk: DeskConfig, now: datetime, force: bool = False,
@@ -148,11 +169,13 @@ def plan_chunk(db: Connection, desk: DeskConfig, now: datetime, force: bool = Fa
         return Tally(), None
     until = now - SETTLE
     starts = [row.digest_since or until - FIRST_LOOKBACK for row in rows]
-    found = candidates(db, min(starts), until)
+    found = candidates(db, min(starts), until, desk)
+    chosen: Chosen = {}
     both = [row.email for row in rows if row.mode == "both"]
     alerted = _alerted(db, both, sorted({c.story.id for c in found}))
     tally = Tally()
     moves: list[dict[str, Any]] = []
+    wanted: list[tuple[dict[str, Any], dict[str, Any], datetime]] = []
     for row in rows:
         subscriber = Subscriber(row.email, row.mode, row.timezone, tuple(row.topics),
                                 row.digest_hour, row.next_digest_at, row.digest_since)
@@ -168,22 +191,23 @@ def plan_chunk(db: Connection, desk: DeskConfig, now: datetime, force: bool = Fa
         if day is None:
             tally.missed += 1
             continue
-        digest = contents(db, subscriber, desk, now, found, alerted)
+        digest = contents(db, subscriber, desk, now, found, alerted, chosen)
         if not digest.stories and not desk.email.send_empty_digest:
             tally.empty += 1
             move["digest_since"] = digest.until  # nothing happened in that window
             continue
         reason = (f"{why}: {len(digest.stories)} action items since "
                   f"{digest.since:%Y-%m-%d %H:%M} UTC")
-        added = outbox.add(
-            db, now, dedupe=f"daily:{row.email}:{day.isoformat()}", transport="email",
-            target=f"email:{row.email}", kind="daily", reason=reason, details=digest.details(),
-        )
-        if added is None:
-            tally.already += 1
-        else:
+        wanted.append(({"dedupe": f"daily:{row.email}:{day.isoformat()}", "transport": "email",
+                        "target": f"email:{row.email}", "kind": "daily", "reason": reason,
+                        "details": digest.details()}, move, digest.until))
+    added = outbox.add_many(db, now, [delivery for delivery, _, _ in wanted])
+    for delivery, move, until in wanted:
+        if delivery["dedupe"] in added:
             tally.planned += 1
-            move["digest_since"] = digest.until
+            move["digest_since"] = until
+        else:
+            tally.already += 1  # that date's digest exists: this reader's window stays
     db.execute(
         update(SUBSCRIBERS).where(SUBSCRIBERS.c.id == bindparam("b_id"))
         .values(next_digest_at=bindparam("next_digest_at"),

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from email import policy
+from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from functools import cache
+from html import escape
 from typing import Any
 
 import css_inline
@@ -40,41 +42,148 @@ def _inliner() -> css_inline.CSSInliner:
     return css_inline.CSSInliner(load_remote_stylesheets=False, keep_style_tags=True)
 
 
-def compose(
-    kind: str,
-    items: Sequence[Item],
-    recipient: str,
-    settings: Settings,
-    key: bytes,
-    now: datetime,
-    more: int = 0,
-    **extra: Any,
-) -> EmailMessage:
-    """Render `kind` (alert, digest, daily, test) for `recipient` as multipart/alternative.
+# Stand-ins for what differs per reader, so one rendering serves every reader of the same
+# content (a daily digest to 100,000 subscribers renders once per distinct digest). Plain
+# letters: escaping and CSS inlining leave them as they are.
+_RECIPIENT = "alertbotrecipientplaceholder"
+_UNSUBSCRIBE = "https://alertbot.invalid/unsubscribeplaceholder"
 
-    `extra` adds to the templates' context (the daily digest's date and zone).
+
+@dataclass(frozen=True)
+class Parts:
+    """A rendered email before it is addressed: subject, text and HTML with stand-ins."""
+
+    subject: str
+    text: str
+    html: str
+
+
+def render_parts(kind: str, items: Sequence[Item], more: int = 0, **extra: Any) -> Parts:
+    """Render `kind`'s three templates (alert, digest, daily, test), not yet for anyone.
+
+    `extra` adds to the templates' context (the daily digest's date and window).
     """
-    token = unsubscribe_token(key, recipient)
-    unsubscribe_url = f"{settings.public_url.rstrip('/')}/unsubscribe/{token}"
-    sender = parseaddr(settings.email_from)[1] or "alertbot@localhost"
     context = {
         "kind": kind, "items": [item_context(item) for item in items],
-        "count": len(items) + more,
-        "more": more, "recipient": recipient, "unsubscribe_url": unsubscribe_url,
+        "count": len(items) + more, "more": more,
+        "recipient": _RECIPIENT, "unsubscribe_url": _UNSUBSCRIBE,
         "mode_label": _MODE_LABELS.get(kind, "alertbot emails"), **extra,
     }
     env = email_env()
+    return Parts(
+        subject=header_safe(env.get_template(f"{kind}.subject.txt").render(context)),
+        text=env.get_template(f"{kind}.txt").render(context),
+        html=_inliner().inline(env.get_template(f"{kind}.html").render(context)),
+    )
+
+
+def _message(parts: Parts, recipient: str, unsubscribe_url: str, token: str, sender: str,
+             settings: Settings, date: str, message_id: str) -> EmailMessage:
     message = EmailMessage(policy=_POLICY)
-    message["Subject"] = header_safe(env.get_template(f"{kind}.subject.txt").render(context))
+    message["Subject"] = parts.subject
     message["From"] = settings.email_from
     message["To"] = recipient
-    message["Date"] = format_datetime(now)
-    message["Message-ID"] = make_msgid("alertbot", domain=sender.rpartition("@")[2])
+    message["Date"] = date
+    message["Message-ID"] = message_id
     message["List-Unsubscribe"] = (
         f"<{unsubscribe_url}>, <mailto:{sender}?subject=unsubscribe%20{token}>"
     )
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message.set_content(env.get_template(f"{kind}.txt").render(context), charset="utf-8")
-    html = _inliner().inline(env.get_template(f"{kind}.html").render(context))
+    text = parts.text.replace(_RECIPIENT, recipient).replace(_UNSUBSCRIBE, unsubscribe_url)
+    html = (parts.html.replace(_RECIPIENT, escape(recipient))
+            .replace(_UNSUBSCRIBE, escape(unsubscribe_url)))
+    message.set_content(text, charset="utf-8")
     message.add_alternative(html, subtype="html", charset="utf-8")
     return message
+
+
+def _sender(settings: Settings) -> str:
+    return parseaddr(settings.email_from)[1] or "alertbot@localhost"
+
+
+def _unsubscribe(settings: Settings, key: bytes, recipient: str) -> tuple[str, str]:
+    token = unsubscribe_token(key, recipient)
+    return token, f"{settings.public_url.rstrip('/')}/unsubscribe/{token}"
+
+
+def address(parts: Parts, recipient: str, settings: Settings, key: bytes, now: datetime
+            ) -> EmailMessage:
+    """`parts` for one reader: their unsubscribe link, and the RFC 8058 headers."""
+    token, url = _unsubscribe(settings, key, recipient)
+    sender = _sender(settings)
+    return _message(parts, recipient, url, token, sender, settings, format_datetime(now),
+                    make_msgid("alertbot", domain=sender.rpartition("@")[2]))
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """An addressed email already serialized (CRLF line ends): the SMTP transport sends the
+    bytes as they are."""
+
+    sender: str
+    recipient: str
+    message_id: str
+    data: bytes
+
+    def parsed(self) -> EmailMessage:
+        return message_from_bytes(self.data, policy=policy.default)
+
+
+# Stand-ins for the per-message headers and link of a merge. The address and the date must
+# parse as what they stand for; all are ASCII that no encoding or folding changes.
+_M_RECIPIENT = "reader@alertbot-merge.invalid"
+_M_TOKEN = "ALERTBOTMERGETOKEN"
+_M_URL = "https://alertbot-merge.invalid/unsubscribe/" + _M_TOKEN
+_M_DATE = "Thu, 01 Jan 1970 00:00:00 -0000"
+_M_ID = "<merge@alertbot-merge.invalid>"
+_WIRE = _POLICY.clone(linesep="\r\n")
+
+
+class Merge:
+    """One email for many readers, flattened once and addressed by replacing stand-ins in the
+    bytes (a mail merge): ~0.02 ms a reader, where building and flattening an `EmailMessage`
+    costs ~2 ms, most of a digest run's CPU at 100,000 subscribers.
+
+    The template is built by the same `_message` as every other email. A reader whose address
+    or link would need escaping, or a template whose parts Python chose to encode (quoted-
+    printable or base64, which would break the stand-ins), takes the ordinary path instead;
+    tests compare the two byte for byte apart from Message-ID and Date.
+    """
+
+    def __init__(self, parts: Parts, settings: Settings) -> None:
+        self._parts = parts
+        self._settings = settings
+        self._sender = _sender(settings)
+        message = _message(parts, _M_RECIPIENT, _M_URL, _M_TOKEN, self._sender, settings,
+                           _M_DATE, _M_ID)
+        data = message.as_bytes(policy=_WIRE)
+        head, _, body = data.partition(b"\r\n\r\n")
+        self._head, self._body = head + b"\r\n\r\n", body
+        plain = b"quoted-printable" not in data and b"Content-Transfer-Encoding: base64" not in data
+        self.usable = plain and all(
+            self._head.count(stand_in.encode()) == 1
+            for stand_in in (_M_RECIPIENT, _M_URL, _M_DATE, _M_ID))
+
+    def address(self, recipient: str, key: bytes, now: datetime) -> Outgoing | EmailMessage:
+        token, url = _unsubscribe(self._settings, key, recipient)
+        message_id = make_msgid("alertbot", domain=self._sender.rpartition("@")[2])
+        date = format_datetime(now)
+        plain = (recipient.isascii() and escape(recipient) == recipient and escape(url) == url
+                 and len(recipient) <= 254 and len(url) <= 400)
+        if not (self.usable and plain):
+            return _message(self._parts, recipient, url, token, self._sender, self._settings,
+                            date, message_id)
+        head = (self._head.replace(_M_URL.encode(), url.encode())
+                .replace(_M_TOKEN.encode(), token.encode())
+                .replace(_M_RECIPIENT.encode(), recipient.encode())
+                .replace(_M_DATE.encode(), date.encode())
+                .replace(_M_ID.encode(), message_id.encode()))
+        body = (self._body.replace(_M_URL.encode(), url.encode())
+                .replace(_M_RECIPIENT.encode(), recipient.encode()))
+        return Outgoing(self._sender, recipient, message_id, head + body)
+
+
+def compose(kind: str, items: Sequence[Item], recipient: str, settings: Settings, key: bytes,
+            now: datetime, more: int = 0, **extra: Any) -> EmailMessage:
+    """Render and address in one step (alerts, instant digests, tests)."""
+    return address(render_parts(kind, items, more, **extra), recipient, settings, key, now)

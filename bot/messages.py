@@ -6,12 +6,14 @@ what would be sent. Wording lives in the templates (`bot.render`, `bot.mail`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from bot.mail import compose
+from bot import mail
+from bot.mail import Merge, render_parts
 from bot.render import Item, item_context, slack_message, slack_thread_reply, slack_update
 from bot.rules import corroborate, gate, global_thresholds
 from bot.settings import Config
@@ -20,6 +22,7 @@ from bot.transports import DeliveryError
 
 DIGEST_LISTED = 10  # SPEC §5: "up to 10 listed, +N more beyond"
 DAILY_LISTED = 50  # a daily email lists more, and still reads in one sitting
+RENDERED_KEPT = 256  # distinct daily digests kept rendered (topic mixes × dates × zones)
 
 
 class Entry(NamedTuple):
@@ -43,10 +46,12 @@ class Load:
 class Renderer:
     config: Config
     key: bytes  # signs the unsubscribe links
+    _rendered: dict[tuple[str, tuple[str, ...]], Merge] = field(default_factory=dict)
 
     def render(self, kind: str, transport: str, target: str, details: dict[str, Any] | None,
                load: Load, now: datetime) -> Any:
-        """Slack: a list of (method, arguments) calls. Email: an `EmailMessage`."""
+        """Slack: a list of (method, arguments) calls. Email: an `EmailMessage`, or for a daily
+        digest usually an `Outgoing` (already serialized)."""
         address = target.partition(":")[2]
         if kind == "daily":
             return self._daily(details or {}, load, address, now)
@@ -62,18 +67,29 @@ class Renderer:
                 "facts", address, (details or {})["thread_ts"], story=item_context(items[0])))]
         if transport == "slack":
             return [("chat.postMessage", slack_message(kind, listed, address, more))]
-        return compose(kind, items, address, self.config.settings, self.key, now)
+        return mail.compose(kind, items, address, self.config.settings, self.key, now)
 
     def _daily(self, details: dict[str, Any], load: Load, address: str, now: datetime) -> Any:
-        """A subscriber's daily digest: its stories as stored now, in the planned order."""
-        alerted = set(details.get("alerted", ()))
-        items = [self.item(Story.model_validate_json(m.payload), "", m.story_id in alerted)
-                 for m in load.items]
-        zone = ZoneInfo(details.get("timezone", "UTC"))
-        return compose("daily", items[:DAILY_LISTED], address, self.config.settings, self.key,
-                       now, more=max(0, len(items) - DAILY_LISTED),
-                       day=date.fromisoformat(details["date"]),
-                       since=datetime.fromisoformat(details["since"]).astimezone(zone))
+        """A subscriber's daily digest: its stories as stored now, in the planned order.
+
+        Readers whose digests hold the same stories, date and window share one rendering.
+        """
+        content = (json.dumps(details, sort_keys=True), tuple(m.payload for m in load.items))
+        merge = self._rendered.get(content)
+        if merge is None:
+            alerted = set(details.get("alerted", ()))
+            items = [self.item(Story.model_validate_json(m.payload), "", m.story_id in alerted)
+                     for m in load.items]
+            zone = ZoneInfo(details.get("timezone", "UTC"))
+            parts = render_parts("daily", items[:DAILY_LISTED],
+                                 more=max(0, len(items) - DAILY_LISTED),
+                                 day=date.fromisoformat(details["date"]),
+                                 since=datetime.fromisoformat(details["since"]).astimezone(zone))
+            merge = Merge(parts, self.config.settings)
+            if len(self._rendered) >= RENDERED_KEPT:
+                self._rendered.pop(next(iter(self._rendered)))  # the oldest
+            self._rendered[content] = merge
+        return merge.address(address, self.key, now)
 
     def item(self, story: Story, reason: str, alerted: bool = False) -> Item:
         """A story as shown now: marked when a re-score took it below the desk's rule."""

@@ -21,6 +21,7 @@ from bot.db.schema import DELIVERIES, MATCHES, STORIES
 from bot.routes import Match, Target
 
 DUE = ("pending", "failed")
+NOT_DUE = ("sending", "sent", "dead")
 
 
 def record_matches(
@@ -134,21 +135,50 @@ def add(db: Connection, now: datetime, *, dedupe: str, transport: str, target: s
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 
+def add_many(db: Connection, now: datetime, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """`add` for many rows at once (a chunk of daily digests); return the keys added.
+
+    Rows are dicts of `add`'s keyword arguments; those whose dedupe key exists are skipped.
+    """
+    keys = [row["dedupe"] for row in rows]
+    existing: set[str] = set()
+    for start in range(0, len(keys), 500):
+        existing.update(db.scalars(select(DELIVERIES.c.dedupe_key).where(
+            DELIVERIES.c.dedupe_key.in_(keys[start : start + 500]))))
+    fresh = [row for row in rows if row["dedupe"] not in existing]
+    if fresh:
+        db.execute(DELIVERIES.insert(), [
+            {**{k: v for k, v in row.items() if k != "dedupe"}, "dedupe_key": row["dedupe"],
+             "status": "pending", "attempts": 0, "not_before": now, "created_at": now}
+            for row in fresh
+        ])
+    return {row["dedupe"] for row in fresh}
+
+
 def claim(
     db: Connection, now: datetime, lease: timedelta, limit: int, busy: set[str]
 ) -> list[Any]:
-    """Claim up to `limit` due rows, at most one per target and none for a busy target."""
-    query = (
-        select(DELIVERIES.c.id, DELIVERIES.c.target)
-        .where(DELIVERIES.c.status.in_(DUE), DELIVERIES.c.not_before <= now)
-        .order_by(DELIVERIES.c.id)
-        .limit(limit * 4)
-        .with_for_update(skip_locked=True)  # PostgreSQL: replicas skip each other's rows
-    )
-    if busy:
-        query = query.where(DELIVERIES.c.target.not_in(sorted(busy)))
+    """Claim up to `limit` due rows, longest due first, at most one per target and none for a
+    busy target.
+
+    One query per due status, each walking the (status, not_before) index and stopping after
+    a few rows: a single `status IN (…) ORDER BY` sorts every due row first (23 ms a claim with
+    100,000 digests queued, against well under 1 ms this way).
+    """
+    found = []
+    for status in DUE:
+        query = (
+            select(DELIVERIES.c.id, DELIVERIES.c.target, DELIVERIES.c.not_before)
+            .where(DELIVERIES.c.status == status, DELIVERIES.c.not_before <= now)
+            .order_by(DELIVERIES.c.not_before)
+            .limit(limit * 4)
+            .with_for_update(skip_locked=True)  # PostgreSQL: replicas skip each other's rows
+        )
+        if busy:
+            query = query.where(DELIVERIES.c.target.not_in(sorted(busy)))
+        found += list(db.execute(query))
     chosen: dict[str, int] = {}
-    for row in db.execute(query):
+    for row in sorted(found, key=lambda r: (r.not_before, r.id)):
         if row.target not in chosen and len(chosen) < limit:
             chosen[row.target] = row.id
     return take(db, list(chosen.values()), now, lease)
@@ -159,9 +189,12 @@ def take(db: Connection, ids: Sequence[int], now: datetime, lease: timedelta) ->
     if not ids:
         return []
     # The status condition makes the claim exclusive even where FOR UPDATE does not exist.
+    # It is written as NOT IN so that SQLite finds the rows by id: given `status IN (…)` as a
+    # bound parameter it walks every due row through the status index instead (16 ms a claim
+    # with 100,000 queued).
     result = db.execute(
         update(DELIVERIES)
-        .where(DELIVERIES.c.id.in_(list(ids)), DELIVERIES.c.status.in_(DUE))
+        .where(DELIVERIES.c.id.in_(list(ids)), DELIVERIES.c.status.not_in(NOT_DUE))
         .values(status="sending", lease_until=now + lease, attempts=DELIVERIES.c.attempts + 1)
         .returning(*DELIVERIES.c)
     )

@@ -56,7 +56,7 @@ def build_transports(config: Config) -> dict[str, Transport]:
         password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
         transports["email"] = SmtpTransport(
             settings.smtp_host, settings.smtp_port, settings.smtp_security,
-            settings.smtp_username, password,
+            settings.smtp_username, password, connections=config.desk.email.connections,
         )
     else:
         folder = settings.outbox_dir / "email"

@@ -165,6 +165,7 @@ class EmailConfig(_Section):
     batch_window: Duration = timedelta(seconds=30)
     digest_hour: str = "07:00"
     send_empty_digest: bool = False
+    connections: int = Field(default=1, ge=1, le=16)  # SMTP sessions open at once
 
 
 class DeskConfig(_Section):

@@ -18,6 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bot.mail import Outgoing  # noqa: E402
 from bot.messages import Entry, Load, Renderer  # noqa: E402
 from bot.rules import corroborate, gate, global_thresholds  # noqa: E402
 from bot.settings import Config, DeskConfig, Settings  # noqa: E402
@@ -44,6 +45,8 @@ def digest_html() -> str:
     load = Load([Entry(s.id, "", s.model_dump_json()) for s in chosen])
     message = Renderer(config, b"screenshot-key").render(
         "daily", "email", "email:editor@desk.example", details, load, now)
+    if isinstance(message, Outgoing):  # a daily digest usually comes already serialized
+        message = message.parsed()
     part = message.get_body(("html",))
     return str(part.get_content())
 

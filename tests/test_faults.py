@@ -118,6 +118,19 @@ async def test_one_smtp_connection_carries_a_batch(make_desk: Factory) -> None:
     assert desk.smtp.connections == 1
 
 
+async def test_with_two_smtp_connections_a_batch_uses_two_and_reuses_them(
+    make_desk: Factory,
+) -> None:
+    desk = make_desk(delivery={"workers": 8}, email={"batch_window": "30s", "connections": 2})
+    for n in range(12):
+        await desk.subscribe(f"r{n}@desk.example")
+    await desk.ingest(story(id="batch"))
+    await desk.service.dispatcher.drain(timedelta(seconds=30))
+    assert sorted(r for _, rcpts, _ in desk.smtp.messages for r in rcpts) == sorted(
+        f"r{n}@desk.example" for n in range(12))
+    assert desk.smtp.connections == 2  # opened while eight were in flight, then reused
+
+
 async def test_a_rendering_bug_counts_as_a_failed_attempt_and_ends_dead(
     make_desk: Factory, monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bot.mail import compose
+from bot.mail import Merge, Outgoing, address, compose, render_parts
 from bot.render import (
     HEADER_LIMIT,
     MESSAGE_TEXT_BUDGET,
@@ -160,3 +160,36 @@ def test_the_story_view_escapes_its_text_and_stays_inside_block_kit_limits() -> 
         assert sum(len(t) for t in _texts(message["blocks"])) <= MESSAGE_TEXT_BUDGET
         for text in texts:
             assert "<!" not in text and "<https://evil" not in text and "<script" not in text
+
+
+def merged_digest(recipient: str) -> tuple[Any, EmailMessage]:
+    """The same daily digest through the mail merge and built for the reader the usual way."""
+    settings = Settings.model_validate({"public_url": "https://alerts.desk.example",
+                                        "email_from": "Desk <alerts@desk.example>"})
+    parts = render_parts("daily", [hostile_item(), Item(Story.model_validate(story()), "")],
+                         day=NOW.date(), since=NOW)
+    merge = Merge(parts, settings)
+    assert merge.usable
+    return merge.address(recipient, b"k", NOW), address(parts, recipient, settings, b"k", NOW)
+
+
+def test_a_merged_digest_is_byte_for_byte_the_email_built_for_its_reader() -> None:
+    merged, built = merged_digest("reader@desk.example")
+    assert isinstance(merged, Outgoing)
+    assert (merged.sender, merged.recipient) == ("alerts@desk.example", "reader@desk.example")
+    expected = built.as_bytes(policy=built.policy.clone(linesep="\r\n"))
+    # Unique per message: the Message-ID, and the MIME boundary Python draws at random.
+    for mine, theirs in ((str(built["Message-ID"]), merged.message_id),
+                         (built.get_boundary(), merged.parsed().get_boundary())):
+        expected = expected.replace(str(mine).encode(), str(theirs).encode())
+    assert merged.data == expected
+    assert merged.parsed()["To"] == "reader@desk.example"
+    assert "reader@desk.example" in merged.parsed().get_body(  # type: ignore[union-attr]
+        ("html",)).get_content()
+
+
+def test_a_reader_whose_address_needs_escaping_gets_the_ordinary_path() -> None:
+    merged, _ = merged_digest("o'brien&co@desk.example")
+    assert isinstance(merged, EmailMessage)  # built for them, escaped by the template engine
+    html = merged.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert "o&#x27;brien&amp;co@desk.example" in html or "o&#39;brien&amp;co@desk.example" in html

@@ -24,6 +24,7 @@ from bot.cli.common import (
     transaction,
     with_service,
 )
+from bot.mail import Outgoing
 from bot.messages import Entry, Load, Renderer
 from bot.rules import corroborate, gate, global_thresholds
 from bot.settings import Config
@@ -162,6 +163,8 @@ def preview(story_id: str | None, address: str | None, fmt: str | None) -> None:
         else:
             fmt = fmt or "html"
             message = _digest_preview(db, config, renderer, address or "", fmt, now)
+    if isinstance(message, Outgoing):
+        message = message.parsed()
     if isinstance(message, EmailMessage):
         click.echo(f"Subject: {message['Subject']}", err=True)
         part = message.get_body(("html",) if fmt == "html" else ("plain",))
@@ -194,9 +197,9 @@ def _digest_preview(db: Any, config: Config, renderer: Renderer, address: str, f
                       f"{found.since:%Y-%m-%d %H:%M} UTC (send_empty_digest is off)")
     details = found.details()
     load = Load(digests.stories_of(db, details))
-    message: EmailMessage = renderer.render("daily", "email", f"email:{subscriber.email}",
-                                            details, load, now)
-    return message
+    message: EmailMessage | Outgoing = renderer.render(
+        "daily", "email", f"email:{subscriber.email}", details, load, now)
+    return message.parsed() if isinstance(message, Outgoing) else message
 
 
 @main.group("test")

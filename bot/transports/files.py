@@ -8,6 +8,8 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from bot.mail import Outgoing
+
 
 def _name(stem: str, counter: int) -> str:
     return f"{counter:06d}-{re.sub(r'[^A-Za-z0-9._-]+', '_', stem)[:80]}"
@@ -46,9 +48,13 @@ class EmailFileTransport:
         self.folder = folder
         self._counter = len(list(folder.glob("*.eml"))) if folder.is_dir() else 0
 
-    async def send(self, message: EmailMessage) -> str | None:
+    async def send(self, message: EmailMessage | Outgoing) -> str | None:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._counter += 1
+        if isinstance(message, Outgoing):
+            path = self.folder / f"{_name(message.recipient, self._counter)}.eml"
+            path.write_bytes(message.data)
+            return message.message_id
         path = self.folder / f"{_name(str(message['To']), self._counter)}.eml"
         path.write_bytes(bytes(message))
         return str(message["Message-ID"])
