@@ -102,6 +102,7 @@ class DeliveryConfig(_Section):
 
 
 _CHANNEL = re.compile(r"^[CGDU][A-Z0-9]{2,}$")
+_HOUR = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 _QUIET = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
 
 
@@ -166,6 +167,13 @@ class EmailConfig(_Section):
     digest_hour: str = "07:00"
     send_empty_digest: bool = False
     connections: int = Field(default=1, ge=1, le=16)  # SMTP sessions open at once
+
+    @field_validator("digest_hour")
+    @classmethod
+    def _hour(cls, value: str) -> str:
+        if not _HOUR.match(value):
+            raise ValueError(f"{value!r} is not a time of day as HH:MM, e.g. \"07:00\"")
+        return value
 
 
 class DeskConfig(_Section):

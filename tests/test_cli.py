@@ -23,6 +23,7 @@ GOOD = '[rules]\nmin_impact = 8\n\n[[slack.routes]]\nchannel = "C0SPACEOPS"\n'
     ('[[slack.routes]]\nchannel = "#general"\n', "slack.routes.0.channel"),
     ('[[slack.routes]]\nchannel = "C0X1"\ntimezone = "Mars/Olympus"\n', "slack.routes.0.timezone"),
     ('[slack]\npacing = "soon"\n', "slack.pacing"),
+    ('[email]\ndigest_hour = "7am"\n', "email.digest_hour"),
     ("[rules]\nmin_impact = \n", "not valid TOML"),
     ("[rulez]\nmin_impact = 8\n", "rulez"),
 ])
