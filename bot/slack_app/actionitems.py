@@ -39,5 +39,5 @@ def register(app: AsyncApp, db: Database, commands: CommandNames) -> None:
     @app.command(commands.actionitems)
     async def actionitems_command(ack: AsyncAck, command: dict[str, Any]) -> None:
         # One indexed read, answered on the ack itself (as /story).
-        reply = await db.read(answer, command.get("text", ""), datetime.now(UTC), commands)
+        reply = await db.lookup(answer, command.get("text", ""), datetime.now(UTC), commands)
         await ack(response_type="ephemeral", **reply)

@@ -12,6 +12,7 @@ from bot import archive
 from bot.db import Database
 from bot.render import Item, item_context, slack_blocks, story_context
 from bot.settings import CommandNames
+from bot.stories import Story
 
 
 def answer(db: Connection, query: str, commands: CommandNames) -> dict[str, Any]:
@@ -25,15 +26,20 @@ def answer(db: Connection, query: str, commands: CommandNames) -> dict[str, Any]
     if len(found) > 1:
         return slack_blocks("story_choices", query=query,
                             stories=[item_context(Item(s, "")) for s in found])
-    return show(db, found[0].id, commands)
+    return _view(db, found[0])
 
 
 def show(db: Connection, story_id: str, commands: CommandNames) -> dict[str, Any]:
+    """One story by id (a pick among several)."""
     story = archive.load(db, [story_id]).get(story_id)
     if story is None:
         return slack_blocks("story_none", query=story_id, command=commands.story,
                             actionitems=commands.actionitems)
-    view = story_context(story, archive.history(db, story_id), archive.alerted_where(db, story_id))
+    return _view(db, story)
+
+
+def _view(db: Connection, story: Story) -> dict[str, Any]:
+    view = story_context(story, archive.history(db, story.id), archive.alerted_where(db, story.id))
     return slack_blocks("story", story=view)
 
 
@@ -48,11 +54,11 @@ def register(app: AsyncApp, db: Database, commands: CommandNames) -> None:
     async def story_command(ack: AsyncAck, command: dict[str, Any]) -> None:
         # The lookup is one indexed read (milliseconds), so the answer rides on the ack itself:
         # no response_url round trip, and nothing can arrive after Slack's 3 s.
-        reply = await db.read(answer, command.get("text", ""), commands)
+        reply = await db.lookup(answer, command.get("text", ""), commands)
         await ack(response_type="ephemeral", **reply)
 
     @app.action(re.compile(r"^story_pick_\d+$"))
     async def story_pick(ack: AsyncAck, respond: AsyncRespond, action: dict[str, Any]) -> None:
         await ack()
-        reply = await db.read(show, action["value"], commands)
+        reply = await db.lookup(show, action["value"], commands)
         await respond(replace_original=True, response_type="ephemeral", **reply)
