@@ -5,19 +5,19 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY templates ./templates
-RUN pip install --no-cache-dir --upgrade pip \
- && pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 # Run stage: the installed wheel, a non-root user, nothing else.
 FROM python:3.11-slim
 RUN useradd --create-home --uid 10001 alertbot
 WORKDIR /app
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir --no-index --find-links=/wheels alertbot \
+RUN pip install --no-cache-dir --no-index --find-links=/wheels /wheels/alertbot-*.whl \
  && rm -rf /wheels \
  && mkdir -p /app/var && chown alertbot:alertbot /app/var
 COPY config ./config
-USER alertbot
+# Numeric, so that the runtime can tell it is not root without reading /etc/passwd.
+USER 10001
 ENV ALERTBOT_HTTP_HOST=0.0.0.0 \
     PYTHONUNBUFFERED=1
 EXPOSE 8000

@@ -22,6 +22,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/hadolint Dockerfile
 	$(BIN)/pytest -q
 
 bench: $(STAMP)

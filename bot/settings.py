@@ -274,8 +274,32 @@ def load_desk(path: Path) -> DeskConfig:
         raise ConfigError(_describe(exc, str(path))) from exc
 
 
+# Secrets that may come from a file instead (Docker and Kubernetes secrets): NAME_FILE=/path.
+SECRET_FILES = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SMTP_PASSWORD",
+                "DATABASE_URL", "ALERTBOT_INGEST_TOKEN", "ALERTBOT_SECRET_KEY")
+
+
+def _secret_files() -> dict[str, str]:
+    """The values of secrets given as `NAME_FILE`: the file's text without its final newline."""
+    found: dict[str, str] = {}
+    for name in SECRET_FILES:
+        path = os.environ.get(f"{name}_FILE")
+        if not path:
+            continue
+        if os.environ.get(name):
+            raise ConfigError(f"both {name} and {name}_FILE are set: keep one")
+        try:
+            found[name] = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise ConfigError(f"{name}_FILE: cannot read {path}: {reason}") from None
+    return found
+
+
 def load_config(**overrides: Any) -> Config:
-    """Read the environment, `.env` and the TOML file; raise ConfigError naming a bad setting."""
+    """Read the environment, `.env`, secret files and the TOML file; raise ConfigError naming
+    a bad setting."""
+    overrides = {**_secret_files(), **overrides}
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:

@@ -121,6 +121,20 @@ def test_check_twice_sends_each_alert_once(tmp_path: Path, slack: FakeSlack) -> 
     assert len(slack.posts()) == 1
 
 
+def test_a_file_linked_from_outside_the_source_folder_is_refused(tmp_path: Path,
+                                                                  slack: FakeSlack) -> None:
+    folder, elsewhere = tmp_path / "incoming", tmp_path / "private"
+    folder.mkdir()
+    elsewhere.mkdir()
+    (elsewhere / "secret.json").write_text(json.dumps(VALID[:1]))
+    (folder / "link.json").symlink_to(elsewhere / "secret.json")
+    (folder / "inside.json").write_text(json.dumps(VALID[1:2]))
+    result = Alertbot.make(tmp_path, toml(folder), slack.url).cli("check")
+    assert result.returncode == 0 and result.stdout.startswith("1 stored")
+    assert f"refused link.json, a link to {(elsewhere / 'secret.json').resolve()} outside" in (
+        result.stderr)
+
+
 def statuses(tmp_path: Path) -> dict[str, int]:
     with sqlite3.connect(tmp_path / "alertbot.db") as db:
         return dict(db.execute("SELECT status, count(*) FROM deliveries GROUP BY status"))
