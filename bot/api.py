@@ -25,6 +25,7 @@ Ready = Callable[[], Awaitable[dict[str, str]]]
 # (token, act) -> the address the token names, or None when it is tampered with or foreign;
 # with act=True the address is unsubscribed.
 Unsubscribe = Callable[[str, bool], Awaitable[str | None]]
+Exposition = Callable[[], Awaitable[bytes]]  # the Prometheus text format
 
 
 class _TooLarge(Exception):
@@ -51,8 +52,8 @@ def _authorised(request: Request, token: str | None) -> bool:
 
 
 def create_app(ingest: Ingest, ready: Ready, ingest_token: str | None,
-               slack: AsyncApp | None = None, unsubscribe: Unsubscribe | None = None
-               ) -> Starlette:
+               slack: AsyncApp | None = None, unsubscribe: Unsubscribe | None = None,
+               metrics: Exposition | None = None) -> Starlette:
     """Build the ASGI app; `ingest` stores and evaluates a parsed body, `ready` checks health.
 
     `slack` (Bolt) answers POST /slack/events; its adapter reads the raw body itself, since the
@@ -93,8 +94,19 @@ def create_app(ingest: Ingest, ready: Ready, ingest_token: str | None,
                                                                   address=address or "")
         return HTMLResponse(page, status_code=400 if address is None else 200)
 
+    async def metrics_page(request: Request) -> Response:
+        if metrics is None:
+            return PlainTextResponse("", status_code=404)
+        try:
+            text = await metrics()
+        except Exception as exc:  # the database is down: say so, as /readyz does
+            return PlainTextResponse(f"# metrics unavailable: {type(exc).__name__}\n",
+                                     status_code=503)
+        return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
     routes = [
         Route("/api/stories", push, methods=["POST"]),
+        Route("/metrics", metrics_page, methods=["GET"]),
         Route("/unsubscribe/{token}", unsubscribe_page, methods=["GET", "POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),

@@ -9,6 +9,7 @@ right after it commits new rows, so a pushed story is sent without waiting for a
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 from collections import Counter
@@ -23,6 +24,7 @@ from sqlalchemy import Connection
 from bot import digests, outbox
 from bot.db import Database
 from bot.messages import Load, Renderer
+from bot.metrics import Metrics
 from bot.settings import Config
 from bot.transports import DeliveryError, Transport
 
@@ -56,6 +58,7 @@ class Dispatcher:
     rng: random.Random = field(default_factory=random.Random)
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     outcome: Outcome = field(default_factory=Outcome)
+    metrics: Metrics = field(default_factory=Metrics)
     renderer: Renderer = field(init=False)
     _busy: set[str] = field(default_factory=set)
     _paced_until: dict[str, datetime] = field(default_factory=dict)
@@ -203,10 +206,20 @@ class Dispatcher:
             self._paced_until[row.target] = max(
                 self._paced_until.get(row.target, self.clock()), self.clock() + pacing
             )
-        await self.db.write(outbox.mark_sent, row.id, self.clock(), remote_id)
-        self.outcome.counts[row.kind, "sent"] += 1
+        sent = self.clock()
+        await self.db.write(outbox.mark_sent, row.id, sent, remote_id)
+        self._count(row, "sent")
+        if row.kind in ("alert", "digest"):  # instant: how long after scoring it went out
+            for entry in load.items:
+                scored = datetime.fromisoformat(json.loads(entry.payload)["scored_at"])
+                self.metrics.delivery_latency.labels(row.transport).observe(
+                    max(0.0, (sent - scored).total_seconds()))
         log.info("sent delivery %s (%s %s) to %s: %s", row.id, row.transport, row.kind,
                  row.target, row.reason[:300])
+
+    def _count(self, row: Any, result: str) -> None:
+        self.outcome.counts[row.kind, result] += 1
+        self.metrics.deliveries.labels(row.transport, row.kind, result).inc()
 
     async def _settle_failure(self, row: Any, error: DeliveryError) -> None:
         now = self.clock()
@@ -214,7 +227,7 @@ class Dispatcher:
             retry_at = now + timedelta(seconds=error.retry_after)
             self._paced_until[row.target] = retry_at  # no call to that target before then
             await self.db.write(outbox.postpone, row.id, str(error), retry_at)
-            self.outcome.counts[row.kind, "postponed"] += 1
+            self._count(row, "postponed")
             log.warning("delivery %s to %s postponed: %s", row.id, row.target, error)
             return
         delivery = self.config.desk.delivery
@@ -223,6 +236,6 @@ class Dispatcher:
         retry_at = now + outbox.backoff(row.attempts, delivery.retry_base, delivery.retry_cap,
                                         self.rng)
         await self.db.write(outbox.mark_failed, row.id, str(error), dead=dead, retry_at=retry_at)
-        self.outcome.counts[row.kind, "dead" if dead else "failed"] += 1
+        self._count(row, "dead" if dead else "failed")
         log.warning("delivery %s to %s %s (attempt %s): %s", row.id, row.target,
                     "dead" if dead else "failed, will retry", row.attempts, error)

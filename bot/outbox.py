@@ -244,6 +244,14 @@ def recover_leases(db: Connection, now: datetime) -> int:
     return int(result.rowcount or 0)
 
 
+def depth(db: Connection) -> dict[str, int]:
+    """How many rows wait (pending, failed) or are in flight (sending), by status."""
+    rows = db.execute(select(DELIVERIES.c.status, func.count())
+                      .where(DELIVERIES.c.status.in_((*DUE, "sending")))
+                      .group_by(DELIVERIES.c.status))
+    return {status: int(count) for status, count in rows}
+
+
 def next_due(db: Connection, busy: Set[str] = frozenset()) -> datetime | None:
     """When the next row for a target not in `busy` becomes due."""
     query = select(func.min(DELIVERIES.c.not_before)).where(DELIVERIES.c.status.in_(DUE))

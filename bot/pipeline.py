@@ -16,6 +16,7 @@ from sqlalchemy import Connection
 from bot import archive, outbox, slack_routes, subscribers
 from bot.archive import Saved
 from bot.db import Database
+from bot.metrics import Metrics, origin_kind
 from bot.routes import Match, Target, email_target, match, slack_route_target, slack_targets
 from bot.rules import Figures, change, gate, global_thresholds
 from bot.settings import Config
@@ -48,6 +49,7 @@ class Pipeline:
     db: Database
     config: Config
     wake: Callable[[], None] = lambda: None
+    metrics: Metrics = field(default_factory=Metrics)
 
     def targets(self, db: Connection) -> dict[str, Target]:
         """Every current target: Slack routes from the config, instant email subscribers."""
@@ -78,6 +80,9 @@ class Pipeline:
             chunk = batch.stories[start : start + CHUNK]
             report.merge(await self.db.write(self._evaluate, chunk, now))
             progress(len(chunk))
+        door = origin_kind(origin)
+        self.metrics.stories_ingested.labels(door).inc(len(report.accepted))
+        self.metrics.stories_rejected.labels(door).inc(len(report.rejected))
         if report.planned:
             self.wake()
         return report

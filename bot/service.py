@@ -22,6 +22,7 @@ from bot import digests, outbox, subscribers
 from bot.api import create_app
 from bot.db import Database
 from bot.delivery import Clock, Dispatcher, utcnow
+from bot.metrics import Metrics
 from bot.pipeline import Pipeline, Report
 from bot.settings import Config
 from bot.slack_app import create_slack_app
@@ -70,9 +71,10 @@ class Service:
         self.config = config
         self.clock = clock
         self.db = Database(config.settings.database_url.get_secret_value())
+        self.metrics = Metrics()
         self.dispatcher = Dispatcher(self.db, config, build_transports(config),
-                                     secret_key(config.settings), clock)
-        self.pipeline = Pipeline(self.db, config, self.dispatcher.wake)
+                                     secret_key(config.settings), clock, metrics=self.metrics)
+        self.pipeline = Pipeline(self.db, config, self.dispatcher.wake, self.metrics)
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self._seen: dict[Path, tuple[float, int]] = {}
         self._feeds = {
@@ -101,6 +103,13 @@ class Service:
             log.info("unsubscribed %s%s", address, "" if removed else " (already)")
         return address
 
+    async def exposition(self) -> bytes:
+        """GET /metrics: counters kept in memory, the outbox depth read now."""
+        return self.metrics.exposition(await self.db.read(outbox.depth))
+
+    def _ran(self, job: str) -> None:
+        self.metrics.job_last_run.labels(job).set(self.clock().timestamp())
+
     async def ready(self) -> dict[str, str]:
         problems: dict[str, str] = {}
         try:
@@ -115,6 +124,12 @@ class Service:
 
     async def poll(self, number: int, only_changed: bool = True) -> Report:
         """Read source `number` and ingest what it holds. Unchanged files are skipped in `run`."""
+        try:
+            return await self._poll(number, only_changed)
+        finally:
+            self._ran(f"poll-{number}")
+
+    async def _poll(self, number: int, only_changed: bool) -> Report:
         source = self.config.desk.sources[number]
         if source.kind == "http":
             return await self._poll_http(self._feeds[number])
@@ -180,6 +195,7 @@ class Service:
         await self.pipeline.flush(now)
         if recovered:
             self.dispatcher.wake()
+        self._ran("tick")
 
     async def plan_digests(self, force: bool = False) -> digests.Tally:
         """Plan every daily digest that is due (`force`: every subscriber's, for today)."""
@@ -194,6 +210,7 @@ class Service:
             after = last
             if chunk.planned:
                 self.dispatcher.wake()
+        self._ran("digests")
         if tally.planned or tally.missed or tally.already:
             log.info("daily digests: %d planned, %d empty (not sent), %d already planned, "
                      "%d missed while down", tally.planned, tally.empty, tally.already,
@@ -223,13 +240,13 @@ class Service:
         token = settings.ingest_token.get_secret_value() if settings.ingest_token else None
         if token is None:
             log.warning("no ALERTBOT_INGEST_TOKEN: POST /api/stories answers 401")
-        slack = create_slack_app(self.config, self.db, self.dispatcher.wake)
+        slack = create_slack_app(self.config, self.db, self.dispatcher.wake, self.metrics)
         socket_mode = None
         if slack is not None and settings.slack_app_token is not None:
             # Socket Mode instead of POST /slack/events (SPEC §6): Slack sends over a WebSocket.
             socket_mode = AsyncSocketModeHandler(slack, settings.slack_app_token.get_secret_value())
         app = create_app(self.push, self.ready, token, None if socket_mode else slack,
-                         self.unsubscribe)
+                         self.unsubscribe, self.exposition)
         server = uvicorn.Server(uvicorn.Config(
             app, host=settings.http_host, port=settings.http_port, log_level="warning",
             access_log=False, lifespan="off",

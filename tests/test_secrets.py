@@ -1,4 +1,5 @@
-"""Secrets: read from files (`NAME_FILE`), and never in a log line, an error or `config check`."""
+"""Secrets: read from files (`NAME_FILE`); never in a log line, an error, `config check` or
+`/metrics`."""
 
 from __future__ import annotations
 
@@ -86,6 +87,8 @@ def test_no_secret_reaches_a_log_line_an_error_or_config_check(
             "X-Slack-Signature": slack_signature("not-the-secret", "1", body)})
         assert forged.status_code == 401
         slack.wait_for_call("chat.postMessage")
+        outputs.append(httpx.get(f"{bot.url}/metrics").text)
+        assert "alertbot_stories_ingested_total" in outputs[-1]
     finally:
         bot.stop()
     listed = bot.cli("deliveries", "list", "--json")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import story
 from tests.fakes import FakeSlack
@@ -43,6 +44,41 @@ def test_run_answers_health_and_readiness(alertbot: Alertbot) -> None:
     assert httpx.get(f"{alertbot.url}/healthz").text == "ok"
     ready = httpx.get(f"{alertbot.url}/readyz")
     assert ready.status_code == 200 and ready.json() == {"ready": True, "problems": {}}
+
+
+def metric(bot: Alertbot, name: str, **labels: str) -> float:
+    """One sample from GET /metrics, parsed as Prometheus parses it."""
+    answer = httpx.get(f"{bot.url}/metrics")
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
+    for family in text_string_to_metric_families(answer.text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    raise AssertionError(f"no {name} {labels} in /metrics")
+
+
+def test_metrics_count_stories_deliveries_latency_depth_and_jobs(alertbot: Alertbot,
+                                                                 slack: FakeSlack) -> None:
+    assert alertbot.push([story(id="m1", title="Title of m1"), {"id": "bad"}]).status_code == 202
+    slack.wait_for_posts(1)
+    assert metric(alertbot, "alertbot_stories_ingested_total", origin="push") == 1
+    assert metric(alertbot, "alertbot_stories_rejected_total", origin="push") == 1
+    # The row is recorded just after the post arrives: wait for the counter, not a sleep.
+    deadline = time.monotonic() + 10
+    while metric(alertbot, "alertbot_deliveries_total", transport="slack", kind="alert",
+                 outcome="sent") < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert metric(alertbot, "alertbot_deliveries_total", transport="slack", kind="alert",
+                  outcome="sent") == 1
+    # story() is scored a minute before now: the one observation lands in the 60–120 s bucket.
+    assert metric(alertbot, "alertbot_delivery_latency_seconds_count", transport="slack") == 1
+    assert metric(alertbot, "alertbot_delivery_latency_seconds_bucket", transport="slack",
+                  le="30.0") == 0
+    assert metric(alertbot, "alertbot_delivery_latency_seconds_bucket", transport="slack",
+                  le="120.0") == 1
+    assert metric(alertbot, "alertbot_outbox_depth", status="pending") == 0
+    assert metric(alertbot, "alertbot_scheduler_last_run_timestamp_seconds",
+                  job="digests") > time.time() - 60  # the digest job runs at start
 
 
 def test_push_needs_the_bearer_token(alertbot: Alertbot) -> None:

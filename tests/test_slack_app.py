@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -116,6 +117,20 @@ def test_story_by_id_shows_its_facts_sources_and_history(alertbot: Alertbot,
                      "2. Third test this year", "*What to watch*", "2026-03-05: Test flight",
                      "*Score history*", "impact 9, 3 sources, action item"):
         assert expected in blocks
+
+
+def test_slash_commands_are_counted_and_timed_in_metrics(alertbot: Alertbot,
+                                                         slack_server: FakeSlack) -> None:
+    def answered() -> float:
+        text = httpx.get(f"{alertbot.url}/metrics").text
+        found = re.search(r'^alertbot_slash_command_seconds_count\{command="/story"\} (\S+)$',
+                          text, re.M)
+        return float(found.group(1)) if found else 0.0
+
+    before = answered()  # the app is shared by this module's tests
+    for _ in range(3):
+        shown(command(alertbot, "hgv-test", slack_server))
+    assert answered() == before + 3
 
 
 def test_story_by_url_including_slacks_angle_brackets(alertbot: Alertbot,

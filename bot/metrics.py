@@ -1,0 +1,52 @@
+"""What `/metrics` shows (Prometheus text format): one registry per service, fed by the doors,
+the pipeline, the workers and the scheduler. Nothing here holds a secret: labels are kinds,
+transports, outcomes, commands and job names, never addresses or tokens."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+# Seconds from a story's scored_at to its message sent: push alerts land in the first buckets,
+# file polls and batch windows in the middle, quiet hours at the end.
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900,
+                   3600, 4 * 3600, 12 * 3600, 24 * 3600)
+COMMAND_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 3)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.stories_ingested = Counter(
+            "alertbot_stories_ingested", "Stories stored (new or newer versions), by door.",
+            ["origin"], registry=r)
+        self.stories_rejected = Counter(
+            "alertbot_stories_rejected", "Stories refused as malformed, by door.",
+            ["origin"], registry=r)
+        self.deliveries = Counter(
+            "alertbot_deliveries", "Delivery attempts settled, by transport, kind and outcome "
+            "(sent, failed, dead, postponed).", ["transport", "kind", "outcome"], registry=r)
+        self.delivery_latency = Histogram(
+            "alertbot_delivery_latency_seconds", "From a story's scored_at to its alert or "
+            "digest being sent (instant deliveries).", ["transport"],
+            buckets=LATENCY_BUCKETS, registry=r)
+        self.outbox_depth = Gauge(
+            "alertbot_outbox_depth", "Outbox rows waiting or in flight, by status.",
+            ["status"], registry=r)
+        self.commands = Histogram(
+            "alertbot_slash_command_seconds", "Slash commands and button presses answered, "
+            "and how long each took.", ["command"], buckets=COMMAND_BUCKETS, registry=r)
+        self.job_last_run = Gauge(
+            "alertbot_scheduler_last_run_timestamp_seconds", "When each scheduled job last "
+            "finished (Unix time).", ["job"], registry=r)
+
+    def exposition(self, depth: dict[str, int]) -> bytes:
+        """The text format, with the outbox depth read just now."""
+        for status in ("pending", "failed", "sending"):
+            self.outbox_depth.labels(status).set(depth.get(status, 0))
+        return generate_latest(self.registry)
+
+
+def origin_kind(origin: str) -> str:
+    """A door's name without its detail: `file:/srv/x.jsonl` → `file` (bounded label values)."""
+    return origin.partition(":")[0]
