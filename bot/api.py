@@ -9,6 +9,7 @@ from typing import Any
 
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.signature import SignatureVerifier
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
@@ -53,7 +54,7 @@ def _authorised(request: Request, token: str | None) -> bool:
 
 def create_app(ingest: Ingest, ready: Ready, ingest_token: str | None,
                slack: AsyncApp | None = None, unsubscribe: Unsubscribe | None = None,
-               metrics: Exposition | None = None) -> Starlette:
+               metrics: Exposition | None = None, signing_secret: str = "") -> Starlette:
     """Build the ASGI app; `ingest` stores and evaluates a parsed body, `ready` checks health.
 
     `slack` (Bolt) answers POST /slack/events; its adapter reads the raw body itself, since the
@@ -113,9 +114,17 @@ def create_app(ingest: Ingest, ready: Ready, ingest_token: str | None,
     ]
     if slack is not None:
         handler = AsyncSlackRequestHandler(slack)
+        verifier = SignatureVerifier(signing_secret)
 
         async def slack_events(request: Request) -> Response:
-            return await handler.handle(request)
+            try:
+                return await handler.handle(request)
+            except Exception as exc:  # Bolt trips on some malformed bodies (payload=0)
+                body = await request.body()
+                if not verifier.is_valid_request(body, dict(request.headers)):
+                    return PlainTextResponse("invalid request signature", status_code=401)
+                log.warning("malformed Slack request refused: %s", type(exc).__name__)
+                return PlainTextResponse("malformed request", status_code=400)
 
         routes.append(Route("/slack/events", slack_events, methods=["POST"]))
     return Starlette(routes=routes)

@@ -245,8 +245,10 @@ class Service:
         if slack is not None and settings.slack_app_token is not None:
             # Socket Mode instead of POST /slack/events (SPEC §6): Slack sends over a WebSocket.
             socket_mode = AsyncSocketModeHandler(slack, settings.slack_app_token.get_secret_value())
+        secret = settings.slack_signing_secret
         app = create_app(self.push, self.ready, token, None if socket_mode else slack,
-                         self.unsubscribe, self.exposition)
+                         self.unsubscribe, self.exposition,
+                         signing_secret=secret.get_secret_value() if secret else "")
         server = uvicorn.Server(uvicorn.Config(
             app, host=settings.http_host, port=settings.http_port, log_level="warning",
             access_log=False, lifespan="off",

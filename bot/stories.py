@@ -213,10 +213,33 @@ class UnusableInput(ValueError):
     """The input as a whole is not JSON, an array, {"stories": [...]} or JSON Lines."""
 
 
+class TooDeep(Exception):
+    """JSON nested deeper than the reader follows (Python's recursion limit, ~1,000 levels)."""
+
+
+_TOO_DEEP = "nested too deeply (over ~1,000 levels)"
+MAX_DEPTH = 32  # a story nests 3 levels; unknown fields are kept, and must stay storable
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether lists and objects nest deeper than `limit` (iteratively: no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children
+                     if isinstance(child, (dict, list)))
+    return False
+
+
 def _raw_items(text: str) -> Iterator[tuple[int, Any, int]]:
-    """Yield (position, decoded item or a JSONDecodeError, encoded size) for each story."""
+    """Yield (position, decoded item or the error that stopped it, encoded size) per story."""
     try:
         document = json.loads(text)
+    except RecursionError:
+        raise UnusableInput(f"not usable JSON: {_TOO_DEEP}") from None
     except json.JSONDecodeError as whole_error:
         lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
         if len(lines) < 2:
@@ -227,12 +250,19 @@ def _raw_items(text: str) -> Iterator[tuple[int, Any, int]]:
                 yield number, json.loads(line), len(line.encode())
             except json.JSONDecodeError as exc:
                 yield number, exc, len(line.encode())
+            except RecursionError:
+                yield number, TooDeep(), len(line.encode())
         return
     if isinstance(document, dict) and isinstance(document.get("stories"), list):
         document = document["stories"]
     items = document if isinstance(document, list) else [document]
     for position, item in enumerate(items, 1):
-        size = len(json.dumps(item, ensure_ascii=False).encode()) if len(items) > 1 else len(text)
+        try:
+            size = (len(json.dumps(item, ensure_ascii=False).encode()) if len(items) > 1
+                    else len(text))
+        except RecursionError:
+            yield position, TooDeep(), 0
+            continue
         yield position, item, size
 
 
@@ -253,10 +283,14 @@ def parse_story(position: int, item: Any, size: int) -> Story | Rejection:
     story_id = story_id[:MAX_ID] if isinstance(story_id, str) else None
     if isinstance(item, json.JSONDecodeError):
         return Rejection(position, None, "json", f"not JSON: {item.msg}")
+    if isinstance(item, TooDeep):
+        return Rejection(position, None, "json", _TOO_DEEP)
     if not isinstance(item, dict):
         return Rejection(position, None, "story", "must be a JSON object")
     if size > MAX_STORY_BYTES:
         return Rejection(position, story_id, "story", f"larger than {MAX_STORY_BYTES:,} bytes")
+    if _deeper_than(item, MAX_DEPTH):
+        return Rejection(position, story_id, "story", f"nested deeper than {MAX_DEPTH} levels")
     if item.get("sources") is None and item.get("verified_by") is None:
         return Rejection(position, story_id, "sources", "needs `sources` or `verified_by`")
     try:

@@ -182,4 +182,6 @@ def verify_token(key: bytes, token: str) -> str | None:
         address = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
     except (ValueError, UnicodeDecodeError):
         return None
-    return address if hmac.compare_digest(_sign(key, address), signature) else None
+    # As bytes: compare_digest refuses str with non-ASCII characters, which a URL can carry.
+    expected = _sign(key, address).encode()
+    return address if hmac.compare_digest(expected, signature.encode()) else None
