@@ -10,6 +10,7 @@ from typing import Any
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.signature import SignatureVerifier
+from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
@@ -74,6 +75,12 @@ def create_app(ingest: Ingest, ready: Ready, ingest_token: str | None,
             report = await ingest(body)
         except UnusableInput as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
+        except DBAPIError as exc:  # the database is away: nothing was stored, say try again
+            log.warning("push refused while the database is unavailable: %s",
+                        type(exc.orig).__name__ if exc.orig else type(exc).__name__)
+            return JSONResponse({"error": "the database is unavailable; nothing was stored, "
+                                          "send again shortly"}, status_code=503,
+                                headers={"Retry-After": "5"})
         return JSONResponse(report, status_code=202)
 
     async def healthz(request: Request) -> Response:

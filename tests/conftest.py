@@ -77,35 +77,54 @@ def _pg_bindir() -> str | None:
     return os.path.dirname(os.path.realpath(pg_ctl)) if pg_ctl else None
 
 
+class PostgresServer:
+    """A real PostgreSQL server of our own on a free port (initdb + pg_ctl), stoppable."""
+
+    def __init__(self) -> None:
+        bindir = _pg_bindir()
+        if bindir is None:
+            if os.environ.get("CI"):
+                pytest.fail("PostgreSQL is not installed; .ci/run must install it")
+            pytest.skip("PostgreSQL binaries not found (apt-get install postgresql)")
+        self.bindir = bindir
+        self.base = Path(tempfile.mkdtemp(prefix="alertbot-pg-"))
+        self.run_as: list[str] = []
+        if os.geteuid() == 0:  # initdb refuses to run as root
+            shutil.chown(self.base, "postgres")
+            self.run_as = ["runuser", "-u", "postgres", "--"]
+        self.data, self.port = self.base / "data", free_port()
+        subprocess.run([*self.run_as, f"{bindir}/initdb", "-D", str(self.data), "-U",
+                        "postgres", "--auth=trust", "-E", "UTF8", "--no-locale"], check=True,
+                       capture_output=True)
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}"
+
+    def start(self) -> PostgresServer:
+        options = f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off"
+        subprocess.run([*self.run_as, f"{self.bindir}/pg_ctl", "-D", str(self.data), "-o",
+                        options, "-w", "-l", str(self.base / "log"), "start"], check=True,
+                       capture_output=True)
+        return self
+
+    def stop(self) -> None:
+        subprocess.run([*self.run_as, f"{self.bindir}/pg_ctl", "-D", str(self.data), "-m",
+                        "immediate", "stop"], capture_output=True)
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     """A real PostgreSQL server of our own, on a free port, for the whole session."""
-    bindir = _pg_bindir()
-    if bindir is None:
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL is not installed; .ci/run must install it")
-        pytest.skip("PostgreSQL binaries not found (apt-get install postgresql)")
-    base = Path(tempfile.mkdtemp(prefix="alertbot-pg-"))
-    run_as: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        shutil.chown(base, "postgres")
-        run_as = ["runuser", "-u", "postgres", "--"]
-    data, port = base / "data", free_port()
-    subprocess.run([*run_as, f"{bindir}/initdb", "-D", str(data), "-U", "postgres",
-                    "--auth=trust", "-E", "UTF8", "--no-locale"], check=True,
-                   capture_output=True)
-    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run([*run_as, f"{bindir}/pg_ctl", "-D", str(data), "-o", options, "-w",
-                    "-l", str(base / "log"), "start"], check=True, capture_output=True)
+    server = PostgresServer().start()
     try:
-        yield f"postgresql://postgres@127.0.0.1:{port}"
+        yield server.url
     finally:
-        subprocess.run([*run_as, f"{bindir}/pg_ctl", "-D", str(data), "-m", "immediate",
-                        "stop"], capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
+        server.remove()
 
 
-def _new_pg_database(server: str) -> str:
+def new_pg_database(server: str) -> str:
     name = f"t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -120,7 +139,7 @@ def bare_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A database with no tables yet: SQLite, then a real PostgreSQL."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'alertbot.db'}"
-    return _new_pg_database(request.getfixturevalue("postgres_server"))
+    return new_pg_database(request.getfixturevalue("postgres_server"))
 
 
 @pytest.fixture
