@@ -47,7 +47,8 @@ def build_transports(config: Config) -> dict[str, Transport]:
     transports: dict[str, Transport] = {}
     if settings.slack_bot_token is not None:
         transports["slack"] = SlackTransport(
-            settings.slack_bot_token.get_secret_value(), settings.slack_api_url
+            settings.slack_bot_token.get_secret_value(), settings.slack_api_url,
+            timeout=config.desk.slack.timeout.total_seconds(),
         )
     else:
         folder = settings.outbox_dir / "slack"

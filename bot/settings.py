@@ -159,6 +159,7 @@ class SlackConfig(_Section):
     admins: tuple[str, ...] = ()  # user IDs allowed to change channel routes; empty = anyone
     pacing: Duration = timedelta(seconds=1)
     batch_window: Duration = timedelta(seconds=30)
+    timeout: Duration = timedelta(seconds=10)  # the longest one Web API call may take
     routes: tuple[RouteConfig, ...] = ()
 
 

@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import random
 import socket
 import threading
 import time
@@ -31,6 +32,7 @@ class Call:
     body: dict[str, Any]
     headers: dict[str, str]
     at: float  # time.monotonic() on arrival
+    fault: str | None = None  # chaos: timeout, reset, 500 or 429 (nothing was posted)
 
 
 @dataclass
@@ -51,6 +53,11 @@ class FakeSlack:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ts: int = 0
     _changed: threading.Condition = field(default_factory=threading.Condition)
+    # Chaos: this share of chat.postMessage calls fail at random, each as a timeout (no answer
+    # for `hang` seconds), a connection reset, HTTP 500 or HTTP 429 (Retry-After: 1).
+    chaos: float = 0.0
+    hang: float = 1.5
+    rng: random.Random = field(default_factory=lambda: random.Random(5))
 
     def start(self) -> FakeSlack:
         fake = self
@@ -69,7 +76,19 @@ class FakeSlack:
                 # Some methods carry their arguments in the query string, as slack_sdk sends them.
                 path, _, query = self.path.strip("/").partition("?")
                 body.update(parse_qsl(query))
-                status, payload, headers = fake._answer(path, body, dict(self.headers))
+                fault = fake._fault(path)
+                if fault is not None:
+                    fake._record(Call(path, body, dict(self.headers), time.monotonic(), fault))
+                    if fault in ("timeout", "reset"):
+                        if fault == "timeout":
+                            time.sleep(fake.hang)
+                        self.close_connection = True  # no answer at all
+                        return
+                    status, payload, headers = (
+                        (500, {"ok": False, "error": "fatal_error"}, {}) if fault == "500"
+                        else (429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"}))
+                else:
+                    status, payload, headers = fake._answer(path, body, dict(self.headers))
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -115,10 +134,7 @@ class FakeSlack:
             failure = scripted.popleft() if scripted else None
             self._ts += 1
             ts = f"1700000000.{self._ts:06d}"
-        call = Call(method, body, headers, time.monotonic())
-        with self._changed:
-            self.calls.append(call)
-            self._changed.notify_all()
+        self._record(Call(method, body, headers, time.monotonic()))
         if failure is not None:
             extra = {"Retry-After": f"{failure.retry_after:g}"} if failure.retry_after else {}
             error = failure.error or ("ratelimited" if failure.status == 429 else "fatal_error")
@@ -134,6 +150,19 @@ class FakeSlack:
             return 200, {"ok": True, "channel": body.get("channel"), "ts": body.get("ts", ts),
                          "message": {"text": body.get("text")}}, {}
         return 200, {"ok": True}, {}
+
+    def _fault(self, method: str) -> str | None:
+        if method != "chat.postMessage" or not self.chaos:
+            return None
+        with self._lock:
+            if self.rng.random() >= self.chaos:
+                return None
+            return self.rng.choice(["timeout", "reset", "500", "429"])
+
+    def _record(self, call: Call) -> None:
+        with self._changed:
+            self.calls.append(call)
+            self._changed.notify_all()
 
     def posts(self, channel: str | None = None) -> list[Call]:
         """Successful-or-not chat.postMessage calls, optionally to one channel."""

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import itertools
+import json
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from bot import outbox
 from bot.service import Service
+from bot.stories import parse_batch
 from tests.conftest import story
 from tests.fakes import FakeSlack, SmtpRecorder
 from tests.harness import Desk, desk_config, titles
@@ -173,3 +177,42 @@ async def test_a_private_channel_the_bot_is_not_in_is_dead_with_what_to_do(
     assert row.status == "dead"
     assert row.last_error == ("Slack error: method_not_supported_for_channel_type "
                               "(a private channel: invite the bot to it)")
+
+
+async def test_a_storm_of_slack_faults_loses_nothing_and_keeps_each_channels_pace(
+    tmp_path: Path, sqlite_url: str, smtp: tuple[SmtpRecorder, int],
+) -> None:
+    """30 % of posts fail at random (timeouts, resets, 500s, 429s) across 1,000 deliveries."""
+    slack = FakeSlack(chaos=0.3, hang=0.6).start()
+    channels = [f"C0ST{n:02d}" for n in range(40)]
+    config = desk_config(
+        tmp_path, sqlite_url, slack, smtp[1],
+        slack={"pacing": "100ms", "batch_window": "0s", "timeout": "300ms",
+               "routes": [{"channel": c} for c in channels]},
+        delivery={"workers": 32, "retry_base": "50ms", "retry_cap": "500ms", "max_attempts": 50},
+    )
+    service = Service(config)
+    try:
+        for n in range(25):  # one at a time: each story is an alert to every channel
+            batch = parse_batch(json.dumps([story(id=f"storm-{n}", title=f"Title of storm-{n}")]))
+            await service.pipeline.ingest(batch, "test", datetime.now(UTC))
+        await service.dispatcher.drain(timedelta(seconds=60))
+        rows = await service.db.read(outbox.listing, None, 2000)
+    finally:
+        await service.close()
+        slack.stop()
+    assert len(rows) == 1000 and {r.status for r in rows} == {"sent"}
+    calls = slack.posts()
+    faults = Counter(c.fault for c in calls if c.fault)
+    assert set(faults) == {"timeout", "reset", "500", "429"}
+    assert 0.2 < sum(faults.values()) / len(calls) < 0.4
+    delivered = [c for c in calls if c.fault is None]
+    assert len({(c.body["channel"], c.body["text"]) for c in delivered}) == 1000
+    assert len(delivered) == 1000  # none lost, none twice
+    for channel in channels:
+        mine = sorted((c for c in calls if c.body["channel"] == channel), key=lambda c: c.at)
+        for earlier, later in itertools.pairwise(mine):
+            if earlier.fault == "reset":
+                continue  # slack_sdk re-sends a call whose connection broke, at once
+            wait = 1.0 if earlier.fault == "429" else 0.1  # Retry-After, else the pacing
+            assert later.at - earlier.at >= wait - 0.01, (channel, earlier.fault)

@@ -42,7 +42,9 @@ class SlackTransport:
         # handler). Server errors and 429 are retried by the outbox, the one place for retries.
         if self._client is None:
             self._client = AsyncWebClient(
-                token=self._token, base_url=self._base_url, timeout=int(self._timeout),
+                # slack_sdk annotates whole seconds; aiohttp, which applies it, takes a float.
+                token=self._token, base_url=self._base_url,
+                timeout=self._timeout,  # type: ignore[arg-type]
                 session=aiohttp.ClientSession(),
                 retry_handlers=[AsyncConnectionErrorRetryHandler()],
             )
