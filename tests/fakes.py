@@ -15,7 +15,7 @@ import random
 import socket
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -204,6 +204,11 @@ class SmtpRecorder:
         self.connections = 0
         self.encrypted: list[bool] = []  # per message: did it arrive over TLS?
         self.logins: list[tuple[bytes, bytes]] = []
+        # Chaos: this share of messages fail at random at DATA: 421 (and the server hangs up),
+        # 451, or the connection dropped without a reply. `faults` counts each kind.
+        self.chaos = 0.0
+        self.rng = random.Random(7)
+        self.faults: Counter[str] = Counter()
 
     async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope,
                           hostname: str, responses: list[str]) -> list[str]:
@@ -222,6 +227,16 @@ class SmtpRecorder:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.chaos and self.rng.random() < self.chaos:
+            fault = self.rng.choice(["421", "451", "drop"])
+            self.faults[fault] += 1
+            if fault == "drop":
+                server.transport.close()  # mid-batch, no reply
+                return "451 4.3.0 (never sent: the connection is gone)"
+            if fault == "421":  # the reply goes out, then the server hangs up (RFC 5321 4.2.2)
+                asyncio.get_running_loop().call_soon(server.transport.close)
+                return "421 4.3.0 Service shutting down, closing transmission channel"
+            return "451 4.3.0 Try again later"
         self.messages.append((str(envelope.mail_from), list(envelope.rcpt_tos),
                               bytes(envelope.content or b"")))
         # session.ssl is set by STARTTLS only; implicit TLS shows on the transport.
