@@ -95,7 +95,9 @@ def through_service(folder: Path, tmp: Path, count: int) -> tuple[float, float, 
     rss = peak_rss_mb(bot.process.pid)
     bot.stop()
     slack.stop()
-    [logged] = [line.split(": ", 1)[1] for line in bot.log().splitlines() if " read " in line]
+    # The service logs JSON lines when not on a terminal (bot/logs.py).
+    messages = [json.loads(line)["message"] for line in bot.log().splitlines() if line.strip()]
+    [logged] = [message for message in messages if message.startswith("read ")]
     return elapsed, rss, logged
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import Connection
 
 from bot import digests, outbox
 from bot.db import Database
+from bot.logs import fields
 from bot.messages import Load, Renderer
 from bot.metrics import Metrics
 from bot.settings import Config
@@ -215,7 +216,11 @@ class Dispatcher:
                 self.metrics.delivery_latency.labels(row.transport).observe(
                     max(0.0, (sent - scored).total_seconds()))
         log.info("sent delivery %s (%s %s) to %s: %s", row.id, row.transport, row.kind,
-                 row.target, row.reason[:300])
+                 row.target, row.reason[:300], extra=self._facts(row))
+
+    @staticmethod
+    def _facts(row: Any) -> dict[str, Any]:
+        return fields(delivery_id=row.id, route=row.target, kind=row.kind, reason=row.reason)
 
     def _count(self, row: Any, result: str) -> None:
         self.outcome.counts[row.kind, result] += 1
@@ -228,7 +233,8 @@ class Dispatcher:
             self._paced_until[row.target] = retry_at  # no call to that target before then
             await self.db.write(outbox.postpone, row.id, str(error), retry_at)
             self._count(row, "postponed")
-            log.warning("delivery %s to %s postponed: %s", row.id, row.target, error)
+            log.warning("delivery %s to %s postponed: %s", row.id, row.target, error,
+                        extra=self._facts(row))
             return
         delivery = self.config.desk.delivery
         # A test message reports its outcome now rather than retrying behind the operator's back.
@@ -238,4 +244,5 @@ class Dispatcher:
         await self.db.write(outbox.mark_failed, row.id, str(error), dead=dead, retry_at=retry_at)
         self._count(row, "dead" if dead else "failed")
         log.warning("delivery %s to %s %s (attempt %s): %s", row.id, row.target,
-                    "dead" if dead else "failed, will retry", row.attempts, error)
+                    "dead" if dead else "failed, will retry", row.attempts, error,
+                    extra=self._facts(row))

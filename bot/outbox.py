@@ -58,7 +58,7 @@ def record_matches(
 class Planned:
     target: str
     kind: str
-    items: int
+    story_ids: tuple[str, ...]
     reason: str
 
 
@@ -116,7 +116,7 @@ def _enqueue(
         update(MATCHES).where(MATCHES.c.id.in_([item.id for item in items]))
         .values(delivery_id=delivery_id)
     )
-    return Planned(target.key, kind, len(items), reason)
+    return Planned(target.key, kind, tuple(item.story_id for item in items), reason)
 
 
 def add(db: Connection, now: datetime, *, dedupe: str, transport: str, target: str, kind: str,

@@ -16,6 +16,7 @@ from sqlalchemy import Connection
 from bot import archive, outbox, slack_routes, subscribers
 from bot.archive import Saved
 from bot.db import Database
+from bot.logs import fields
 from bot.metrics import Metrics, origin_kind
 from bot.routes import Match, Target, email_target, match, slack_route_target, slack_targets
 from bot.rules import Figures, change, gate, global_thresholds
@@ -73,7 +74,9 @@ class Pipeline:
             for r in batch.rejections
         ])
         for rejection in batch.rejections:
-            log.info("rejected %s from %s", rejection.describe(), origin)
+            log.info("rejected %s from %s", rejection.describe(), origin, extra=fields(
+                story_id=rejection.story_id, origin=origin, field=rejection.field,
+                reason=rejection.reason))
         if batch.rejections:
             await self.db.write(archive.record_rejections, batch.rejections, origin, now)
         for start in range(0, len(batch.stories), CHUNK):
@@ -101,7 +104,7 @@ class Pipeline:
                 log.info("story %s flagged: %s", s.story.id, s.corroboration.flag)
         replaced = {s.story.id for s in saved if s.replaced}  # only these can have matches
         matched = outbox.record_matches(db, decisions, now, replaced)
-        planned = len(outbox.plan_deliveries(db, targets, now)) if matched else 0
+        planned = _logged(outbox.plan_deliveries(db, targets, now)) if matched else 0
         planned += self._edit_posted(db, [s for s in saved if s.replaced], now)
         stored = {s.story.id for s in saved}
         return Report(
@@ -133,5 +136,16 @@ class Pipeline:
             lambda db: outbox.plan_deliveries(db, self.targets(db), now, close_windows)
         )
         if planned:
+            _logged(planned)
             self.wake()
         return len(planned)
+
+
+def _logged(planned: list[outbox.Planned]) -> int:
+    """Log each message planned: which stories, where, and why. Return how many."""
+    for row in planned:
+        log.info("planned %s of %s to %s: %s", row.kind, ", ".join(row.story_ids[:10]),
+                 row.target, row.reason[:300], extra=fields(
+                     story_id=",".join(row.story_ids), route=row.target, kind=row.kind,
+                     reason=row.reason))
+    return len(planned)

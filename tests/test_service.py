@@ -81,6 +81,26 @@ def test_metrics_count_stories_deliveries_latency_depth_and_jobs(alertbot: Alert
                   job="digests") > time.time() - 60  # the digest job runs at start
 
 
+def test_logs_are_json_lines_naming_story_route_and_reason_of_each_decision(
+    alertbot: Alertbot, slack: FakeSlack,
+) -> None:
+    assert alertbot.push([story(id="logged", title="Title of logged"),
+                          {"id": "broken", "impact": 3}]).status_code == 202
+    slack.wait_for_posts(1)
+    alertbot.stop()  # flushes the log
+    lines = [json.loads(line) for line in alertbot.log().splitlines() if line.strip()]
+    assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+    [planned] = [line for line in lines if line["message"].startswith("planned")]
+    assert (planned["story_id"], planned["route"], planned["kind"]) == (
+        "logged", "slack:C0SPACEOPS", "alert")
+    assert planned["reason"] == "impact 8 ≥ 8 · 2 independent sources ≥ 2 · route C0SPACEOPS"
+    [sent] = [line for line in lines if line["message"].startswith("sent delivery")]
+    assert sent["route"] == "slack:C0SPACEOPS" and sent["reason"] == planned["reason"]
+    [rejected] = [line for line in lines if line["message"].startswith("rejected")]
+    assert (rejected["story_id"], rejected["origin"]) == ("broken", "push")
+    assert rejected["field"] and rejected["reason"]
+
+
 def test_push_needs_the_bearer_token(alertbot: Alertbot) -> None:
     assert alertbot.push([story()], token=None).status_code == 401
     assert alertbot.push([story()], token="wrong").status_code == 401

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from functools import wraps
@@ -16,6 +15,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import db as database
+from bot import logs
 from bot.service import Service
 from bot.settings import Config, ConfigError, load_config
 
@@ -31,14 +31,7 @@ class Failure(click.ClickException):
 
 
 def setup_logging(debug: bool, service: bool) -> None:
-    # The service logs its decisions; one-shot commands print their own report and log only
-    # what needs attention.
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO if service else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr,
-    )
-    for noisy in ("apscheduler", "slack_sdk", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logs.setup(debug, service)
 
 
 def load_or_fail() -> Config:
