@@ -62,6 +62,7 @@ class Dispatcher:
     metrics: Metrics = field(default_factory=Metrics)
     renderer: Renderer = field(init=False)
     _busy: set[str] = field(default_factory=set)
+    _backlog: bool = False
     _paced_until: dict[str, datetime] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -81,11 +82,14 @@ class Dispatcher:
         now = self.clock()
         workers = self.config.desk.delivery.workers
         free = workers - len(self._busy)
-        # While others are in flight, wait until half the workers are free: one claim then
-        # serves several rows, where claiming each time one finishes costs a transaction a row.
-        if free <= 0 or (self._busy and free < max(1, workers // 2)):
+        # With a backlog (the last claim found all it asked for), wait while others are in
+        # flight until half the workers are free: one claim then serves several rows, where
+        # claiming each time one finishes costs a transaction a row. Without one, a new alert
+        # goes the moment a worker is free.
+        if free <= 0 or (self._busy and self._backlog and free < max(1, workers // 2)):
             return 0
         claimed = await self.db.write(self._claim, now, free, self._blocked(now))
+        self._backlog = len(claimed) >= free
         for row, items in claimed:
             self._busy.add(row.target)
             task = asyncio.create_task(self._deliver(row, items))
