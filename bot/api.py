@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hmac
+import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qs
 
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
@@ -53,9 +56,21 @@ def _authorised(request: Request, token: str | None) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), token.encode())
 
 
+def _slack_request_name(body: bytes) -> str:
+    """`/story` for a slash command, `block_actions` for a button press (a metrics label)."""
+    form = parse_qs(body.decode(errors="replace"))
+    if "command" in form:
+        return form["command"][0]
+    try:
+        return str(json.loads(form.get("payload", ["{}"])[0]).get("type", "other"))
+    except (ValueError, AttributeError):
+        return "other"
+
+
 def create_app(ingest: Ingest, ready: Ready, ingest_token: str | None,
                slack: AsyncApp | None = None, unsubscribe: Unsubscribe | None = None,
-               metrics: Exposition | None = None, signing_secret: str = "") -> Starlette:
+               metrics: Exposition | None = None, signing_secret: str = "",
+               answered: Callable[[str, float], None] | None = None) -> Starlette:
     """Build the ASGI app; `ingest` stores and evaluates a parsed body, `ready` checks health.
 
     `slack` (Bolt) answers POST /slack/events; its adapter reads the raw body itself, since the
@@ -124,8 +139,13 @@ def create_app(ingest: Ingest, ready: Ready, ingest_token: str | None,
         verifier = SignatureVerifier(signing_secret)
 
         async def slack_events(request: Request) -> Response:
+            started = time.perf_counter()
             try:
-                return await handler.handle(request)
+                response = await handler.handle(request)
+                if answered is not None and response.status_code == 200:
+                    answered(_slack_request_name(await request.body()),
+                             time.perf_counter() - started)
+                return response
             except Exception as exc:  # Bolt trips on some malformed bodies (payload=0)
                 body = await request.body()
                 if not verifier.is_valid_request(body, dict(request.headers)):

@@ -40,6 +40,9 @@ class Metrics:
             "alertbot_scheduler_last_run_timestamp_seconds", "When each scheduled job last "
             "finished (Unix time).", ["job"], registry=r)
 
+    def commands_answered(self, command: str, seconds: float) -> None:
+        self.commands.labels(command[:40]).observe(seconds)
+
     def exposition(self, depth: dict[str, int]) -> bytes:
         """The text format, with the outbox depth read just now."""
         for status in ("pending", "failed", "sending"):

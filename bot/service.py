@@ -241,7 +241,7 @@ class Service:
         token = settings.ingest_token.get_secret_value() if settings.ingest_token else None
         if token is None:
             log.warning("no ALERTBOT_INGEST_TOKEN: POST /api/stories answers 401")
-        slack = create_slack_app(self.config, self.db, self.dispatcher.wake, self.metrics)
+        slack = create_slack_app(self.config, self.db, self.dispatcher.wake)
         socket_mode = None
         if slack is not None and settings.slack_app_token is not None:
             # Socket Mode instead of POST /slack/events (SPEC §6): Slack sends over a WebSocket.
@@ -249,7 +249,8 @@ class Service:
         secret = settings.slack_signing_secret
         app = create_app(self.push, self.ready, token, None if socket_mode else slack,
                          self.unsubscribe, self.exposition,
-                         signing_secret=secret.get_secret_value() if secret else "")
+                         signing_secret=secret.get_secret_value() if secret else "",
+                         answered=self.metrics.commands_answered)
         server = uvicorn.Server(uvicorn.Config(
             app, host=settings.http_host, port=settings.http_port, log_level="warning",
             access_log=False, lifespan="off",

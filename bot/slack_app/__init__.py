@@ -7,23 +7,21 @@ Slack's 3 seconds, and reads through the same archive as the CLI.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.db import Database
-from bot.metrics import Metrics
 from bot.settings import Config
 from bot.slack_app import actionitems, alerts, buttons, story
 
 log = logging.getLogger(__name__)
 
 
-def create_slack_app(config: Config, db: Database, wake: Callable[[], None],
-                     metrics: Metrics | None = None) -> AsyncApp | None:
+def create_slack_app(config: Config, db: Database, wake: Callable[[], None]
+                     ) -> AsyncApp | None:
     """Bolt with our commands, or None (said once) when credentials are missing.
 
     HTTP mode needs SLACK_SIGNING_SECRET; Socket Mode (SLACK_APP_TOKEN) does not, since its
@@ -42,8 +40,6 @@ def create_slack_app(config: Config, db: Database, wake: Callable[[], None],
     # in milliseconds: one database read, at most one response_url call.
     app = AsyncApp(client=client, process_before_response=True,
                    signing_secret=secret.get_secret_value() if secret else "")
-    if metrics is not None:
-        _time_requests(app, metrics)
     story.register(app, db, config.desk.slack.commands)
     actionitems.register(app, db, config.desk.slack.commands)
     alerts.register(app, db, config.desk)
@@ -56,15 +52,3 @@ def create_slack_app(config: Config, db: Database, wake: Callable[[], None],
 
     return app
 
-
-def _time_requests(app: AsyncApp, metrics: Metrics) -> None:
-    """Count and time every command and button press (Bolt's global middleware)."""
-
-    @app.middleware
-    async def timed(body: dict[str, Any], next: Callable[[], Awaitable[Any]]) -> Any:
-        started = time.perf_counter()
-        try:
-            return await next()
-        finally:
-            name = body.get("command") or body.get("type") or "other"
-            metrics.commands.labels(str(name)[:40]).observe(time.perf_counter() - started)
