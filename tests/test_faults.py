@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from email import policy
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -181,6 +182,18 @@ async def test_a_private_channel_the_bot_is_not_in_is_dead_with_what_to_do(
                               "(a private channel: invite the bot to it)")
 
 
+async def one_at_a_time(service: Service, name: str, stories: int) -> list[Any]:
+    """Ingest stories one by one (each an alert to every target), deliver all; the rows."""
+    try:
+        for n in range(stories):
+            batch = parse_batch(json.dumps([story(id=f"{name}-{n}", title=f"Title of {name}-{n}")]))
+            await service.pipeline.ingest(batch, "test", datetime.now(UTC))
+        await service.dispatcher.drain(timedelta(seconds=60))
+        return await service.db.read(outbox.listing, None, 2000)
+    finally:
+        await service.close()
+
+
 async def test_a_storm_of_slack_faults_loses_nothing_and_keeps_each_channels_pace(
     tmp_path: Path, sqlite_url: str, smtp: tuple[SmtpRecorder, int],
 ) -> None:
@@ -193,15 +206,9 @@ async def test_a_storm_of_slack_faults_loses_nothing_and_keeps_each_channels_pac
                "routes": [{"channel": c} for c in channels]},
         delivery={"workers": 32, "retry_base": "50ms", "retry_cap": "500ms", "max_attempts": 50},
     )
-    service = Service(config)
     try:
-        for n in range(25):  # one at a time: each story is an alert to every channel
-            batch = parse_batch(json.dumps([story(id=f"storm-{n}", title=f"Title of storm-{n}")]))
-            await service.pipeline.ingest(batch, "test", datetime.now(UTC))
-        await service.dispatcher.drain(timedelta(seconds=60))
-        rows = await service.db.read(outbox.listing, None, 2000)
+        rows = await one_at_a_time(Service(config), "storm", 25)  # 25 × 40 channels
     finally:
-        await service.close()
         slack.stop()
     assert len(rows) == 1000 and {r.status for r in rows} == {"sent"}
     calls = slack.posts()
@@ -232,17 +239,10 @@ async def test_a_storm_of_smtp_faults_loses_nothing(
                          delivery={"workers": 8, "retry_base": "20ms", "retry_cap": "200ms",
                                    "max_attempts": 50})
     service = Service(config)
-    try:
-        for n in range(100):
-            await service.db.write(subscribers.add, subscribers.validate(
-                f"r{n}@desk.example", "instant", "UTC", (), "07:00"), datetime.now(UTC))
-        for n in range(10):  # 10 stories × 100 subscribers = 1,000 emails
-            batch = parse_batch(json.dumps([story(id=f"mail-{n}", title=f"Title of mail-{n}")]))
-            await service.pipeline.ingest(batch, "test", datetime.now(UTC))
-        await service.dispatcher.drain(timedelta(seconds=60))
-        rows = await service.db.read(outbox.listing, None, 2000)
-    finally:
-        await service.close()
+    for n in range(100):
+        await service.db.write(subscribers.add, subscribers.validate(
+            f"r{n}@desk.example", "instant", "UTC", (), "07:00"), datetime.now(UTC))
+    rows = await one_at_a_time(service, "mail", 10)  # 10 stories × 100 subscribers
     assert len(rows) == 1000 and {r.status for r in rows} == {"sent"}
     assert set(recorder.faults) == {"421", "451", "drop"}
     assert sum(recorder.faults.values()) > 200
