@@ -1,4 +1,7 @@
-"""The HTTP door: push ingest, liveness and readiness (SPEC §8). Thin: it calls the pipeline."""
+"""The HTTP door (SPEC §8): push ingest, Slack events, unsubscribe, health, readiness, metrics.
+
+Thin: it calls the service; it translates outcomes into status codes.
+"""
 
 from __future__ import annotations
 
