@@ -8,7 +8,6 @@ Prints p50/p90/p99 and the service's peak RSS. Usage: python bench/latency.py [N
 
 from __future__ import annotations
 
-import statistics
 import sys
 import tempfile
 import time
@@ -19,7 +18,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.machine import describe, peak_rss_mb
+from bench.machine import describe, peak_rss_mb, percentile
 from tests.fakes import FakeSlack
 from tests.process import INGEST_TOKEN, Alertbot
 
@@ -42,9 +41,6 @@ def story(n: int) -> dict[str, object]:
         "key_takeaways": ["One", "Two"], "key_facts": ["A", "B", "C"],
     }
 
-
-def percentile(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
 def main(count: int = 600) -> None:

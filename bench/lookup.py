@@ -13,7 +13,6 @@ import asyncio
 import itertools
 import json
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.machine import describe, peak_rss_mb
+from bench.machine import describe, peak_rss_mb, percentile
 from bot import db as database
 from bot.db import Database
 from bot.pipeline import Pipeline
@@ -84,9 +83,6 @@ async def load(url: str, queries: list[tuple[str, str]]) -> dict[str, list[float
     return timings
 
 
-def p(values: list[float], q: int) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
-
 
 def main(count: int = 1_000_000, requests: int = 2000, folder: str | None = None) -> None:
     slack = FakeSlack().start()
@@ -126,8 +122,9 @@ def main(count: int = 1_000_000, requests: int = 2000, folder: str | None = None
     print(f"/story through /slack/events, {CLIENTS} concurrent clients, "
           f"{requests} requests of each kind:")
     for kind, values in timings.items():
-        print(f"  by {kind:5}: p50 {p(values, 50):.1f} ms · p90 {p(values, 90):.1f} ms · "
-              f"p99 {p(values, 99):.1f} ms · max {max(values):.1f} ms")
+        p50, p90, p99 = (percentile(values, q) for q in (50, 90, 99))
+        print(f"  by {kind:5}: p50 {p50:.1f} ms · p90 {p90:.1f} ms · p99 {p99:.1f} ms · "
+              f"max {max(values):.1f} ms")
     print(f"  peak RSS of alertbot run: {rss:.0f} MB")
 
 

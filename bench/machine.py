@@ -5,7 +5,13 @@ from __future__ import annotations
 import os
 import platform
 import sqlite3
+import statistics
 from pathlib import Path
+
+
+def percentile(values: list[float], q: int) -> float:
+    """The q-th percentile (1–99), inclusive of the extremes, as every benchmark reports it."""
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
 def peak_rss_mb(pid: int) -> float:
