@@ -1,8 +1,9 @@
 """Delivery workers: claim due outbox rows, render, send, settle. The one place that retries.
 
 Order per row: claim (lease) → render → pace per target → send → record. A row is claimed only
-when its target is neither busy nor inside its pacing gap, so one channel never gets two messages
-at once and never more than one per `slack.pacing`. Workers sleep on an event that ingest sets
+when its target is neither busy (here or in another replica) nor inside its pacing gap, kept in
+the database, so one channel never gets two messages at once and never more than one per
+`slack.pacing`, however many replicas run. Workers sleep on an event that ingest sets
 right after it commits new rows, so a pushed story is sent without waiting for a poll.
 """
 
@@ -153,7 +154,7 @@ class Dispatcher:
             if self._busy:  # a delivery finishing wakes us
                 await self._sleep(None)
                 continue
-            due = await self.db.read(outbox.next_due)  # any target, paced ones included
+            due = await self.db.read(outbox.next_due, self.clock())  # paced targets included
             if not self._busy and (due is None or due - self.clock() > longest_wait):
                 break
             await self._sleep(await self._next_due())
@@ -161,7 +162,8 @@ class Dispatcher:
 
     async def _next_due(self) -> datetime | None:
         # Blocked targets are left out: their wake-up time is their pacing gap, not their row.
-        return await self.db.read(outbox.next_due, self._blocked(self.clock()))
+        now = self.clock()
+        return await self.db.read(outbox.next_due, now, self._blocked(now))
 
     async def _sleep(self, due: datetime | None) -> None:
         """Wait for a wake-up, the next due row or pacing gap, or one second, whichever first."""
@@ -176,6 +178,12 @@ class Dispatcher:
     async def _idle(self) -> None:
         for transport in self.transports.values():
             await transport.idle()
+
+    async def finish(self, grace: float) -> None:
+        """Wait up to `grace` seconds for the deliveries in flight (claim no more first): a
+        replica stopped for an upgrade then leaves no row for the lease to bring back."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=grace)
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -212,7 +220,7 @@ class Dispatcher:
                 self._paced_until.get(row.target, self.clock()), self.clock() + pacing
             )
         sent = self.clock()
-        await self.db.write(outbox.mark_sent, row.id, sent, remote_id)
+        await self._record(row, lambda db: outbox.mark_sent(db, row.id, sent, remote_id))
         self._count(row, "sent")
         if row.kind in ("alert", "digest"):  # instant: how long after scoring it went out
             for entry in load.items:
@@ -221,6 +229,19 @@ class Dispatcher:
                     max(0.0, (sent - scored).total_seconds()))
         log.info("sent delivery %s (%s %s) to %s: %s", row.id, row.transport, row.kind,
                  row.target, row.reason[:300], extra=self._facts(row))
+
+    async def _record(self, row: Any, settle: Callable[[Connection], None]) -> None:
+        """Settle a row and store its target's pacing gap in one transaction: the gap lives
+        in the database so that every replica keeps it."""
+        until = self._paced_until.get(row.target)
+        gap_ends = until if until is not None and until > self.clock() else None
+
+        def work(db: Connection) -> None:
+            settle(db)
+            if gap_ends is not None:
+                outbox.pace(db, row.target, gap_ends)
+
+        await self.db.write(work)
 
     @staticmethod
     def _facts(row: Any) -> dict[str, Any]:
@@ -235,7 +256,7 @@ class Dispatcher:
         if error.retry_after is not None and row.kind != "test":
             retry_at = now + timedelta(seconds=error.retry_after)
             self._paced_until[row.target] = retry_at  # no call to that target before then
-            await self.db.write(outbox.postpone, row.id, str(error), retry_at)
+            await self._record(row, lambda db: outbox.postpone(db, row.id, str(error), retry_at))
             self._count(row, "postponed")
             log.warning("delivery %s to %s postponed: %s", row.id, row.target, error,
                         extra=self._facts(row))
@@ -245,7 +266,8 @@ class Dispatcher:
         dead = error.permanent or row.attempts >= delivery.max_attempts or row.kind == "test"
         retry_at = now + outbox.backoff(row.attempts, delivery.retry_base, delivery.retry_cap,
                                         self.rng)
-        await self.db.write(outbox.mark_failed, row.id, str(error), dead=dead, retry_at=retry_at)
+        await self._record(row, lambda db: outbox.mark_failed(db, row.id, str(error), dead=dead,
+                                                              retry_at=retry_at))
         self._count(row, "dead" if dead else "failed")
         log.warning("delivery %s to %s %s (attempt %s): %s", row.id, row.target,
                     "dead" if dead else "failed, will retry", row.attempts, error,

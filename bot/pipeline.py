@@ -15,7 +15,7 @@ from sqlalchemy import Connection
 
 from bot import archive, outbox, slack_routes, subscribers
 from bot.archive import Saved
-from bot.db import Database
+from bot.db import PLAN_LOCK, Database, take_turns
 from bot.logs import fields
 from bot.metrics import Metrics, origin_kind
 from bot.routes import Match, Target, email_target, match, slack_route_target, slack_targets
@@ -91,7 +91,9 @@ class Pipeline:
         return report
 
     def _evaluate(self, db: Connection, stories: list[Story], now: datetime) -> Report:
-        """Store, match and plan one chunk, in one transaction."""
+        """Store, match and plan one chunk, in one transaction (one replica at a time: two
+        storing one story, or grouping one target's matches, would each do it)."""
+        take_turns(db, PLAN_LOCK)
         rules = self.config.desk.rules
         saved = archive.save(db, stories, global_thresholds(rules), rules.max_alert_age, now)
         targets = self.targets(db)
@@ -132,13 +134,16 @@ class Pipeline:
 
     async def flush(self, now: datetime, close_windows: bool = False) -> int:
         """Plan held batches whose window has closed (or all of them); return rows created."""
-        planned = await self.db.write(
-            lambda db: outbox.plan_deliveries(db, self.targets(db), now, close_windows)
-        )
+        planned = await self.db.write(self._plan, now, close_windows)
         if planned:
             _logged(planned)
             self.wake()
         return len(planned)
+
+
+    def _plan(self, db: Connection, now: datetime, close_windows: bool) -> list[outbox.Planned]:
+        take_turns(db, PLAN_LOCK)  # as in `_evaluate`
+        return outbox.plan_deliveries(db, self.targets(db), now, close_windows)
 
 
 def _logged(planned: list[outbox.Planned]) -> int:

@@ -230,6 +230,19 @@ class Settings(BaseSettings):
         # `SLACK_BOT_TOKEN=` in a .env file means "not configured", not "an empty token".
         return None if isinstance(value, str) and not value.strip() else value
 
+    @model_validator(mode="after")
+    def _one_key_for_every_replica(self) -> Settings:
+        # A key generated into each replica's var/ would sign links the others refuse, and
+        # readers could not unsubscribe: PostgreSQL (where replicas run) needs it given.
+        if self.secret_key is None and not self.database_url.get_secret_value().startswith(
+                "sqlite"):
+            raise ValueError(
+                "ALERTBOT_SECRET_KEY (or ALERTBOT_SECRET_KEY_FILE) is required with a "
+                "PostgreSQL DATABASE_URL, so that every replica signs unsubscribe links with "
+                "the same key; make one with `python -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))'`")
+        return self
+
 
 @dataclass(frozen=True)
 class Config:
@@ -247,8 +260,9 @@ class ConfigError(Exception):
 def _describe(error: ValidationError, origin: str) -> str:
     problems = []
     for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "(file)"
-        problems.append(f"{where}: {item['msg']}")
+        where = ".".join(str(part) for part in item["loc"])  # empty: about several settings
+        message = item["msg"].removeprefix("Value error, ")
+        problems.append(f"{where}: {message}" if where else message)
     return f"invalid setting in {origin}: " + "; ".join(problems)
 
 

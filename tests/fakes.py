@@ -209,6 +209,13 @@ class SmtpRecorder:
         self.chaos = 0.0
         self.rng = random.Random(7)
         self.faults: Counter[str] = Counter()
+        self._arrived = threading.Condition()
+
+    def wait_for_messages(self, count: int, timeout: float = 10.0) -> None:
+        """Block until at least `count` messages were accepted (an event, not a sleep)."""
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: len(self.messages) >= count, timeout):
+                raise AssertionError(f"expected {count} messages, got {len(self.messages)}")
 
     async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope,
                           hostname: str, responses: list[str]) -> list[str]:
@@ -237,8 +244,10 @@ class SmtpRecorder:
                 asyncio.get_running_loop().call_soon(server.transport.close)
                 return "421 4.3.0 Service shutting down, closing transmission channel"
             return "451 4.3.0 Try again later"
-        self.messages.append((str(envelope.mail_from), list(envelope.rcpt_tos),
-                              bytes(envelope.content or b"")))
+        with self._arrived:
+            self.messages.append((str(envelope.mail_from), list(envelope.rcpt_tos),
+                                  bytes(envelope.content or b"")))
+            self._arrived.notify_all()
         # session.ssl is set by STARTTLS only; implicit TLS shows on the transport.
         self.encrypted.append(server.transport.get_extra_info("ssl_object") is not None)
         return "250 Message accepted for delivery"

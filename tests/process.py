@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,3 +99,10 @@ class Alertbot:
             except subprocess.TimeoutExpired:
                 self.kill()
         return self.process.returncode if self.process else None
+
+
+def until(condition: Callable[[], object], seconds: float) -> None:
+    """Poll `condition` for state no event announces (a database's rows, a server's health)."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.1)

@@ -44,6 +44,17 @@ def test_a_bad_environment_value_is_named(tmp_path: Path) -> None:
     assert "SMTP_SECURITY" in result.stderr and "environment" in result.stderr
 
 
+def test_postgresql_without_a_shared_secret_key_is_refused(tmp_path: Path) -> None:
+    """Replicas each generating a key would sign unsubscribe links the others refuse."""
+    bot = Alertbot.make(tmp_path, GOOD, DATABASE_URL="postgresql://desk:pg-secret@db.example/ab")
+    del bot.env["ALERTBOT_SECRET_KEY"]
+    result = bot.cli("config", "check")
+    assert result.returncode != 0
+    assert "ALERTBOT_SECRET_KEY (or ALERTBOT_SECRET_KEY_FILE) is required with a PostgreSQL" in (
+        result.stderr)
+    assert "pg-secret" not in result.stderr and "Traceback" not in result.stderr
+
+
 def test_an_unreadable_config_file_is_named(tmp_path: Path) -> None:
     bot = Alertbot.make(tmp_path, GOOD)
     bot.env["ALERTBOT_CONFIG"] = str(tmp_path / "missing.toml")

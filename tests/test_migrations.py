@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
 
 from bot import db as database
 from bot.db.schema import Base
+from tests.conftest import new_pg_database
+from tests.process import Alertbot
 
 T = "2026-11-20 07:00:00"
 
@@ -37,7 +42,7 @@ def test_a_first_release_database_with_data_upgrades_to_head(bare_database_url: 
 
     engine = database.create(database_url)
     with engine.connect() as db:
-        assert db.scalar(text("SELECT version_num FROM alembic_version")) == "0006"
+        assert db.scalar(text("SELECT version_num FROM alembic_version")) == "0007"
         assert db.execute(text("SELECT m.story_id, d.status FROM matches m JOIN deliveries d "
                                "ON d.id = m.delivery_id")).all() == [("s1", "sent")]
         # A stored action item counts as one from when it arrived, for the first digest.
@@ -60,3 +65,28 @@ def test_the_migrated_schema_is_the_one_the_models_describe(database_url: str) -
 def _search_machinery(difference: object) -> bool:
     """Migration 0004's full-text search objects live outside the models on purpose."""
     return "fts" in repr(difference) or "ix_stories_search" in repr(difference)
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_schema_behind_this_release_stops_commands_until_db_upgrade(
+    tmp_path: Path, postgres_server: str,
+) -> None:
+    """Replicas never migrate PostgreSQL themselves (they would race): they say what to run,
+    and a schema newer than they know (a rolling upgrade's first step) does not stop them."""
+    url = new_pg_database(postgres_server)
+    bot = Alertbot.make(tmp_path, "", DATABASE_URL=url)
+    empty = bot.cli("deliveries", "list")
+    assert empty.returncode == 1
+    assert "the database has no alertbot tables yet: run `alertbot db upgrade` first" in (
+        empty.stderr)
+    database.upgrade(url, "0006")
+    older = bot.cli("check")
+    assert older.returncode == 1
+    assert "schema is at revision 0006; this release needs 0007" in older.stderr
+    assert bot.cli("db", "upgrade").returncode == 0
+    assert bot.cli("deliveries", "list").stdout.strip() == "(none)"
+    engine = database.create(url)
+    with engine.begin() as db:  # as if a later release had migrated it
+        db.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+    engine.dispose()
+    assert bot.cli("deliveries", "list").returncode == 0

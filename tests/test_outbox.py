@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from concurrent.futures import ThreadPoolExecutor
@@ -9,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 
 from bot import archive, outbox
@@ -62,6 +63,62 @@ def test_a_claim_takes_one_row_per_target_and_skips_busy_targets(engine: Engine)
         rows = outbox.claim(db, NOW, LEASE, 10, busy={"slack:CC"})
     assert sorted((row.id, row.target) for row in rows) == [(1, "slack:CA"), (3, "slack:CB")]
     assert {row.status for row in rows} == {"sending"}
+
+
+def test_replicas_never_send_to_one_target_at_once(database_url: str, engine: Engine) -> None:
+    """Two replicas (own engines, threads) drain 60 rows for 3 channels: whenever a replica
+    holds a row, no other row of its channel is in flight anywhere."""
+    add_rows(engine, [f"slack:C{n % 3}" for n in range(60)])
+    overlaps: list[tuple[str, int]] = []
+
+    def replica(_: int) -> int:
+        own = database.create(database_url)
+        sent = 0
+        while True:
+            with own.begin() as db:
+                rows = outbox.claim(db, NOW, LEASE, 3, set())  # nothing busy *here*
+            if not rows:
+                own.dispose()
+                return sent
+            with own.begin() as db:
+                for row in rows:
+                    in_flight = db.scalar(select(func.count()).select_from(DELIVERIES).where(
+                        DELIVERIES.c.target == row.target, DELIVERIES.c.status == "sending"))
+                    if in_flight != 1:
+                        overlaps.append((row.target, in_flight))
+                    outbox.mark_sent(db, row.id, NOW, None)
+                    sent += 1
+
+    with ThreadPoolExecutor(2) as pool:
+        assert sum(pool.map(replica, range(2))) == 60
+    assert overlaps == []
+
+
+def test_a_pacing_gap_in_the_database_holds_the_target_for_every_replica(engine: Engine
+                                                                         ) -> None:
+    add_rows(engine, ["slack:CA", "slack:CA", "slack:CB"])
+    gap = timedelta(seconds=1)
+    with engine.begin() as db:  # replica one sends CA's first row and CB's
+        first = outbox.claim(db, NOW, LEASE, 10, set())
+        assert [row.target for row in first] == ["slack:CA", "slack:CB"]
+    with engine.begin() as db:  # replica two, while those are in flight: nothing for it
+        assert outbox.claim(db, NOW, LEASE, 10, set()) == []
+        assert outbox.next_due(db, NOW) is None  # nothing it could claim, no gap to wait for
+    with engine.begin() as db:
+        for row in first:
+            outbox.mark_sent(db, row.id, NOW, None)
+            outbox.pace(db, row.target, NOW + gap)
+    with engine.begin() as db:  # replica two again: CA's second row waits out the gap
+        assert outbox.claim(db, NOW + gap / 2, LEASE, 10, set()) == []
+        assert outbox.next_due(db, NOW + gap / 2) == NOW + gap
+        [second] = outbox.claim(db, NOW + gap, LEASE, 10, set())
+    assert second.target == "slack:CA"
+    with engine.begin() as db:  # a Retry-After lengthens the gap; the upsert keeps one row
+        outbox.postpone(db, second.id, "rate limited", NOW + 5 * gap)
+        outbox.pace(db, "slack:CA", NOW + 5 * gap)
+        assert outbox.claim(db, NOW + 4 * gap, LEASE, 10, set()) == []
+        assert outbox.next_due(db, NOW + 4 * gap) == NOW + 5 * gap
+        assert [r.id for r in outbox.claim(db, NOW + 5 * gap, LEASE, 10, set())] == [second.id]
 
 
 def test_a_row_left_sending_returns_to_pending_after_its_lease(engine: Engine) -> None:
@@ -132,3 +189,33 @@ async def test_reingesting_the_same_stories_stores_and_alerts_nothing_new(
             (8, NOW), (9, NOW + timedelta(minutes=5))]
         assert len(list(conn.execute(select(VERSIONS)))) == 1
     db.close()
+
+
+async def test_replicas_ingesting_the_same_stories_plan_each_delivery_once(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Two replicas store the same 200 stories (as when both poll one feed) for 10 channels
+    at once: every story reaches every channel in exactly one delivery, and neither fails."""
+    channels = [{"channel": f"C0R{n}"} for n in range(10)]
+    config = make_config(tmp_path, database_url,
+                         {"slack": {"pacing": "0s", "batch_window": "0s", "routes": channels}})
+    replicas = [Database(database_url), Database(database_url)]
+    pipelines = [Pipeline(db, config) for db in replicas]
+    batches = [json.dumps([story(id=f"r{n}", scored_at=NOW.isoformat())
+                           for n in range(start, start + 10)]) for start in range(0, 200, 10)]
+
+    async def feed(pipeline: Pipeline) -> int:
+        return sum([len((await pipeline.ingest(parse_batch(batch), "test", NOW)).accepted)
+                    for batch in batches])
+
+    stored = await asyncio.gather(*(feed(pipeline) for pipeline in pipelines))
+    assert sum(stored) == 200  # each story stored by one replica, found unchanged by the other
+    with replicas[0].engine.connect() as conn:
+        matches = list(conn.execute(select(MATCHES.c.target, MATCHES.c.delivery_id)))
+        carried = dict(conn.execute(select(MATCHES.c.delivery_id, func.count())
+                                    .group_by(MATCHES.c.delivery_id)).all())
+        deliveries = conn.scalars(select(DELIVERIES.c.id)).all()
+    assert len(matches) == 2000 and None not in carried
+    assert sorted(carried) == sorted(deliveries)  # no delivery left without its stories
+    for db in replicas:
+        db.close()

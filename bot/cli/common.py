@@ -48,8 +48,12 @@ def database_url(config: Config) -> str:
 def ensure_schema(config: Config) -> None:
     # SQLite upgrades itself so `make run` works on a fresh machine; PostgreSQL is upgraded by
     # the operator (`alertbot db upgrade`), so replicas never race on a migration.
-    if database_url(config).startswith("sqlite"):
-        database.upgrade(database_url(config))
+    # A replica of a new release started before that upgrade stops here, saying so.
+    url = database_url(config)
+    if url.startswith("sqlite"):
+        database.upgrade(url)
+    elif (why := database.behind(url)) is not None:
+        raise Failure(f"{why}: run `alertbot db upgrade` first")
 
 
 def command(func: Callable[P, R]) -> Callable[P, R]:

@@ -16,6 +16,9 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 
@@ -116,6 +119,26 @@ class Database:
         self.engine.dispose()
 
 
+# Keys of the PostgreSQL advisory locks that make replicas take turns (any constant bigints).
+PLAN_LOCK = 0x616C6572_74000001  # storing stories and grouping matches into deliveries
+CLAIM_LOCK = 0x616C6572_74000002  # claiming outbox rows, so pacing holds across replicas
+
+
+def take_turns(connection: Connection, lock: int) -> None:
+    """Let this transaction run on alone from here on: replicas and other processes wait.
+
+    PostgreSQL: a transaction-level advisory lock on `lock`, released by commit or rollback,
+    even when the process dies, so no replica holds it for good. SQLite: a write that changes
+    nothing, so that the transaction takes the database's one write lock now (waiting up to
+    busy_timeout for another process's, such as `alertbot ingest` beside `alertbot run`)
+    rather than at its first real write, after reads another writer may have outdated.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock})
+    else:
+        connection.execute(text("DELETE FROM pacing WHERE 0"))
+
+
 def _migration_engine(database_url: str) -> Engine:
     """An engine for migrating: on SQLite, transactional DDL and foreign keys off.
 
@@ -139,6 +162,37 @@ def _migration_engine(database_url: str) -> Engine:
     event.listen(engine, "connect", connect)
     event.listen(engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN"))
     return engine
+
+
+def _scripts() -> ScriptDirectory:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(cfg)
+
+
+def behind(database_url: str) -> str | None:
+    """Why the database's schema is older than this release needs, or None if it is not.
+
+    A revision this release does not know is newer (a later release migrated it): the old
+    replicas of a rolling upgrade keep running, since migrations only add.
+    """
+    engine = create(database_url)
+    try:
+        with engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
+    scripts = _scripts()
+    head = scripts.get_current_head()
+    if current == head:
+        return None
+    if current is None:
+        return "the database has no alertbot tables yet"
+    try:
+        scripts.get_revision(current)
+    except CommandError:
+        return None
+    return f"the database schema is at revision {current}; this release needs {head}"
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:

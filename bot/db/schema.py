@@ -111,6 +111,8 @@ class DeliveryRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     not_before: Mapped[datetime] = mapped_column(UTCDateTime)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # "host:pid" of the process that claimed it last: for a sent row, the one that sent it.
+    claimed_by: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -118,6 +120,18 @@ class DeliveryRow(Base):
     # An `update` row edits the message its parent posted; `details` holds the change.
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"))
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class PacingRow(Base):
+    """Until when a target must not get another message (Slack pacing, a Retry-After).
+
+    In the database rather than in memory so that every replica keeps one channel's pace.
+    """
+
+    __tablename__ = "pacing"
+
+    target: Mapped[str] = mapped_column(String(320), primary_key=True)
+    paced_until: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class MatchRow(Base):
@@ -172,5 +186,6 @@ VERSIONS = Base.metadata.tables["story_versions"]
 REJECTIONS = Base.metadata.tables["rejections"]
 DELIVERIES = Base.metadata.tables["deliveries"]
 MATCHES = Base.metadata.tables["matches"]
+PACING = Base.metadata.tables["pacing"]
 SUBSCRIBERS = Base.metadata.tables["subscribers"]
 SLACK_ROUTES = Base.metadata.tables["slack_routes"]
