@@ -114,10 +114,17 @@ def create_app(ingest: Ingest, ready: Ready, ingest_token: str | None,
         # anyone). POST unsubscribes at once: RFC 8058's one-click POST, answered without a
         # redirect, and the page's own button.
         act = request.method == "POST"
-        address = await unsubscribe(request.path_params["token"], act) if unsubscribe else None
+        template = page_env().get_template("unsubscribe.html")
+        try:
+            address = (await unsubscribe(request.path_params["token"], act) if unsubscribe
+                       else None)
+        except DBAPIError as exc:  # as for a push: nothing changed, say try again
+            log.warning("unsubscribe refused while the database is unavailable: %s",
+                        type(exc.orig).__name__ if exc.orig else type(exc).__name__)
+            return HTMLResponse(template.render(outcome="unavailable", address=""),
+                                status_code=503, headers={"Retry-After": "5"})
         outcome = "invalid" if address is None else "done" if act else "confirm"
-        page = page_env().get_template("unsubscribe.html").render(outcome=outcome,
-                                                                  address=address or "")
+        page = template.render(outcome=outcome, address=address or "")
         return HTMLResponse(page, status_code=400 if address is None else 200)
 
     async def metrics_page(request: Request) -> Response:

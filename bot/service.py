@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+import threading
 import time
 from dataclasses import asdict
 from datetime import timedelta
@@ -39,6 +41,9 @@ log = logging.getLogger(__name__)
 CHECK_LONGEST_WAIT = timedelta(seconds=30)  # SPEC §7: check waits out a Retry-After up to 30 s
 PARSE_INLINE_BYTES = 64 * 1024
 DIGEST_EVERY = timedelta(seconds=10)  # how often due daily digests are looked for
+# On SIGTERM, how long deliveries in flight may take to finish: within Docker's and
+# Kubernetes' default 10 s (then SIGKILL), with room for the HTTP server to stop first.
+STOP_GRACE = timedelta(seconds=5)
 
 
 def build_transports(config: Config) -> dict[str, Transport]:
@@ -263,10 +268,15 @@ class Service:
                 await socket_mode.connect_async()  # type: ignore[no-untyped-call]
                 log.info("Slack app connected in Socket Mode")
             log.info("alertbot listening on http://%s:%s", settings.http_host, settings.http_port)
+            if threading.current_thread() is threading.main_thread():
+                # uvicorn catches SIGTERM, stops, then raises it again for whoever handled it
+                # before; by default that kills the process before what is in flight settles.
+                signal.signal(signal.SIGTERM, lambda number, frame: None)
             await server.serve()
         finally:
-            workers.cancel()
+            workers.cancel()  # claim nothing more, then let what is in flight settle
             await asyncio.gather(workers, return_exceptions=True)
+            await self.dispatcher.finish(STOP_GRACE.total_seconds())
             if socket_mode is not None:
                 await socket_mode.close_async()  # type: ignore[no-untyped-call]
             await self.close()

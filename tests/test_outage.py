@@ -11,11 +11,13 @@ import psycopg
 import pytest
 
 from bot import db as database
+from bot.subscribers import unsubscribe_token
 from tests.conftest import PostgresServer, new_pg_database, story
 from tests.fakes import FakeSlack
-from tests.process import Alertbot
+from tests.process import Alertbot, until
 
 pytestmark = pytest.mark.postgres
+KEY = b"process-test-key"  # ALERTBOT_SECRET_KEY of tests.process.Alertbot
 CHANNELS = [f"C0OUT{n:02d}" for n in range(20)]
 TOML = ('[delivery]\nlease = "3s"\nretry_base = "200ms"\n\n[slack]\npacing = "0s"\n'
         'batch_window = "0s"\n' + "".join(f'\n[[slack.routes]]\nchannel = "{c}"\n'
@@ -33,13 +35,6 @@ def statuses(url: str) -> dict[str, int]:
     with psycopg.connect(url) as db:
         return dict(db.execute("SELECT status, count(*) FROM deliveries GROUP BY status")
                     .fetchall())
-
-
-def until(condition: object, seconds: float) -> None:
-    """Poll `condition` (no event tells us the database or the service changed state)."""
-    deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline:  # type: ignore[operator]
-        time.sleep(0.1)
 
 
 def test_postgres_stopped_for_ten_seconds_mid_run_recovers_by_itself(
@@ -66,12 +61,17 @@ def test_postgres_stopped_for_ten_seconds_mid_run_recovers_by_itself(
         assert httpx.get(f"{bot.url}/healthz").text == "ok"  # alive, if not ready
         refused = bot.push([story(id="during", title="Title of during")])
         assert refused.status_code == 503 and refused.headers["Retry-After"] == "5"
+        leaving = f"{bot.url}/unsubscribe/{unsubscribe_token(KEY, 'ed@desk.example')}"
+        page = httpx.post(leaving, timeout=10)
+        assert page.status_code == 503 and page.headers["Retry-After"] == "5"
+        assert "Please try again in a minute" in page.text
         time.sleep(max(0.0, 10 - (time.monotonic() - stopped)))  # the outage itself: 10 s
         server.start()
 
         until(lambda: ready() == 200, 30)
         assert ready() == 200
         assert bot.push([story(id="after", title="Title of after")]).status_code == 202
+        assert "You are unsubscribed" in httpx.post(leaving, timeout=10).text
 
         def delivered() -> set[tuple[str, str]]:
             return {(c.body["channel"], c.body["text"]) for c in slack.posts()}

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import story
 from tests.fakes import FakeSlack
-from tests.process import Alertbot
+from tests.process import Alertbot, until
 from tests.test_stories import INVALID
 
 VALID = [story(id=f"valid-{n}", title=f"Title of valid-{n}") for n in range(10)]
@@ -194,6 +194,25 @@ def test_a_file_linked_from_outside_the_source_folder_is_refused(tmp_path: Path,
 def statuses(tmp_path: Path) -> dict[str, int]:
     with sqlite3.connect(tmp_path / "alertbot.db") as db:
         return dict(db.execute("SELECT status, count(*) FROM deliveries GROUP BY status"))
+
+
+def test_a_stopped_service_finishes_what_it_is_sending_before_it_exits(tmp_path: Path
+                                                                       ) -> None:
+    """SIGTERM (a rolling upgrade) while a message is in flight: it is settled, not left to
+    the lease."""
+    slack = FakeSlack(delay=1.0).start()
+    bot = Alertbot.make(tmp_path, toml(), slack.url)
+    try:
+        bot.start()
+        assert bot.push([story(id="last-words")]).status_code == 202
+        until(lambda: statuses(tmp_path) == {"sending": 1}, 10)
+        assert statuses(tmp_path) == {"sending": 1}
+        assert bot.stop() == 0
+        assert statuses(tmp_path) == {"sent": 1}
+        assert len(slack.posts()) == 1
+    finally:
+        bot.stop()
+        slack.stop()
 
 
 def test_a_crash_mid_burst_loses_nothing_and_resends_at_most_what_was_in_flight(
