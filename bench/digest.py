@@ -58,8 +58,10 @@ def sink(port: int, count: Synchronized[int], ready: Any) -> None:
         time.sleep(3600)
 
 
-def seed(url: str, tmp: Path, subscribers: int, now: datetime) -> None:
-    """Action items first (so they arrived before the window ends), then the subscribers."""
+def seed(url: str, tmp: Path, subscribers: int, now: datetime,
+         due: datetime | None = None) -> None:
+    """Action items first (so they arrived before the window ends), then the subscribers,
+    whose digests are due at `due` (by default a minute ago)."""
     config = make_config(tmp, url)
 
     async def ingest() -> None:
@@ -75,7 +77,7 @@ def seed(url: str, tmp: Path, subscribers: int, now: datetime) -> None:
 
     asyncio.run(ingest())
     engine = database.create(url)
-    due = now - timedelta(minutes=1)
+    due = due or now - timedelta(minutes=1)
     rows = [{"email": f"reader{n}@desk.example", "mode": "both" if n % 10 == 0 else "daily",
              "timezone": ZONES[n % len(ZONES)], "digest_hour": "07:00", "created_at": due,
              "topics": [] if n % 3 else [TOPICS[n % len(TOPICS)], TOPICS[(n + 1) % 5]],
