@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, literal, select, update
+from sqlalchemy import Connection, and_, bindparam, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.batching import in_quiet_hours, plan
@@ -174,19 +174,9 @@ def claim(
     100,000 digests queued, against well under 1 ms this way).
     """
     take_turns(db, CLAIM_LOCK)
-    blocked = set(busy) | blocked_targets(db, now)
     found = []
-    for status in DUE:
-        query = (
-            select(DELIVERIES.c.id, DELIVERIES.c.target, DELIVERIES.c.not_before)
-            .where(DELIVERIES.c.status == status, DELIVERIES.c.not_before <= now)
-            .order_by(DELIVERIES.c.not_before)
-            .limit(limit * 4)
-            .with_for_update(skip_locked=True)  # PostgreSQL: skip rows others are settling
-        )
-        if blocked:
-            query = query.where(DELIVERIES.c.target.not_in(sorted(blocked)))
-        found += list(db.execute(query))
+    for query in _CLAIMABLE:
+        found += list(db.execute(query, {"now": now, "busy": sorted(busy), "limit": limit * 4}))
     chosen: dict[str, int] = {}
     for row in sorted(found, key=lambda r: (r.not_before, r.id)):
         if row.target not in chosen and len(chosen) < limit:
@@ -194,12 +184,35 @@ def claim(
     return take(db, list(chosen.values()), now, lease, by)
 
 
-def blocked_targets(db: Connection, now: datetime) -> set[str]:
-    """Targets no worker of any replica may send to now: one in flight, or inside its gap."""
-    in_flight = db.scalars(
-        select(DELIVERIES.c.target).where(DELIVERIES.c.status == "sending").distinct())
-    paced = db.scalars(select(PACING.c.target).where(PACING.c.paced_until > now))
-    return {*in_flight, *paced}
+# The claim's and next_due's statements are built once, with bound parameters: SQLAlchemy
+# spends ~0.3 ms building one of these each call, where SQLite runs it in 0.01 ms, and they
+# run on the push → Slack path. A target is free when it is not busy in this process (`busy`),
+# has no row in flight in any process, and is outside its pacing gap.
+_NOW = bindparam("now", type_=DELIVERIES.c.not_before.type)
+_FREE = (
+    DELIVERIES.c.target.not_in(select(DELIVERIES.c.target)
+                               .where(DELIVERIES.c.status == "sending")),
+    DELIVERIES.c.target.not_in(select(PACING.c.target).where(PACING.c.paced_until > _NOW)),
+    DELIVERIES.c.target.not_in(bindparam("busy", expanding=True)),
+)
+_CLAIMABLE = [
+    select(DELIVERIES.c.id, DELIVERIES.c.target, DELIVERIES.c.not_before)
+    .where(DELIVERIES.c.status == status, DELIVERIES.c.not_before <= _NOW, *_FREE)
+    .order_by(DELIVERIES.c.not_before)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)  # PostgreSQL: skip rows others are settling
+    for status in DUE
+]
+_NEXT_DUE = select(
+    select(func.min(DELIVERIES.c.not_before))
+    .where(DELIVERIES.c.status.in_(DUE), *_FREE).scalar_subquery().label("due"),
+    # The end of a pacing gap that a due row waits for.
+    select(func.min(PACING.c.paced_until))
+    .where(PACING.c.paced_until > _NOW,
+           select(DELIVERIES.c.id).where(DELIVERIES.c.target == PACING.c.target,
+                                         DELIVERIES.c.status.in_(DUE)).exists())
+    .scalar_subquery().label("gap_ends"),
+)
 
 
 def pace(db: Connection, target: str, until: datetime) -> None:
@@ -280,18 +293,10 @@ def depth(db: Connection) -> dict[str, int]:
 
 
 def next_due(db: Connection, now: datetime, busy: Set[str] = frozenset()) -> datetime | None:
-    """When there may next be something to claim: the next row due for a target that is not
-    blocked (see `claim`), or the end of a pacing gap a due row waits for, whichever is first.
-    """
-    blocked = set(busy) | blocked_targets(db, now)
-    query = select(func.min(DELIVERIES.c.not_before)).where(DELIVERIES.c.status.in_(DUE))
-    if blocked:
-        query = query.where(DELIVERIES.c.target.not_in(sorted(blocked)))
-    waiting = select(DELIVERIES.c.id).where(DELIVERIES.c.target == PACING.c.target,
-                                            DELIVERIES.c.status.in_(DUE))
-    gap_ends = db.scalar(select(func.min(PACING.c.paced_until))
-                         .where(PACING.c.paced_until > now, waiting.exists()))
-    moments = [m for m in (db.scalar(query), gap_ends) if m is not None]
+    """When there may next be something to claim: the next row due for a target that is free
+    (see `claim`), or the end of a pacing gap a due row waits for, whichever is first."""
+    row = db.execute(_NEXT_DUE, {"now": now, "busy": sorted(busy)}).one()
+    moments = [m for m in (row.due, row.gap_ends) if m is not None]
     return min(moments, default=None)
 
 
