@@ -203,22 +203,25 @@ class Dispatcher:
 
     async def _attempt(self, row: Any, load: Load) -> None:
         transport = self.transports[row.transport]
+        failure: DeliveryError | None = None
         try:
             message = self.renderer.render(row.kind, row.transport, row.target, row.details,
                                            load, self.clock())
             remote_id = await transport.send(message)
         except DeliveryError as error:
-            await self._settle_failure(row, error)
-            return
+            failure = error
         except Exception as exc:  # a bug, not the peer: count it, so the row ends dead
             log.exception("delivery %s failed inside alertbot", row.id)
-            await self._settle_failure(row, DeliveryError(f"internal error: {exc!r}"[:500]))
+            failure = DeliveryError(f"internal error: {exc!r}"[:500])
+        # The gap starts whatever happened (a timed-out post may have arrived), before the
+        # outcome is recorded with it.
+        pacing = self.config.desk.slack.pacing if row.transport == "slack" else timedelta(0)
+        self._paced_until[row.target] = max(
+            self._paced_until.get(row.target, self.clock()), self.clock() + pacing
+        )
+        if failure is not None:
+            await self._settle_failure(row, failure)
             return
-        finally:
-            pacing = self.config.desk.slack.pacing if row.transport == "slack" else timedelta(0)
-            self._paced_until[row.target] = max(
-                self._paced_until.get(row.target, self.clock()), self.clock() + pacing
-            )
         sent = self.clock()
         await self._record(row, lambda db: outbox.mark_sent(db, row.id, sent, remote_id))
         self._count(row, "sent")
@@ -255,7 +258,8 @@ class Dispatcher:
         now = self.clock()
         if error.retry_after is not None and row.kind != "test":
             retry_at = now + timedelta(seconds=error.retry_after)
-            self._paced_until[row.target] = retry_at  # no call to that target before then
+            # No call to that target before then (nor within its pacing gap).
+            self._paced_until[row.target] = max(self._paced_until.get(row.target, now), retry_at)
             await self._record(row, lambda db: outbox.postpone(db, row.id, str(error), retry_at))
             self._count(row, "postponed")
             log.warning("delivery %s to %s postponed: %s", row.id, row.target, error,

@@ -140,7 +140,6 @@ class Pipeline:
             self.wake()
         return len(planned)
 
-
     def _plan(self, db: Connection, now: datetime, close_windows: bool) -> list[outbox.Planned]:
         take_turns(db, PLAN_LOCK)  # as in `_evaluate`
         return outbox.plan_deliveries(db, self.targets(db), now, close_windows)
