@@ -19,6 +19,7 @@ from bot import db as database
 from tests.conftest import new_pg_database, story
 from tests.fakes import FakeSlack, SmtpRecorder
 from tests.process import Alertbot, until
+from tests.test_slack_app import SECRET, command
 
 pytestmark = pytest.mark.postgres
 CHANNELS = [f"C0REP{n:02d}" for n in range(40)]
@@ -52,7 +53,7 @@ def replicas(tmp_path: Path, postgres_server: str, slack: FakeSlack,
         home = tmp_path / f"replica-{n}"
         home.mkdir()
         bots.append(Alertbot.make(home, TOML, slack.url, DATABASE_URL=url,
-                                  SMTP_PORT=str(smtp[1]), **EMAIL))
+                                  SMTP_PORT=str(smtp[1]), SLACK_SIGNING_SECRET=SECRET, **EMAIL))
     yield bots
     for bot in bots:
         bot.stop()
@@ -150,5 +151,8 @@ def test_three_replicas_send_everything_once_even_when_one_is_killed(
     tight = [(channel, round(b - a, 3)) for channel, times in arrivals.items()
              for a, b in itertools.pairwise(times) if b - a < PACING * 0.9]
     assert tight == []
+    # Slack requests can reach any replica: each answers from the shared database.
     for bot in replicas[:2]:
+        answer = command(bot, "rep-7", slack)
+        assert answer.status_code == 200 and "Title of rep-7" in json.dumps(answer.json())
         assert "Traceback" not in bot.log()
