@@ -247,6 +247,11 @@ class Service:
         token = settings.ingest_token.get_secret_value() if settings.ingest_token else None
         if token is None:
             log.warning("no ALERTBOT_INGEST_TOKEN: POST /api/stories answers 401")
+        lease, timeout = self.config.desk.delivery.lease, self.config.desk.slack.timeout
+        if lease <= 2 * timeout:  # a Slack send may take two calls (one retry on a reset)
+            log.warning("[delivery] lease (%s s) is not longer than two Slack calls (2 × [slack] "
+                        "timeout = %s s): a send still in progress when its lease runs out is "
+                        "sent again", lease.total_seconds(), 2 * timeout.total_seconds())
         slack = create_slack_app(self.config, self.db, self.dispatcher.wake)
         socket_mode = None
         if slack is not None and settings.slack_app_token is not None:
