@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 MAX_PUSH_BYTES = 5 * 1024 * 1024
 
 Ingest = Callable[[bytes], Awaitable[dict[str, Any]]]
-Ready = Callable[[], Awaitable[dict[str, str]]]
+Ready = Callable[[], Awaitable[tuple[dict[str, str], dict[str, str]]]]
 # (token, act) -> the address the token names, or None when it is tampered with or foreign;
 # with act=True the address is unsubscribed.
 Unsubscribe = Callable[[str, bool], Awaitable[str | None]]
@@ -105,8 +105,8 @@ def create_app(ingest: Ingest, ready: Ready, ingest_token: str | None,
         return PlainTextResponse("ok")
 
     async def readyz(request: Request) -> Response:
-        problems = await ready()
-        return JSONResponse({"ready": not problems, "problems": problems},
+        problems, degraded = await ready()
+        return JSONResponse({"ready": not problems, "problems": problems, "degraded": degraded},
                             status_code=503 if problems else 200)
 
     async def unsubscribe_page(request: Request) -> Response:

@@ -66,6 +66,9 @@ class Dispatcher:
     _backlog: bool = False
     _paced_until: dict[str, datetime] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    # Transports whose last send failed for a passing reason (a timeout, a 5xx, a dropped
+    # connection), with since when: shown by /readyz until the next send through them works.
+    failing: dict[str, tuple[datetime, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.renderer = Renderer(self.config, self.key)
@@ -223,6 +226,7 @@ class Dispatcher:
             await self._settle_failure(row, failure)
             return
         sent = self.clock()
+        self.failing.pop(row.transport, None)
         await self._record(row, lambda db: outbox.mark_sent(db, row.id, sent, remote_id))
         self._count(row, "sent")
         if row.kind in ("alert", "digest"):  # instant: how long after scoring it went out
@@ -265,6 +269,9 @@ class Dispatcher:
             log.warning("delivery %s to %s postponed: %s", row.id, row.target, error,
                         extra=self._facts(row))
             return
+        if not error.permanent:  # a permanent error is the address's, not the transport's
+            since = self.failing.get(row.transport, (now, ""))[0]
+            self.failing[row.transport] = (since, str(error)[:200])
         delivery = self.config.desk.delivery
         # A test message reports its outcome now rather than retrying behind the operator's back.
         dead = error.permanent or row.attempts >= delivery.max_attempts or row.kind == "test"

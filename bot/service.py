@@ -117,7 +117,9 @@ class Service:
     def _ran(self, job: str) -> None:
         self.metrics.job_last_run.labels(job).set(self.clock().timestamp())
 
-    async def ready(self) -> dict[str, str]:
+    async def ready(self) -> tuple[dict[str, str], dict[str, str]]:
+        """What stops this replica serving (problems: /readyz answers 503), and what is wrong
+        beyond it (degraded: a source or a peer failing, the same for every replica)."""
         problems: dict[str, str] = {}
         try:
             await asyncio.wait_for(self.db.ping(), timeout=2)
@@ -125,7 +127,11 @@ class Service:
             problems["database"] = f"unreachable: {type(exc).__name__}"
         if not self.scheduler.running:
             problems["scheduler"] = "not running"
-        return problems
+        degraded = {f"source {feed.url}": f"{feed.last_error} ({feed.failures} in a row)"
+                    for feed in self._feeds.values() if feed.last_error}
+        degraded.update({transport: f"sends failing since {since:%H:%M:%S} UTC: {error}"
+                         for transport, (since, error) in self.dispatcher.failing.items()})
+        return problems, degraded
 
     # -- scheduled work ---------------------------------------------------------------------
 
@@ -178,7 +184,7 @@ class Service:
         try:
             fetched = await feed.fetch(self._session)
         except SourceError as exc:
-            delay = feed.failed(now)
+            delay = feed.failed(now, str(exc))
             log.warning("http source %s %s; next try in %.0f s (failure %d in a row)",
                         feed.url, exc, delay.total_seconds(), feed.failures)
             return Report()

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from bot.service import Service
@@ -78,6 +79,15 @@ def test_a_failing_or_hanging_feed_delays_only_itself(
         assert len(broken) <= len(good) - 3
         assert max(later - earlier for earlier, later in itertools.pairwise(broken)) >= 3
         assert len(feed.to("/hanging")) <= 4  # each poll waits out its 2 s timeout
+        # /readyz stays ready (the feeds are not this replica's fault) and names both.
+        ready = httpx.get(f"{bot.url}/readyz")
+        assert ready.status_code == 200
+        degraded = ready.json()["degraded"]
+        assert degraded[f"source {feed.url('/broken')}"].startswith(
+            "answered HTTP 500 Internal Server Error (")
+        assert degraded[f"source {feed.url('/hanging')}"].startswith(
+            "did not answer within 2 s (")
+        assert f"source {feed.url('/feed')}" not in degraded
     finally:
         bot.stop()
     log = bot.log()

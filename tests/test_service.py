@@ -43,9 +43,27 @@ def alertbot(tmp_path: Path, slack: FakeSlack) -> Iterator[Alertbot]:
 def test_run_answers_health_and_readiness(alertbot: Alertbot) -> None:
     assert httpx.get(f"{alertbot.url}/healthz").text == "ok"
     ready = httpx.get(f"{alertbot.url}/readyz")
-    assert ready.status_code == 200 and ready.json() == {"ready": True, "problems": {}}
+    assert ready.status_code == 200
+    assert ready.json() == {"ready": True, "problems": {}, "degraded": {}}
     # These tests shorten the lease to 1 s; a deployment doing so is told what it risks.
     assert "[delivery] lease (1.0 s) is not longer than two Slack calls" in alertbot.log()
+
+
+def test_readyz_names_a_failing_peer_while_it_fails_and_stays_ready(alertbot: Alertbot,
+                                                                      slack: FakeSlack) -> None:
+    """Slack answering 500: every replica would see it, so /readyz stays 200 (taking replicas
+    out of rotation would not help) but says what is wrong until a send works again."""
+    slack.fail_next("chat.postMessage", times=2, status=500)
+    assert alertbot.push([story(id="flaky", title="Title of flaky")]).status_code == 202
+    slack.wait_for_posts(1)  # the first, refused
+    until(lambda: httpx.get(f"{alertbot.url}/readyz").json()["degraded"], 5)
+    ready = httpx.get(f"{alertbot.url}/readyz")
+    assert ready.status_code == 200 and ready.json()["problems"] == {}
+    assert ready.json()["degraded"]["slack"].startswith("sends failing since ")
+    assert "500" in ready.json()["degraded"]["slack"]
+    slack.wait_for_posts(3, timeout=15)  # two refused, then delivered (retry_base 50 ms)
+    until(lambda: not httpx.get(f"{alertbot.url}/readyz").json()["degraded"], 5)
+    assert httpx.get(f"{alertbot.url}/readyz").json()["degraded"] == {}
 
 
 def metric(bot: Alertbot, name: str, **labels: str) -> float:

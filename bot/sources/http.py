@@ -51,6 +51,7 @@ class HttpSource:
     cursor: datetime | None = None  # the latest scored_at read so far
     failures: int = 0
     resume_at: datetime | None = None  # while backing off: no poll before this
+    last_error: str | None = None  # while failing: why, for /readyz
     rng: random.Random = field(default_factory=random.Random)
 
     def waiting(self, now: datetime) -> bool:
@@ -93,7 +94,7 @@ class HttpSource:
         return Fetched(batch, etag)
 
     def succeeded(self, fetched: Fetched | None) -> None:
-        self.failures, self.resume_at = 0, None
+        self.failures, self.resume_at, self.last_error = 0, None, None
         if fetched is None:
             return
         self.etag = fetched.etag
@@ -101,9 +102,10 @@ class HttpSource:
             latest = max(story.scored_at for story in fetched.batch.stories)
             self.cursor = max(latest, self.cursor) if self.cursor else latest
 
-    def failed(self, now: datetime) -> timedelta:
+    def failed(self, now: datetime, error: str) -> timedelta:
         """Count a failure and return how long the source now waits."""
         self.failures += 1
+        self.last_error = error
         delay = retry_delay(self.failures, self.interval, self.rng)
         self.resume_at = now + delay
         return delay
