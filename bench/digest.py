@@ -58,6 +58,16 @@ def sink(port: int, count: Synchronized[int], ready: Any) -> None:
         time.sleep(3600)
 
 
+def serve(target: Any, port: int) -> tuple[multiprocessing.Process, Synchronized[int]]:
+    """Start a counting sink (`target(port, count, ready)`) in its own process; wait for it."""
+    count: Synchronized[int] = multiprocessing.Value("i", 0)
+    ready = multiprocessing.Event()
+    process = multiprocessing.Process(target=target, args=(port, count, ready), daemon=True)
+    process.start()
+    ready.wait(10)
+    return process, count
+
+
 def seed(url: str, tmp: Path, subscribers: int, now: datetime,
          due: datetime | None = None) -> None:
     """Action items first (so they arrived before the window ends), then the subscribers,
@@ -89,12 +99,8 @@ def seed(url: str, tmp: Path, subscribers: int, now: datetime,
 
 
 def main(subscribers: int = 100_000) -> None:
-    count: Synchronized[int] = multiprocessing.Value("i", 0)  # type: ignore[assignment]
-    ready = multiprocessing.Event()
     port = free_port()
-    server = multiprocessing.Process(target=sink, args=(port, count, ready), daemon=True)
-    server.start()
-    ready.wait(10)
+    server, count = serve(sink, port)
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         bot = Alertbot.make(tmp, TOML,

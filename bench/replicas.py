@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import multiprocessing
 import sys
 import tempfile
 import time
@@ -29,6 +28,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.digest import seed as seed_readers
+from bench.digest import serve
 from bench.digest import sink as smtp_sink
 from bench.machine import describe
 from bot import db as database
@@ -62,15 +62,6 @@ def slack_sink(port: int, count: Synchronized[int], ready: Any) -> None:
     app.router.add_route("*", "/{tail:.*}", answer)
     ready.set()
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
-
-
-def serve(target: Any, port: int) -> tuple[multiprocessing.Process, Synchronized[int]]:
-    count: Synchronized[int] = multiprocessing.Value("i", 0)
-    ready = multiprocessing.Event()
-    process = multiprocessing.Process(target=target, args=(port, count, ready), daemon=True)
-    process.start()
-    ready.wait(10)
-    return process, count
 
 
 def seed_alerts(url: str, tmp: Path, stories: int) -> int:

@@ -101,6 +101,15 @@ class Alertbot:
         return self.process.returncode if self.process else None
 
 
+def pg_statuses(url: str) -> dict[str, int]:
+    """How many outbox rows a PostgreSQL database holds in each status."""
+    import psycopg
+
+    with psycopg.connect(url) as db:
+        return dict(db.execute("SELECT status, count(*) FROM deliveries GROUP BY status")
+                    .fetchall())
+
+
 def until(condition: Callable[[], object], seconds: float) -> None:
     """Poll `condition` for state no event announces (a database's rows, a server's health)."""
     deadline = time.monotonic() + seconds

@@ -7,14 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 
 from bot import db as database
 from bot.subscribers import unsubscribe_token
 from tests.conftest import PostgresServer, new_pg_database, story
 from tests.fakes import FakeSlack
-from tests.process import Alertbot, until
+from tests.process import Alertbot, pg_statuses, until
 
 pytestmark = pytest.mark.postgres
 KEY = b"process-test-key"  # ALERTBOT_SECRET_KEY of tests.process.Alertbot
@@ -29,12 +28,6 @@ def server() -> Iterator[PostgresServer]:
     own = PostgresServer().start()  # its own: the test stops it
     yield own
     own.remove()
-
-
-def statuses(url: str) -> dict[str, int]:
-    with psycopg.connect(url) as db:
-        return dict(db.execute("SELECT status, count(*) FROM deliveries GROUP BY status")
-                    .fetchall())
 
 
 def test_postgres_stopped_for_ten_seconds_mid_run_recovers_by_itself(
@@ -77,8 +70,8 @@ def test_postgres_stopped_for_ten_seconds_mid_run_recovers_by_itself(
             return {(c.body["channel"], c.body["text"]) for c in slack.posts()}
 
         until(lambda: len(delivered()) >= 120, 60)  # the 100, and "after" on 20 channels
-        until(lambda: statuses(url) == {"sent": 120}, 30)
-        assert statuses(url) == {"sent": 120}
+        until(lambda: pg_statuses(url) == {"sent": 120}, 30)
+        assert pg_statuses(url) == {"sent": 120}
         assert len(delivered()) == 120
         # At most the rows in flight when the database went away are sent twice: a worker
         # holds at most `delivery.workers` (4) rows at a time.

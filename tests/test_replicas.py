@@ -18,7 +18,7 @@ import pytest
 from bot import db as database
 from tests.conftest import new_pg_database, story
 from tests.fakes import FakeSlack, SmtpRecorder
-from tests.process import Alertbot, until
+from tests.process import Alertbot, pg_statuses, until
 from tests.test_slack_app import SECRET, command
 
 pytestmark = pytest.mark.postgres
@@ -96,12 +96,6 @@ def held(url: str, bot: Alertbot) -> int:
         return int(row.fetchone()[0])  # type: ignore[index]
 
 
-def statuses(url: str) -> dict[str, int]:
-    with psycopg.connect(url) as db:
-        return dict(db.execute("SELECT status, count(*) FROM deliveries GROUP BY status")
-                    .fetchall())
-
-
 def test_three_replicas_send_everything_once_even_when_one_is_killed(
     replicas: list[Alertbot], slack: FakeSlack, smtp: tuple[SmtpRecorder, int],
 ) -> None:
@@ -132,8 +126,8 @@ def test_three_replicas_send_everything_once_even_when_one_is_killed(
                    lambda: f"{len(delivered())} of {STORIES * len(CHANNELS)} delivered")
     recorder.wait_for_messages(READERS, timeout=60)
     # All rows settled, those the dead replica held included (after their 3 s lease).
-    until(lambda: statuses(url) == {"sent": STORIES * len(CHANNELS) + READERS}, 30)
-    assert statuses(url) == {"sent": STORIES * len(CHANNELS) + READERS}
+    until(lambda: pg_statuses(url) == {"sent": STORIES * len(CHANNELS) + READERS}, 30)
+    assert pg_statuses(url) == {"sent": STORIES * len(CHANNELS) + READERS}
 
     readers = Counter(rcpt for _, rcpts, _ in recorder.messages for rcpt in rcpts)
     assert len(readers) == READERS  # every reader got their digest

@@ -84,10 +84,8 @@ def test_metrics_count_stories_deliveries_latency_depth_and_jobs(alertbot: Alert
     assert metric(alertbot, "alertbot_stories_ingested_total", origin="push") == 1
     assert metric(alertbot, "alertbot_stories_rejected_total", origin="push") == 1
     # The row is recorded just after the post arrives: wait for the counter, not a sleep.
-    deadline = time.monotonic() + 10
-    while metric(alertbot, "alertbot_deliveries_total", transport="slack", kind="alert",
-                 outcome="sent") < 1 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    until(lambda: metric(alertbot, "alertbot_deliveries_total", transport="slack",
+                         kind="alert", outcome="sent") >= 1, 10)
     assert metric(alertbot, "alertbot_deliveries_total", transport="slack", kind="alert",
                   outcome="sent") == 1
     # story() is scored a minute before now: the one observation lands in the 60–120 s bucket.
@@ -265,9 +263,7 @@ def test_a_crash_mid_burst_loses_nothing_and_resends_at_most_what_was_in_flight(
             slack.wait_for_posts(len(slack.posts()) + 1, timeout=30)
         # The rows in flight at the kill come back after their 1 s lease and are sent again;
         # the database has no event to wait on, so look until every row is settled.
-        deadline = time.monotonic() + 30
-        while statuses(tmp_path) != {"sent": 200} and time.monotonic() < deadline:
-            time.sleep(0.05)
+        until(lambda: statuses(tmp_path) == {"sent": 200}, 30)
         assert statuses(tmp_path) == {"sent": 200}
         duplicates = len(slack.posts()) - len(delivered())
         print(f"crash: {posted_before_restart} posted before SIGKILL, {in_flight} in flight, "

@@ -164,10 +164,10 @@ def _migration_engine(database_url: str) -> Engine:
     return engine
 
 
-def _scripts() -> ScriptDirectory:
+def _alembic() -> AlembicConfig:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    return ScriptDirectory.from_config(cfg)
+    return cfg
 
 
 def behind(database_url: str) -> str | None:
@@ -182,7 +182,7 @@ def behind(database_url: str) -> str | None:
             current = MigrationContext.configure(connection).get_current_revision()
     finally:
         engine.dispose()
-    scripts = _scripts()
+    scripts = ScriptDirectory.from_config(_alembic())
     head = scripts.get_current_head()
     if current == head:
         return None
@@ -200,8 +200,7 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     engine = _migration_engine(database_url)
     try:
         with engine.begin() as connection:
-            cfg = AlembicConfig()
-            cfg.set_main_option("script_location", str(MIGRATIONS))
+            cfg = _alembic()
             cfg.attributes["connection"] = connection
             command.upgrade(cfg, revision)
             if connection.dialect.name == "sqlite":
