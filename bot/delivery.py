@@ -64,6 +64,8 @@ class Dispatcher:
     renderer: Renderer = field(init=False)
     _busy: set[str] = field(default_factory=set)
     _backlog: bool = False
+    # This process's own pacing gaps. The database's `pacing` table is what every replica
+    # obeys; this copy lets a worker wake at a gap's end without asking the database.
     _paced_until: dict[str, datetime] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     # Transports whose last send failed for a passing reason (a timeout, a 5xx, a dropped

@@ -20,6 +20,7 @@ from tests.conftest import new_pg_database, story
 from tests.fakes import FakeSlack, SmtpRecorder
 from tests.process import Alertbot, pg_statuses, until
 from tests.test_slack_app import SECRET, command
+from tests.test_subscribers_cli import smtp_env
 
 pytestmark = pytest.mark.postgres
 CHANNELS = [f"C0REP{n:02d}" for n in range(40)]
@@ -31,9 +32,6 @@ TOML = (f'[delivery]\nlease = "3s"\nworkers = {WORKERS}\n\n'
         f'[slack]\npacing = "{PACING}s"\nbatch_window = "0s"\n\n'
         '[email]\nsend_empty_digest = true\n'
         + "".join(f'\n[[slack.routes]]\nchannel = "{c}"\n' for c in CHANNELS))
-EMAIL = {"SMTP_HOST": "127.0.0.1", "SMTP_SECURITY": "none",
-         "EMAIL_FROM": "Desk <alerts@desk.example>",
-         "ALERTBOT_PUBLIC_URL": "https://alerts.desk.example"}
 
 
 @pytest.fixture
@@ -53,7 +51,7 @@ def replicas(tmp_path: Path, postgres_server: str, slack: FakeSlack,
         home = tmp_path / f"replica-{n}"
         home.mkdir()
         bots.append(Alertbot.make(home, TOML, slack.url, DATABASE_URL=url,
-                                  SMTP_PORT=str(smtp[1]), SLACK_SIGNING_SECRET=SECRET, **EMAIL))
+                                  SLACK_SIGNING_SECRET=SECRET, **smtp_env(smtp[1])))
     yield bots
     for bot in bots:
         bot.stop()
