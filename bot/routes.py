@@ -46,8 +46,17 @@ def _route_label(route: RouteConfig) -> str:
     return " ".join(parts)
 
 
+def _stricter(desk_value: float, route_value: float | None) -> float:
+    """A route's threshold where it wrote one; it may only tighten the desk's gate."""
+    return desk_value if route_value is None else max(desk_value, route_value)
+
+
 def slack_targets(desk: DeskConfig) -> list[Target]:
-    """Turn the config file's Slack routes into targets; a route may only tighten the gate."""
+    """Turn the config file's Slack routes into targets.
+
+    A value the route wrote wins, zero and empty included ("0s" means no batching); only an
+    absent key (None) takes the desk's. Never `route.x or desk.x`: a zero timedelta is falsy.
+    """
     rules = desk.rules
     return [
         Target(
@@ -55,10 +64,11 @@ def slack_targets(desk: DeskConfig) -> list[Target]:
             address=route.channel,
             label=_route_label(route),
             thresholds=Thresholds(
-                max(rules.min_impact, route.min_impact or 0),
-                max(rules.min_sources, route.min_sources or 0),
+                _stricter(rules.min_impact, route.min_impact),
+                int(_stricter(rules.min_sources, route.min_sources)),
             ),
-            batch_window=route.batch_window or desk.slack.batch_window,
+            batch_window=(desk.slack.batch_window if route.batch_window is None
+                          else route.batch_window),
             topics=frozenset(route.topics),
             sentiments=frozenset(route.sentiments),
             quiet_hours=route.quiet_hours,
@@ -79,7 +89,7 @@ def slack_route_target(route: SlackRoute, desk: DeskConfig) -> Target:
         transport="slack",
         address=route.address,
         label=label + " (via /alerts)",
-        thresholds=Thresholds(max(rules.min_impact, route.min_impact or 0), rules.min_sources),
+        thresholds=Thresholds(_stricter(rules.min_impact, route.min_impact), rules.min_sources),
         batch_window=desk.slack.batch_window,
         topics=frozenset(route.topics),
         quiet_hours=route.quiet_hours,

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
     BeforeValidator,
@@ -51,6 +52,15 @@ def parse_duration(value: Any) -> timedelta:
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+# A duration where zero means nothing sensible (a lease, a timeout, a poll interval): "0s" is
+# refused by name rather than read as "off" or as "at once, forever".
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be longer than 0s")
+    return value
+
+
+PositiveDuration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
 Impact = Annotated[float, Field(ge=1, le=10)]
 
 
@@ -81,8 +91,8 @@ class SourceConfig(_Section):
     kind: Literal["file", "http"]
     path: Path | None = None
     url: str | None = None
-    poll_interval: Duration = timedelta(seconds=30)
-    timeout: Duration = timedelta(seconds=10)  # http: the longest a poll may take
+    poll_interval: PositiveDuration = timedelta(seconds=30)
+    timeout: PositiveDuration = timedelta(seconds=10)  # http: the longest a poll may take
 
     @model_validator(mode="after")
     def _needs_location(self) -> SourceConfig:
@@ -95,7 +105,7 @@ class SourceConfig(_Section):
 
 class DeliveryConfig(_Section):
     max_attempts: int = Field(default=8, ge=1)
-    lease: Duration = timedelta(seconds=60)
+    lease: PositiveDuration = timedelta(seconds=60)
     retry_base: Duration = timedelta(seconds=2)
     retry_cap: Duration = timedelta(minutes=30)
     workers: int = Field(default=4, ge=1, le=64)
@@ -132,6 +142,8 @@ class RouteConfig(_Section):
     @field_validator("quiet_hours")
     @classmethod
     def _quiet(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            return None  # quiet_hours = "" is written to say "none", as an absent key does
         if value is not None and not _QUIET.match(value):
             raise ValueError(f"{value!r} is not a range such as '22:00-07:00'")
         return value
@@ -159,7 +171,7 @@ class SlackConfig(_Section):
     admins: tuple[str, ...] = ()  # user IDs allowed to change channel routes; empty = anyone
     pacing: Duration = timedelta(seconds=1)
     batch_window: Duration = timedelta(seconds=30)
-    timeout: Duration = timedelta(seconds=10)  # the longest one Web API call may take
+    timeout: PositiveDuration = timedelta(seconds=10)  # the longest one Web API call may take
     routes: tuple[RouteConfig, ...] = ()
 
 
