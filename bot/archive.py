@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, case, func, literal, select, text, update
 
-from bot.db.schema import DELIVERIES, MATCHES, REJECTIONS, STORIES, VERSIONS
+from bot.db.schema import COUNTERS, DELIVERIES, MATCHES, REJECTIONS, STORIES, VERSIONS
 from bot.rules import Corroboration, Figures, Thresholds, corroborate, is_newer, too_old
 from bot.stories import Rejection, Story
 
@@ -67,7 +67,8 @@ def save(
     """Store every story that is new or newer; return what was stored.
 
     A story's `qualified_at` is set when a qualifying version that is fresh enough to alert
-    arrives, kept while later versions still qualify, and cleared when one does not.
+    arrives, kept while later versions still qualify, and cleared when one does not; its
+    `qualified_seq` with it, numbered in storing order (what daily digests follow).
     """
     candidates = _latest_per_id(stories)
     ids = [story.id for story in candidates]
@@ -75,11 +76,13 @@ def save(
     for chunk in range(0, len(ids), 500):
         rows = db.execute(
             select(STORIES.c.id, STORIES.c.version, STORIES.c.scored_at, STORIES.c.impact,
-                   STORIES.c.corroboration, STORIES.c.qualifies, STORIES.c.qualified_at)
+                   STORIES.c.corroboration, STORIES.c.qualifies, STORIES.c.qualified_at,
+                   STORIES.c.qualified_seq)
             .where(STORIES.c.id.in_(ids[chunk : chunk + 500]))
         )
         known.update({row.id: row for row in rows})
     saved: list[Saved] = []
+    numbering: list[dict[str, Any]] = []  # rows that became action items just now
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     for story in candidates:
@@ -88,18 +91,25 @@ def save(
             continue
         corroboration = corroborate(story)
         columns = _columns(story, corroboration, limits)
-        qualified_at = None
+        qualified_at, seq = None, None
         if columns["qualifies"]:
-            kept = stored.qualified_at if stored is not None else None
+            kept = (stored.qualified_at, stored.qualified_seq) if stored else (None, None)
             fresh = too_old(story.scored_at, now, max_age) is None
-            qualified_at = kept or (now if fresh else None)
-        row = {**columns, "flag": corroboration.flag, "title": story.title, "url": story.url,
-               "search_text": search_text(story), "updated_at": now,
-               "qualified_at": qualified_at}
-        (updates if stored else inserts).append({"id": story.id, **row})
+            qualified_at = kept[0] or (now if fresh else None)
+            seq = kept[1] if kept[0] is not None else None
+        row = {"id": story.id, **columns, "flag": corroboration.flag, "title": story.title,
+               "url": story.url, "search_text": search_text(story), "updated_at": now,
+               "qualified_at": qualified_at, "qualified_seq": seq}
+        if qualified_at is not None and seq is None:
+            numbering.append(row)  # numbered below, once we know how many
+        (updates if stored else inserts).append(row)
         before = (Figures(stored.impact, stored.corroboration, stored.qualifies)
                   if stored is not None else None)
         saved.append(Saved(story, corroboration, before))
+    if numbering:
+        first = take_numbers(db, QUALIFIED, len(numbering))
+        for offset, row in enumerate(numbering):
+            row["qualified_seq"] = first + offset
     if inserts:
         db.execute(STORIES.insert(), inserts)
     if updates:
@@ -110,6 +120,29 @@ def save(
              for row in updates],
         )
     return saved
+
+
+QUALIFIED = "qualified"  # the counter that numbers action items in storing order
+
+
+def take_numbers(db: Connection, counter: str, count: int) -> int:
+    """Reserve `count` numbers from `counter`; return the first.
+
+    The counter's row stays locked until this transaction commits, so a transaction that takes
+    numbers after this one waits for it: numbers become visible in the order they were given,
+    and a reader that sees number N sees every number below it.
+    """
+    top = db.scalar(update(COUNTERS).where(COUNTERS.c.name == counter)
+                    .values(value=COUNTERS.c.value + count).returning(COUNTERS.c.value))
+    if top is None:  # a database whose migration did not create the row
+        db.execute(COUNTERS.insert().values(name=counter, value=count))
+        top = count
+    return int(top) - count + 1
+
+
+def last_number(db: Connection, counter: str) -> int:
+    """The highest number `counter` has given (0 before the first)."""
+    return int(db.scalar(select(COUNTERS.c.value).where(COUNTERS.c.name == counter)) or 0)
 
 
 _HISTORY_COLUMNS = ("version", "scored_at", "impact", "corroboration", "qualifies", "payload")

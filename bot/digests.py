@@ -1,11 +1,15 @@
-"""Daily digests (SPEC §5): one outbox row per subscriber per local date, planned when due.
+"""Daily digests: one outbox row per subscriber per local date, planned when due.
 
-A subscriber's row names the action items that became action items since their previous digest
-(24 h back on the first), best first. Its dedupe key is `daily:<address>:<local date>`, so a
-restart, a second replica or `digest send --now` can never plan a second one for that date.
-Subscribers whose digest is due are found by `next_digest_at` (indexed), claimed with
-`FOR UPDATE SKIP LOCKED` on PostgreSQL, and moved on to their next local date in the same
-transaction.
+A subscriber's row names the action items stored since their previous digest (24 h back on the
+first), best first. "Since" follows the order stories were stored in, not the clock: each
+action item carries a number from one counter (`archive.take_numbers`), and a reader keeps the
+highest number their last digest covered, so a story stored before a digest is planned is in
+it and no story is in two (docs/decisions.md, "Daily digest windows").
+
+The row's dedupe key is `daily:<address>:<local date>`, so a restart, a second replica or
+`digest send --now` can never plan a second one for that date. Subscribers whose digest is due
+are found by `next_digest_at` (indexed), claimed with `FOR UPDATE SKIP LOCKED` on PostgreSQL,
+and moved on to their next local date in the same transaction.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, or_, select, update
 
-from bot import outbox
+from bot import archive, outbox
+from bot.db import DIGEST_LOCK, take_turns
 from bot.db.schema import DELIVERIES, MATCHES, STORIES, SUBSCRIBERS
 from bot.digest_clock import digest_time, due, local_date
 from bot.routes import email_target, match
@@ -27,11 +32,7 @@ from bot.stories import Story
 from bot.subscribers import DAILY, Subscriber
 
 CHUNK = 500  # subscribers per transaction
-FIRST_LOOKBACK = timedelta(hours=24)  # SPEC §5: at most 24 h back on the first digest
-# A digest covers action items up to a minute before it is planned. An ingest stamps its
-# stories with the time it began and commits a little later; without this margin a story
-# stamped just before a digest but committed just after it would fall between two digests.
-SETTLE = timedelta(minutes=1)
+FIRST_LOOKBACK = timedelta(hours=24)  # at most 24 h back on a reader's first digest
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,29 @@ class Candidate:
     story: Story
     corroboration: Corroboration
     qualified_at: datetime
+    seq: int  # its number in storing order (`stories.qualified_seq`)
+
+
+@dataclass(frozen=True)
+class Window:
+    """Which action items one digest covers: numbers in (after, upto], or, on a reader's first
+    digest (after None), those that became action items since `since` up to `upto`."""
+
+    after: int | None
+    upto: int
+    since: datetime  # the previous digest's planning time, or 24 h back: what the email says
+
+    def holds(self, candidate: Candidate) -> bool:
+        if candidate.seq > self.upto:
+            return False
+        if self.after is None:
+            return candidate.qualified_at > self.since
+        return candidate.seq > self.after
+
+
+def window(subscriber: Subscriber, upto: int, now: datetime) -> Window:
+    """The window of `subscriber`'s digest planned at `now`, when the counter stands at `upto`."""
+    return Window(subscriber.digest_seq, upto, subscriber.digest_since or now - FIRST_LOOKBACK)
 
 
 @dataclass(frozen=True)
@@ -48,17 +72,20 @@ class Contents:
     """What one subscriber's digest holds, best first, and which were already emailed to them."""
 
     day: date
-    since: datetime
-    until: datetime
+    window: Window
     timezone: str
     stories: list[Candidate]
     alerted: frozenset[str]
 
+    @property
+    def since(self) -> datetime:
+        return self.window.since
+
     def details(self) -> dict[str, Any]:
         """What the outbox row keeps, for rendering and for the record."""
         return {"date": self.day.isoformat(), "since": self.since.isoformat(),
-                "timezone": self.timezone, "stories": [c.story.id for c in self.stories],
-                "alerted": sorted(self.alerted)}
+                "upto": self.window.upto, "timezone": self.timezone,
+                "stories": [c.story.id for c in self.stories], "alerted": sorted(self.alerted)}
 
 
 @dataclass
@@ -75,15 +102,22 @@ class Tally:
         self.missed += other.missed
 
 
-def candidates(db: Connection, since: datetime, until: datetime, desk: DeskConfig
-               ) -> list[Candidate]:
-    """Action items that became action items in (since, until], as stored now, that pass the
-    desk's rule and were fresh when they arrived; best first: highest impact, then most
-    sources, then newest."""
+def candidates(db: Connection, windows: Sequence[Window], desk: DeskConfig) -> list[Candidate]:
+    """Action items inside any of `windows`, as stored now, that pass the desk's rule and were
+    fresh when they arrived; best first: highest impact, then most sources, then newest."""
+    if not windows:
+        return []
+    upto = max(w.upto for w in windows)
+    marks = [w.after for w in windows if w.after is not None]
+    firsts = [w.since for w in windows if w.after is None]
+    inside = []
+    if marks:
+        inside.append(STORIES.c.qualified_seq > min(marks))
+    if firsts:
+        inside.append(STORIES.c.qualified_at > min(firsts))
     rows = db.execute(
-        select(STORIES.c.payload, STORIES.c.qualified_at)
-        .where(STORIES.c.qualifies.is_(True), STORIES.c.qualified_at > since,
-               STORIES.c.qualified_at <= until)
+        select(STORIES.c.payload, STORIES.c.qualified_at, STORIES.c.qualified_seq)
+        .where(STORIES.c.qualifies.is_(True), STORIES.c.qualified_seq <= upto, or_(*inside))
     )
     anyone = email_target("", (), desk)  # the rule without a reader's topics
     found = []
@@ -91,20 +125,18 @@ def candidates(db: Connection, since: datetime, until: datetime, desk: DeskConfi
         story = Story.model_validate_json(row.payload)
         corroboration = corroborate(story)
         if match(story, corroboration, anyone, row.qualified_at, desk.rules.max_alert_age).send:
-            found.append(Candidate(story, corroboration, row.qualified_at))
-    return sorted(found, key=lambda c: (-c.story.impact, -c.corroboration.count,
-                                        -c.qualified_at.timestamp()))
+            found.append(Candidate(story, corroboration, row.qualified_at, row.qualified_seq))
+    return sorted(found, key=lambda c: (-c.story.impact, -c.corroboration.count, -c.seq))
 
 
-def select_for(topics: Iterable[str], found: Iterable[Candidate], since: datetime,
-               until: datetime) -> list[Candidate]:
+def select_for(topics: Iterable[str], found: Iterable[Candidate], covered: Window
+               ) -> list[Candidate]:
     """A reader's items, in `found`'s order: in their window and, if they chose topics, in one.
 
     Topics match as they do for instant alerts (`routes.match`): any of the reader's topics.
     """
     wanted = frozenset(topics)
-    return [c for c in found if since < c.qualified_at <= until
-            and (not wanted or wanted & c.story.topic_set)]
+    return [c for c in found if covered.holds(c) and (not wanted or wanted & c.story.topic_set)]
 
 
 def _alerted(db: Connection, addresses: Sequence[str], story_ids: Sequence[str]
@@ -121,26 +153,28 @@ def _alerted(db: Connection, addresses: Sequence[str], story_ids: Sequence[str]
     return {(row.target.partition(":")[2], row.story_id) for row in rows}
 
 
-Chosen = dict[tuple[tuple[str, ...], datetime], list[Candidate]]
+Chosen = dict[tuple[tuple[str, ...], Window], list[Candidate]]
 
 
 def contents(db: Connection, subscriber: Subscriber, desk: DeskConfig, now: datetime,
              found: Sequence[Candidate] | None = None,
-             alerted: set[tuple[str, str]] | None = None, chosen: Chosen | None = None
-             ) -> Contents:
+             alerted: set[tuple[str, str]] | None = None, chosen: Chosen | None = None,
+             upto: int | None = None) -> Contents:
     """What `subscriber`'s digest would hold if it went now (read only: `preview` uses it).
 
-    Planning passes what it read once for many readers: the candidates, the instant alerts
-    already sent, and `chosen`, where readers with the same topics and window share a list.
+    Planning passes what it read once for many readers: where the counter stood (`upto`), the
+    candidates, the instant alerts already sent, and `chosen`, where readers with the same
+    topics and window share a list.
     """
-    until = now - SETTLE
-    start = subscriber.digest_since or until - FIRST_LOOKBACK
+    if upto is None:
+        upto = archive.last_number(db, archive.QUALIFIED)
+    covered = window(subscriber, upto, now)
     if found is None:
-        found = candidates(db, start, until, desk)
-    key = (subscriber.topics, start)
+        found = candidates(db, [covered], desk)
+    key = (subscriber.topics, covered)
     picked = chosen.get(key) if chosen is not None else None
     if picked is None:
-        picked = select_for(subscriber.topics, found, start, until)
+        picked = select_for(subscriber.topics, found, covered)
         if chosen is not None:
             chosen[key] = picked
     if alerted is None:
@@ -148,8 +182,13 @@ def contents(db: Connection, subscriber: Subscriber, desk: DeskConfig, now: date
                    if subscriber.mode == "both" else set())
     marked = (frozenset(c.story.id for c in picked if (subscriber.email, c.story.id) in alerted)
               if subscriber.mode == "both" else frozenset())
-    return Contents(local_date(now, subscriber.timezone), start, until, subscriber.timezone,
-                    picked, marked)
+    return Contents(local_date(now, subscriber.timezone), covered, subscriber.timezone, picked,
+                    marked)
+
+
+def _subscriber(row: Any) -> Subscriber:
+    return Subscriber(row.email, row.mode, row.timezone, tuple(row.topics), row.digest_hour,
+                      row.next_digest_at, row.digest_since, row.digest_seq)
 
 
 def plan_chunk(db: Connection, desk: DeskConfig, now: datetime, force: bool = False,
@@ -159,6 +198,9 @@ def plan_chunk(db: Connection, desk: DeskConfig, now: datetime, force: bool = Fa
     `force` (digest send --now): every daily subscriber's digest for their local today, due or
     not, walking subscribers by id from `after_id`. The last id is None when none were left.
     """
+    # One planner at a time. On SQLite this takes the write lock before reading: a planner that
+    # read readers' marks before another committed would cover the same stories again.
+    take_turns(db, DIGEST_LOCK)
     query = select(SUBSCRIBERS).where(SUBSCRIBERS.c.mode.in_(DAILY)).order_by(SUBSCRIBERS.c.id)
     if force:
         query = query.where(SUBSCRIBERS.c.id > after_id)
@@ -167,51 +209,53 @@ def plan_chunk(db: Connection, desk: DeskConfig, now: datetime, force: bool = Fa
     rows = list(db.execute(query.limit(CHUNK).with_for_update(skip_locked=True)))
     if not rows:
         return Tally(), None
-    until = now - SETTLE
-    starts = [row.digest_since or until - FIRST_LOOKBACK for row in rows]
-    found = candidates(db, min(starts), until, desk)
+    # Read where the counter stands before reading stories: every number up to it is committed
+    # (see archive.take_numbers), so nothing stored before this point can fall outside.
+    upto = archive.last_number(db, archive.QUALIFIED)
+    readers = [_subscriber(row) for row in rows]
+    found = candidates(db, [window(r, upto, now) for r in readers], desk)
     chosen: Chosen = {}
-    both = [row.email for row in rows if row.mode == "both"]
+    both = [r.email for r in readers if r.mode == "both"]
     alerted = _alerted(db, both, sorted({c.story.id for c in found}))
     tally = Tally()
     moves: list[dict[str, Any]] = []
-    wanted: list[tuple[dict[str, Any], dict[str, Any], datetime]] = []
-    for row in rows:
-        subscriber = Subscriber(row.email, row.mode, row.timezone, tuple(row.topics),
-                                row.digest_hour, row.next_digest_at, row.digest_since)
-        today = local_date(now, row.timezone)
-        tomorrow = digest_time(today + timedelta(days=1), row.timezone, row.digest_hour)
+    wanted: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    covered = {"digest_since": now, "digest_seq": upto}  # a reader whose window is done
+    for row, reader in zip(rows, readers, strict=True):
+        today = local_date(now, reader.timezone)
+        tomorrow = digest_time(today + timedelta(days=1), reader.timezone, reader.digest_hour)
         if force:
             day: date | None = today
             next_at, why = tomorrow, f"daily digest for {today} (sent early: digest send --now)"
         else:
-            day, next_at, why = due(now, row.timezone, row.digest_hour, row.next_digest_at)
-        move = {"b_id": row.id, "next_digest_at": next_at, "digest_since": row.digest_since}
+            day, next_at, why = due(now, reader.timezone, reader.digest_hour, row.next_digest_at)
+        move = {"b_id": row.id, "next_digest_at": next_at, "digest_since": reader.digest_since,
+                "digest_seq": reader.digest_seq}
         moves.append(move)
         if day is None:
             tally.missed += 1
             continue
-        digest = contents(db, subscriber, desk, now, found, alerted, chosen)
+        digest = contents(db, reader, desk, now, found, alerted, chosen, upto)
         if not digest.stories and not desk.email.send_empty_digest:
             tally.empty += 1
-            move["digest_since"] = digest.until  # nothing happened in that window
+            move.update(covered)  # nothing happened in that window
             continue
         reason = (f"{why}: {len(digest.stories)} action items since "
                   f"{digest.since:%Y-%m-%d %H:%M} UTC")
-        wanted.append(({"dedupe": f"daily:{row.email}:{day.isoformat()}", "transport": "email",
-                        "target": f"email:{row.email}", "kind": "daily", "reason": reason,
-                        "details": digest.details()}, move, digest.until))
-    added = outbox.add_many(db, now, [delivery for delivery, _, _ in wanted])
-    for delivery, move, until in wanted:
+        wanted.append(({"dedupe": f"daily:{reader.email}:{day.isoformat()}",
+                        "transport": "email", "target": f"email:{reader.email}",
+                        "kind": "daily", "reason": reason, "details": digest.details()}, move))
+    added = outbox.add_many(db, now, [delivery for delivery, _ in wanted])
+    for delivery, move in wanted:
         if delivery["dedupe"] in added:
             tally.planned += 1
-            move["digest_since"] = until
+            move.update(covered)
         else:
             tally.already += 1  # that date's digest exists: this reader's window stays
     db.execute(
         update(SUBSCRIBERS).where(SUBSCRIBERS.c.id == bindparam("b_id"))
         .values(next_digest_at=bindparam("next_digest_at"),
-                digest_since=bindparam("digest_since")),
+                digest_since=bindparam("digest_since"), digest_seq=bindparam("digest_seq")),
         moves,
     )
     return tally, rows[-1].id

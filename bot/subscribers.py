@@ -39,7 +39,8 @@ class Subscriber:
     topics: tuple[str, ...]
     digest_hour: str
     next_digest_at: datetime | None = None  # as stored; None for instant-only subscribers
-    digest_since: datetime | None = None  # where the last digest's window ended
+    digest_since: datetime | None = None  # when the last digest was planned
+    digest_seq: int | None = None  # the highest action-item number it covered
 
 
 def validate(email: str, mode: str, timezone: str, topics: Sequence[str], digest_hour: str
@@ -94,7 +95,7 @@ def listing(db: Connection, modes: Sequence[str] = ("instant", "daily", "both")
 def _rows(db: Connection, condition: ColumnElement[bool]) -> list[Subscriber]:
     rows = db.execute(select(SUBSCRIBERS).where(condition).order_by(SUBSCRIBERS.c.email))
     return [Subscriber(r.email, r.mode, r.timezone, tuple(r.topics), r.digest_hour,
-                       r.next_digest_at, r.digest_since) for r in rows]
+                       r.next_digest_at, r.digest_since, r.digest_seq) for r in rows]
 
 
 def find(db: Connection, email: str) -> Subscriber | None:

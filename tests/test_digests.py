@@ -292,6 +292,32 @@ async def test_the_digest_holds_the_readers_topics_best_first_and_marks_instant_
     assert text.count("[already sent to you as an alert]") == 4
 
 
+async def test_a_story_stored_ten_seconds_before_the_hour_is_in_that_digest(
+    make_desk: Factory,
+) -> None:
+    desk = make_desk()
+    desk.clock.now = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)  # London, GMT
+    await add_daily(desk, "ed@desk.example", "Europe/London")
+    desk.clock.now = datetime(2026, 11, 27, 6, 59, 50, tzinfo=UTC)
+    await desk.ingest(story(id="last-minute", title="Stored at 06:59:50",
+                            scored_at=desk.clock.now.isoformat()))
+    desk.clock.now = datetime(2026, 11, 27, 7, 0, 0, tzinfo=UTC)
+    assert (await desk.service.plan_digests()).planned == 1
+    # Stored once the digest is planned (same second): it waits for tomorrow's, not lost.
+    await desk.ingest(story(id="just-after", title="Stored after planning",
+                            scored_at=desk.clock.now.isoformat()))
+    await desk.service.dispatcher.drain(timedelta(seconds=30))
+    [today] = desk.emails("ed@desk.example")
+    body = today.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Stored at 06:59:50" in body and "Stored after planning" not in body
+    desk.clock.now = datetime(2026, 11, 28, 7, 0, 0, tzinfo=UTC)
+    await tick(desk)
+    tomorrow = desk.emails("ed@desk.example")[1].get_body(("plain",))
+    assert "Stored after planning" in tomorrow.get_content()  # type: ignore[union-attr]
+    stories = [row.details["stories"] for row in await desk.deliveries() if row.kind == "daily"]
+    assert sorted(stories) == [["just-after"], ["last-minute"]]
+
+
 async def test_the_first_digest_looks_back_24_hours_and_an_empty_one_is_not_sent(
     make_desk: Factory,
 ) -> None:
@@ -313,8 +339,8 @@ async def test_send_empty_digest_says_there_was_no_news(make_desk: Factory) -> N
     await tick(desk)
     [sent] = desk.emails()
     assert sent["Subject"] == "Daily digest, Fri 27 Nov 2026: no new action items"
-    # The window ends a minute before the digest (digests.SETTLE) and starts 24 h before that.
-    assert "No new action items since Thu 06:59 GMT" in sent.get_body(  # type: ignore[union-attr]
+    # A first digest looks back 24 h from the moment it is planned.
+    assert "No new action items since Thu 07:00 GMT" in sent.get_body(  # type: ignore[union-attr]
         ("plain",)).get_content()
 
 
@@ -336,7 +362,8 @@ async def test_the_digest_email_arrives_well_formed_and_one_click_unsubscribes(
     assert "Kourou — “nominal” 🚀" in received.get_body(  # type: ignore[union-attr]
         ("html",)).get_content()
     links = re.findall(r"<([^>]+)>", str(received["List-Unsubscribe"]))
-    assert [urlsplit(link).scheme for link in links] == ["https", "mailto"]
+    assert [urlsplit(link).scheme for link in links] == ["https"]  # no mailto: nothing reads it
+    assert received["Auto-Submitted"] == "auto-generated"
     assert received["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert received["Message-ID"] and received["Date"]
     path = urlsplit(links[0]).path

@@ -42,12 +42,44 @@ def test_a_first_release_database_with_data_upgrades_to_head(bare_database_url: 
 
     engine = database.create(database_url)
     with engine.connect() as db:
-        assert db.scalar(text("SELECT version_num FROM alembic_version")) == "0007"
+        assert db.scalar(text("SELECT version_num FROM alembic_version")) == "0008"
         assert db.execute(text("SELECT m.story_id, d.status FROM matches m JOIN deliveries d "
                                "ON d.id = m.delivery_id")).all() == [("s1", "sent")]
         # A stored action item counts as one from when it arrived, for the first digest.
         assert db.scalar(text("SELECT qualified_at IS NOT NULL FROM stories")) in (1, True)
+        # ... and is numbered for the digests that follow the storing order: the next is 2.
+        assert db.scalar(text("SELECT qualified_seq FROM stories")) == 1
+        assert db.scalar(text("SELECT value FROM counters WHERE name = 'qualified'")) == 1
         assert db.scalar(text("SELECT count(*) FROM subscribers")) == 1
+    engine.dispose()
+
+
+def test_stored_action_items_are_numbered_in_arrival_order_and_readers_keep_their_window(
+    bare_database_url: str,
+) -> None:
+    """0008 numbers what 0006's clock-based windows knew, so no digest repeats or skips."""
+    database.upgrade(bare_database_url, "0007")
+    engine = database.create(bare_database_url)
+    with engine.begin() as db:
+        for story_id, arrived in (("c", "07:30"), ("a", "05:00"), ("b", "06:00"), ("n", None)):
+            db.execute(text(
+                "INSERT INTO stories (id, scored_at, impact, corroboration, qualifies, title, "
+                "url, payload, updated_at, qualified_at) VALUES (:id, :t, 9, 3, :q, 'T', :url, "
+                "'{}', :t, :at)"), {"id": story_id, "url": story_id, "t": T,
+                                     "q": arrived is not None,
+                                     "at": arrived and f"2026-11-20 {arrived}:00"})
+        db.execute(text(
+            "INSERT INTO subscribers (email, mode, timezone, topics, digest_hour, created_at, "
+            "digest_since) VALUES ('ed@desk.example', 'daily', 'UTC', '[]', '07:00', :t, :t)"),
+            {"t": T})  # their last digest covered up to 07:00: a and b, not c
+    engine.dispose()
+    database.upgrade(bare_database_url)
+    engine = database.create(bare_database_url)
+    with engine.connect() as db:
+        numbers = dict(db.execute(text("SELECT id, qualified_seq FROM stories")).all())
+        assert numbers == {"a": 1, "b": 2, "c": 3, "n": None}
+        assert db.scalar(text("SELECT digest_seq FROM subscribers")) == 2
+        assert db.scalar(text("SELECT value FROM counters")) == 3
     engine.dispose()
 
 
@@ -82,7 +114,7 @@ def test_on_postgresql_a_schema_behind_this_release_stops_commands_until_db_upgr
     database.upgrade(url, "0006")
     older = bot.cli("check")
     assert older.returncode == 1
-    assert "schema is at revision 0006; this release needs 0007" in older.stderr
+    assert "schema is at revision 0006; this release needs 0008" in older.stderr
     assert bot.cli("db", "upgrade").returncode == 0
     assert bot.cli("deliveries", "list").stdout.strip() == "(none)"
     engine = database.create(url)

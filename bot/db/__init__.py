@@ -122,6 +122,7 @@ class Database:
 # Keys of the PostgreSQL advisory locks that make replicas take turns (any constant bigints).
 PLAN_LOCK = 0x616C6572_74000001  # storing stories and grouping matches into deliveries
 CLAIM_LOCK = 0x616C6572_74000002  # claiming outbox rows, so pacing holds across replicas
+DIGEST_LOCK = 0x616C6572_74000003  # planning daily digests: each reads and moves readers' marks
 
 
 def take_turns(connection: Connection, lock: int) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Dialect,
     Float,
@@ -65,6 +66,11 @@ class StoryRow(Base):
     # None while it is not one. Daily digests cover action items by this time, not scored_at,
     # so a story scored before a digest but received after it is in the next one.
     qualified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # Its number in the order stories became action items (the `qualified` counter), given in
+    # the transaction that stored it; None while it is not one. A daily digest covers the
+    # numbers above the reader's last one, so whatever was stored before a digest is planned is
+    # in it, and nothing is in two (docs/decisions.md, "Daily digest windows").
+    qualified_seq: Mapped[int | None] = mapped_column(BigInteger, index=True)
 
 
 class StoryVersionRow(Base):
@@ -159,10 +165,22 @@ class SubscriberRow(Base):
     topics: Mapped[list[str]] = mapped_column(JSON)
     digest_hour: Mapped[str] = mapped_column(String(5))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    # Daily digests: when the next one is due (None for instant-only subscribers), and where
-    # the last one's window ended (None before the first: it looks back 24 h).
+    # Daily digests: when the next one is due (None for instant-only subscribers); the highest
+    # `stories.qualified_seq` the last one covered (None before the first: it looks back 24 h);
+    # and when that one was planned, which the email names ("since …").
     next_digest_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     digest_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    digest_seq: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class CounterRow(Base):
+    """Named counters. `qualified` numbers action items in the order they were stored: its
+    row is updated in the storing transaction, so numbers are committed in order."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
 
 
 class SlackRouteRow(Base):
@@ -189,3 +207,4 @@ MATCHES = Base.metadata.tables["matches"]
 PACING = Base.metadata.tables["pacing"]
 SUBSCRIBERS = Base.metadata.tables["subscribers"]
 SLACK_ROUTES = Base.metadata.tables["slack_routes"]
+COUNTERS = Base.metadata.tables["counters"]
