@@ -20,7 +20,6 @@ from bot.settings import Config
 from bot.stories import Story
 from bot.transports import DeliveryError
 
-DIGEST_LISTED = 10  # SPEC §5: "up to 10 listed, +N more beyond"
 DAILY_LISTED = 50  # a daily email lists more, and still reads in one sitting
 RENDERED_KEPT = 256  # distinct daily digests kept rendered (topic mixes × dates × zones)
 
@@ -58,15 +57,16 @@ class Renderer:
         items = [self.item(Story.model_validate_json(m.payload), m.reason) for m in load.items]
         if kind != "test" and not items:
             raise DeliveryError("its stories are no longer stored", permanent=True)
-        listed, more = items[:DIGEST_LISTED], max(0, len(items) - DIGEST_LISTED)
+        # Slack gets every item: rendering lists as many as fit and names the rest.
+        commands = self.config.desk.slack.commands
         if kind == "update":
-            return slack_update(load.parent.kind, listed, address, load.parent.remote_id,
-                                details or {}, more)
+            return slack_update(load.parent.kind, items, address, load.parent.remote_id,
+                                details or {}, commands)
         if kind == "facts":
             return [("chat.postMessage", slack_thread_reply(
                 "facts", address, (details or {})["thread_ts"], story=item_context(items[0])))]
         if transport == "slack":
-            return [("chat.postMessage", slack_message(kind, listed, address, more))]
+            return [("chat.postMessage", slack_message(kind, items, address, commands))]
         return mail.compose(kind, items, address, self.config.settings, self.key, now)
 
     def _daily(self, details: dict[str, Any], load: Load, address: str, now: datetime) -> Any:

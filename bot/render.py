@@ -17,6 +17,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from bot.rules import corroborate, figure
+from bot.settings import CommandNames
 from bot.stories import Story
 
 SECTION_LIMIT = 3000
@@ -24,6 +25,9 @@ HEADER_LIMIT = 150
 MAX_BLOCKS = 50
 MESSAGE_TEXT_BUDGET = 10_000  # Slack rejects ~11–13k chars of block text (msg_blocks_too_long)
 LINK_LIMIT = 2000  # longer story URLs are shown unlinked rather than broken
+# Characters of story ids a digest may name after the items it lists in full: a section holds
+# 3000, and the rest of the ~10k budget is for the listed items.
+REST_LIMIT = 2500
 
 
 def templates_dir() -> Path:
@@ -114,7 +118,9 @@ def item_context(item: Item) -> dict[str, Any]:
         "id": story.id,
         "title": story.title,
         "url": story.url,
-        "link": story.url if len(story.url) <= LINK_LIMIT else None,
+        # Measured as Slack gets it (`&` → `&amp;`): a linked title of 900 characters then
+        # still fits a 3000-character section whole, and a clipped link is never sent.
+        "link": story.url if len(slack_url(story.url)) <= LINK_LIMIT else None,
         "impact": figure(story.impact),
         "sentiment": story.sentiment.label,
         "sources": corroboration.count,
@@ -154,21 +160,72 @@ def fit_blocks(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return blocks
 
 
-def slack_blocks(template: str, **context: Any) -> dict[str, Any]:
-    """Render templates/slack/<template>.json.j2 to `text` and `blocks`, inside Slack's limits."""
+def fits(blocks: list[dict[str, Any]]) -> bool:
+    """Within Slack's whole-message limits: the block count and the total block text."""
+    return len(blocks) <= MAX_BLOCKS and sum(map(len, _texts(blocks))) <= MESSAGE_TEXT_BUDGET
+
+
+def _render(template: str, **context: Any) -> dict[str, Any]:
     message: dict[str, Any] = json.loads(
         slack_env().get_template(f"{template}.json.j2").render(**context)
     )
+    return message
+
+
+def _finish(message: dict[str, Any]) -> dict[str, Any]:
     message["blocks"] = fit_blocks(message["blocks"])
     message["text"] = clip(message["text"], SECTION_LIMIT)
     return message
 
 
-def slack_message(kind: str, items: Sequence[Item], channel: str, more: int = 0
-                  ) -> dict[str, Any]:
-    """Render a Slack message (`alert`, `digest` or `test`) as chat.postMessage arguments."""
-    message = slack_blocks(kind, items=[item_context(item) for item in items],
-                           count=len(items) + more, more=more)
+def slack_blocks(template: str, **context: Any) -> dict[str, Any]:
+    """Render templates/slack/<template>.json.j2 to `text` and `blocks`, inside Slack's limits."""
+    return _finish(_render(template, **context))
+
+
+def _named(ids: Sequence[str]) -> list[str]:
+    """The leading ids that fit in the overflow section's share of the message (REST_LIMIT)."""
+    named: list[str] = []
+    used = 0
+    for story_id in ids:
+        used += len(mrkdwn(story_id, 200)) + 5  # the code span's backticks and " · "
+        if used > REST_LIMIT:
+            break
+        named.append(story_id)
+    return named
+
+
+def slack_message(kind: str, items: Sequence[Item], channel: str,
+                  commands: CommandNames | None = None) -> dict[str, Any]:
+    """Render a Slack message (`alert`, `digest` or `test`) as chat.postMessage arguments.
+
+    A digest lists every item in full while the message fits Slack's limits (50 blocks, ~10k
+    characters of block text); past that it lists as many as fit and names the rest by id,
+    so that each one can still be opened (`/story <id>`), rather than dropping them.
+    """
+    commands = commands or CommandNames()
+    views = [item_context(item) for item in items]
+
+    def render(listed: int) -> dict[str, Any]:
+        rest = _named([v["id"] for v in views[listed:]])
+        return _render(kind, items=views[:listed], rest=rest,
+                       hidden=len(views) - listed - len(rest), count=len(views),
+                       story_command=commands.story, actionitems_command=commands.actionitems)
+
+    message = render(len(views))
+    if kind == "digest" and not fits(message["blocks"]):
+        # The most items listed in full that still fit: a binary search, ~log2(n) renders,
+        # only for the rare digest too large to list whole.
+        fitting, too_many = 0, len(views)
+        message = render(0)
+        while too_many - fitting > 1:
+            middle = (fitting + too_many) // 2
+            candidate = render(middle)
+            if fits(candidate["blocks"]):
+                fitting, message = middle, candidate
+            else:
+                too_many = middle
+    message = _finish(message)
     message.update(channel=channel, unfurl_links=False, unfurl_media=False)
     return message
 
@@ -177,9 +234,10 @@ SlackCall = tuple[str, dict[str, Any]]  # (Web API method, arguments)
 
 
 def slack_update(kind: str, items: Sequence[Item], channel: str, ts: str,
-                 details: dict[str, Any], more: int = 0) -> list[SlackCall]:
+                 details: dict[str, Any], commands: CommandNames | None = None
+                 ) -> list[SlackCall]:
     """Edit a posted message to show current figures, and say once in its thread what changed."""
-    edited = slack_message(kind, items, channel, more)
+    edited = slack_message(kind, items, channel, commands)
     edited["ts"] = ts
     changed = next((i for i in items if i.story.id == details["story_id"]), items[0])
     reply = slack_thread_reply("update", channel, ts, change=details,

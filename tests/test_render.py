@@ -92,15 +92,23 @@ def biggest_story(n: int) -> Item:
 
 
 def test_a_digest_of_the_largest_stories_stays_inside_block_kit_limits() -> None:
-    items = [biggest_story(n) for n in range(10)]
-    message = slack_message("digest", items, "C0X", more=40)
+    big = biggest_story(0)  # copied, not validated 50 times (seconds)
+    items = [Item(big.story.model_copy(update={"id": f"big-{n}",
+                                               "url": f"https://desk.example/s/big-{n}"}),
+                  big.reason) for n in range(50)]
+    message = slack_message("digest", items, "C0X")
     assert len(message["blocks"]) <= 50
     assert sum(len(t) for t in _texts(message["blocks"])) <= MESSAGE_TEXT_BUDGET
     assert message["blocks"][0]["text"]["text"] == "50 new action items"
-    assert "+40 more" in message["blocks"][-1]["elements"][0]["text"]
     for block in message["blocks"]:
         text = block.get("text", {}).get("text", "")
         assert len(text) <= (HEADER_LIMIT if block["type"] == "header" else SECTION_LIMIT)
+    # The largest stories fill the budget sooner: those not listed are named by id.
+    listed = [b for b in message["blocks"] if "desk.example/s/big-" in b.get("text", {}).get(
+        "text", "")]
+    rest = message["blocks"][-2]["text"]["text"]
+    assert 0 < len(listed) < 50 and rest.startswith(f"*{50 - len(listed)} more action items")
+    assert all(f"`big-{n}`" in rest for n in range(len(listed), 50))
     json.dumps(message)  # still valid JSON after every cut
 
 
@@ -144,9 +152,10 @@ def test_an_email_carries_one_click_unsubscribe_headers() -> None:
     message = render_email(Item(Story.model_validate(story()), "why"))
     unsubscribe = str(message["List-Unsubscribe"])
     assert unsubscribe.startswith("<https://alerts.desk.example/unsubscribe/")
-    assert "<mailto:alertbot@localhost?subject=unsubscribe" in unsubscribe
+    assert unsubscribe.endswith(">") and unsubscribe.count("<") == 1  # no mailto: nobody reads it
     assert "=?utf-8?" not in unsubscribe  # a plain header, not RFC 2047 words
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message["Auto-Submitted"] == "auto-generated"
     assert message["Message-ID"] and message["Date"]
     html = list(message.iter_parts())[1].get_content()
     assert 'style="' in html  # CSS inlined
