@@ -1,7 +1,8 @@
 """Email assembly: three templates per kind (subject, text, HTML), one `EmailMessage`.
 
-Headers follow RFC 8058 (one-click unsubscribe). Nothing from a story can add a header: the
-subject is folded to one line here, and `EmailMessage` refuses CR/LF in a header value anyway.
+Headers follow RFC 8058 (one-click unsubscribe: the https link only, see docs/decisions.md) and
+RFC 3834 (`Auto-Submitted: auto-generated`). Nothing from a story can add a header: the subject
+is folded to one line here, and `EmailMessage` refuses CR/LF in a header value anyway.
 """
 
 from __future__ import annotations
@@ -77,18 +78,20 @@ def render_parts(kind: str, items: Sequence[Item], more: int = 0, **extra: Any) 
     )
 
 
-def _message(parts: Parts, recipient: str, unsubscribe_url: str, token: str, sender: str,
-             settings: Settings, date: str, message_id: str) -> EmailMessage:
+def _message(parts: Parts, recipient: str, unsubscribe_url: str, settings: Settings,
+             date: str, message_id: str) -> EmailMessage:
     message = EmailMessage(policy=_POLICY)
     message["Subject"] = parts.subject
     message["From"] = settings.email_from
     message["To"] = recipient
     message["Date"] = date
     message["Message-ID"] = message_id
-    message["List-Unsubscribe"] = (
-        f"<{unsubscribe_url}>, <mailto:{sender}?subject=unsubscribe%20{token}>"
-    )
+    # Only the https URI: RFC 8058 needs just that one. A mailto would go to EMAIL_FROM, which
+    # nothing reads, so a client that chose it would lose the request (docs/decisions.md).
+    message["List-Unsubscribe"] = f"<{unsubscribe_url}>"
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    # RFC 3834: machine-sent, so auto-responders (out-of-office, vacation) do not answer it.
+    message["Auto-Submitted"] = "auto-generated"
     text = parts.text.replace(_RECIPIENT, recipient).replace(_UNSUBSCRIBE, unsubscribe_url)
     html = (parts.html.replace(_RECIPIENT, escape(recipient))
             .replace(_UNSUBSCRIBE, escape(unsubscribe_url)))
@@ -101,18 +104,17 @@ def _sender(settings: Settings) -> str:
     return parseaddr(settings.email_from)[1] or "alertbot@localhost"
 
 
-def _unsubscribe(settings: Settings, key: bytes, recipient: str) -> tuple[str, str]:
+def _unsubscribe(settings: Settings, key: bytes, recipient: str) -> str:
     token = unsubscribe_token(key, recipient)
-    return token, f"{settings.public_url.rstrip('/')}/unsubscribe/{token}"
+    return f"{settings.public_url.rstrip('/')}/unsubscribe/{token}"
 
 
 def address(parts: Parts, recipient: str, settings: Settings, key: bytes, now: datetime
             ) -> EmailMessage:
     """`parts` for one reader: their unsubscribe link, and the RFC 8058 headers."""
-    token, url = _unsubscribe(settings, key, recipient)
     sender = _sender(settings)
-    return _message(parts, recipient, url, token, sender, settings, format_datetime(now),
-                    make_msgid("alertbot", domain=sender.rpartition("@")[2]))
+    return _message(parts, recipient, _unsubscribe(settings, key, recipient), settings,
+                    format_datetime(now), make_msgid("alertbot", domain=sender.rpartition("@")[2]))
 
 
 @dataclass(frozen=True)
@@ -132,8 +134,7 @@ class Outgoing:
 # Stand-ins for the per-message headers and link of a merge. The address and the date must
 # parse as what they stand for; all are ASCII that no encoding or folding changes.
 _M_RECIPIENT = "reader@alertbot-merge.invalid"
-_M_TOKEN = "ALERTBOTMERGETOKEN"
-_M_URL = "https://alertbot-merge.invalid/unsubscribe/" + _M_TOKEN
+_M_URL = "https://alertbot-merge.invalid/unsubscribe/ALERTBOTMERGETOKEN"
 _M_DATE = "Thu, 01 Jan 1970 00:00:00 -0000"
 _M_ID = "<merge@alertbot-merge.invalid>"
 _WIRE = _POLICY.clone(linesep="\r\n")
@@ -154,8 +155,7 @@ class Merge:
         self._parts = parts
         self._settings = settings
         self._sender = _sender(settings)
-        message = _message(parts, _M_RECIPIENT, _M_URL, _M_TOKEN, self._sender, settings,
-                           _M_DATE, _M_ID)
+        message = _message(parts, _M_RECIPIENT, _M_URL, settings, _M_DATE, _M_ID)
         data = message.as_bytes(policy=_WIRE)
         head, _, body = data.partition(b"\r\n\r\n")
         self._head, self._body = head + b"\r\n\r\n", body
@@ -165,16 +165,14 @@ class Merge:
             for stand_in in (_M_RECIPIENT, _M_URL, _M_DATE, _M_ID))
 
     def address(self, recipient: str, key: bytes, now: datetime) -> Outgoing | EmailMessage:
-        token, url = _unsubscribe(self._settings, key, recipient)
+        url = _unsubscribe(self._settings, key, recipient)
         message_id = make_msgid("alertbot", domain=self._sender.rpartition("@")[2])
         date = format_datetime(now)
         plain = (recipient.isascii() and escape(recipient) == recipient and escape(url) == url
                  and len(recipient) <= 254 and len(url) <= 400)
         if not (self.usable and plain):
-            return _message(self._parts, recipient, url, token, self._sender, self._settings,
-                            date, message_id)
+            return _message(self._parts, recipient, url, self._settings, date, message_id)
         head = (self._head.replace(_M_URL.encode(), url.encode())
-                .replace(_M_TOKEN.encode(), token.encode())
                 .replace(_M_RECIPIENT.encode(), recipient.encode())
                 .replace(_M_DATE.encode(), date.encode())
                 .replace(_M_ID.encode(), message_id.encode()))

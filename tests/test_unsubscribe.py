@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from bot import subscribers
+from bot.render import page_env
 from bot.service import Service
 from bot.subscribers import unsubscribe_token
 from tests.conftest import story
@@ -33,9 +34,12 @@ async def test_the_one_click_post_from_an_email_unsubscribes_and_stops_email(des
     await desk.ingest(story(id="first"))
     await desk.service.check()
     [received] = desk.emails("reader@desk.example")
-    https = re.search(r"<(http[^>]+)>", str(received["List-Unsubscribe"]))
-    assert https is not None and received["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    path = urlsplit(https.group(1)).path
+    # One URI, the one that works: no mailto to an address nothing reads.
+    [link] = re.findall(r"<([^>]+)>", str(received["List-Unsubscribe"]))
+    assert "mailto" not in str(received["List-Unsubscribe"]).lower()
+    assert received["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert received["Auto-Submitted"] == "auto-generated"  # RFC 3834: no auto-replies to it
+    path = urlsplit(link).path
     async with desk.web() as client:
         page = await client.get(path)  # a link scanner's GET changes nothing
         assert page.status_code == 200 and "<form method=\"post\">" in page.text
@@ -71,3 +75,14 @@ async def test_a_tampered_or_foreign_token_changes_nothing(desk: Desk, forge: st
             assert answer.status_code == 400 and "not valid" in answer.text
     assert [s.email for s in await desk.service.db.read(subscribers.listing)] == [
         "reader@desk.example"]
+
+
+@pytest.mark.parametrize(("outcome", "title"), [
+    ("invalid", "Link not valid"), ("unavailable", "Try again shortly"),
+    ("done", "Unsubscribed"), ("confirm", "Unsubscribe"),
+])
+def test_each_unsubscribe_page_has_a_plain_title(outcome: str, title: str) -> None:
+    page = page_env().get_template("unsubscribe.html").render(outcome=outcome,
+                                                              address="reader@desk.example")
+    found = re.search(r"<title>(.*?)</title>", page, re.S)
+    assert found is not None and found.group(1) == f"{title} · alertbot"  # no markup in it

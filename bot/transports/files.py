@@ -1,4 +1,4 @@
-"""Credential-less transports: write what would be sent under var/outbox/ (SPEC §5)."""
+"""Credential-less transports: write what would be sent under var/outbox/ (README.md)."""
 
 from __future__ import annotations
 

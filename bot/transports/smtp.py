@@ -14,7 +14,7 @@ from bot.transports import DeliveryError
 class SmtpTransport:
     """Sends over at most `connections` SMTP sessions, each reused until the queue runs dry.
 
-    One session is the default (SPEC §5: one connection reused across a batch). A single
+    One session is the default: one connection reused across a batch. A single
     session sends one message at a time, each waiting on the relay's replies, so a large
     digest run goes faster with two or three (`[email] connections`), if the relay allows.
     """
