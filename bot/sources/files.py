@@ -1,8 +1,14 @@
-"""The `file` source: a .json/.jsonl file or a folder of them, re-read on each poll (SPEC §4)."""
+"""The `file` source: a .json/.jsonl file or a folder of them, re-read on each poll.
+
+A source whose path does not exist yet is normal (a volume mounted later, a drop folder made
+by another job): it reads as empty, said once with a warning when it is first found missing
+and once (info) when it appears, rather than as an error on every poll.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,13 +17,39 @@ from bot.stories import Batch, UnusableInput, parse_batch
 log = logging.getLogger(__name__)
 SUFFIXES = (".json", ".jsonl")
 
+# Source paths last seen missing, so each absence and each return is logged once. Shared by
+# the whole process: `Service` polls through the module functions.
+_missing: set[Path] = set()
+_missing_lock = threading.Lock()
+
 
 def files_of(path: Path) -> list[Path]:
-    """The story files at `path`: the file itself, or the folder's .json/.jsonl files, sorted.
+    """The story files at `path`: the file itself, or the folder's .json/.jsonl files, sorted;
+    none while `path` does not exist.
 
     A file in the folder that is a link to somewhere outside it is refused (said in the log):
     whoever can write to the drop folder must not make alertbot read other files.
     """
+    if not _present(path):
+        return []
+    return _listing(path)
+
+
+def _present(path: Path) -> bool:
+    """Whether `path` exists, logging only the changes: missing, then there again."""
+    exists = path.exists()
+    with _missing_lock:
+        if not exists and path not in _missing:
+            _missing.add(path)
+            log.warning("file source %s does not exist (yet): nothing to read until it "
+                        "appears; polling goes on", path)
+        elif exists and path in _missing:
+            _missing.discard(path)
+            log.info("file source %s exists now: reading it", path)
+    return exists
+
+
+def _listing(path: Path) -> list[Path]:
     if not path.is_dir():
         return [path]
     folder = path.resolve()
@@ -37,8 +69,11 @@ def read_all(path: Path) -> list[tuple[Path, Batch | str]]:
 
 
 def read(path: Path) -> Iterator[tuple[Path, Batch | str]]:
-    """Yield each file with its parsed batch, or a sentence saying why it could not be used."""
-    for file in files_of(path):
+    """Yield each file with its parsed batch, or a sentence saying why it could not be used.
+
+    A file that vanished since it was listed is a read error here, not a missing source.
+    """
+    for file in _listing(path):
         try:
             yield file, parse_batch(file.read_bytes())
         except OSError as exc:
