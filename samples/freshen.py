@@ -3,12 +3,24 @@
 The samples are dated; alertbot never alerts on stories older than `max_alert_age` (24 h), so a
 demo on any later day needs them re-dated. Gaps between stories are kept, so the sample that is
 30 hours older than the rest still shows the max-age rule. Usage: freshen.py SRC_DIR DEST_DIR
+
+`make run` calls it first. When the demo's database beside DEST_DIR (var/alertbot.db) already
+holds stories, the demo ran before and this run will send nothing: alertbot alerts a story once
+per target, and re-dating does not make a story new. It says so, and how to start afresh.
 """
 
 import json
+import sqlite3
 import sys
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+ALREADY_RAN = """\
+The demo has already run here: {database} holds its stories, and alertbot alerts each story
+only once per channel or reader, so this run sends nothing new (`.venv/bin/alertbot
+deliveries` shows what the first run sent). To start afresh: make clean && make run
+"""
 
 
 def main(source: Path, dest: Path) -> None:
@@ -25,5 +37,20 @@ def main(source: Path, dest: Path) -> None:
         (dest / file.name).write_text(lines, encoding="utf-8")
 
 
+def already_ran(database: Path) -> bool:
+    """Whether the demo's SQLite database exists and holds stories (read only)."""
+    if not database.is_file():
+        return False
+    try:
+        with closing(sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            return bool(db.execute("SELECT EXISTS (SELECT 1 FROM stories)").fetchone()[0])
+    except sqlite3.Error:  # no stories table yet (only `subscribers add` ran), or not SQLite
+        return False
+
+
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]))
+    target = Path(sys.argv[2])
+    if already_ran(target.parent / "alertbot.db"):  # where `make run` keeps it: var/
+        print(ALREADY_RAN.format(database=target.parent / "alertbot.db"), end="",
+              file=sys.stderr)
+    main(Path(sys.argv[1]), target)

@@ -1,23 +1,27 @@
-"""What every command shares: the `main` group, one-sentence errors, config, database, output."""
+"""What every command shares: the `main` group, one-sentence errors, config, database.
+
+`alertbot --help`, `--version` and the listing commands must start at once, so this module and
+the command modules import only click and the standard library at the top. Each command imports
+the parts of alertbot it needs when it runs: the service (Bolt, uvicorn, aiohttp, the
+scheduler) only for `run`, `check`, `ingest`, `digest send`, `test` and `preview`.
+tests/test_cli_startup.py holds to it.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import json
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator
 from functools import wraps
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
-from sqlalchemy import Connection
-from sqlalchemy.exc import SQLAlchemyError
 
-from bot import db as database
-from bot import logs
-from bot.service import Service
-from bot.settings import Config, ConfigError, load_config
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from bot.service import Service
+    from bot.settings import Config
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -31,10 +35,14 @@ class Failure(click.ClickException):
 
 
 def setup_logging(debug: bool, service: bool) -> None:
+    from bot import logs
+
     logs.setup(debug, service)
 
 
 def load_or_fail() -> Config:
+    from bot.settings import ConfigError, load_config
+
     try:
         return load_config()
     except ConfigError as exc:
@@ -49,11 +57,28 @@ def ensure_schema(config: Config) -> None:
     # SQLite upgrades itself so `make run` works on a fresh machine; PostgreSQL is upgraded by
     # the operator (`alertbot db upgrade`), so replicas never race on a migration.
     # A replica of a new release started before that upgrade stops here, saying so.
+    from bot import db as database
+
     url = database_url(config)
     if url.startswith("sqlite"):
         database.upgrade(url)
     elif (why := database.behind(url)) is not None:
         raise Failure(f"{why}: run `alertbot db upgrade` first")
+
+
+def _sentence(exc: Exception) -> str:
+    """One sentence for an error a command did not expect."""
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc}: {exc.filename or ''}".strip(": ")
+    # Imported here, not at the top: an SQLAlchemy error means SQLAlchemy is already loaded.
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if isinstance(exc, SQLAlchemyError):
+        return (f"database error ({type(exc).__name__}): check DATABASE_URL and run "
+                "`alertbot db upgrade`")
+    # a bug: still one sentence, the traceback behind --debug
+    return (f"internal error ({type(exc).__name__}: {exc}); run again with --debug for the "
+            "traceback and report it")
 
 
 def command(func: Callable[P, R]) -> Callable[P, R]:
@@ -65,26 +90,18 @@ def command(func: Callable[P, R]) -> Callable[P, R]:
             return func(*args, **kwargs)
         except (click.ClickException, click.exceptions.Exit, KeyboardInterrupt):
             raise
-        except SQLAlchemyError as exc:
+        except Exception as exc:
             if click.get_current_context().find_root().params.get("debug"):
                 raise
-            raise Failure(f"database error ({type(exc).__name__}): check DATABASE_URL and run "
-                          "`alertbot db upgrade`") from None
-        except OSError as exc:
-            if click.get_current_context().find_root().params.get("debug"):
-                raise
-            raise Failure(f"{exc.strerror or exc}: {exc.filename or ''}".strip(": ")) from None
-        except Exception as exc:  # a bug: still one sentence, the traceback behind --debug
-            if click.get_current_context().find_root().params.get("debug"):
-                raise
-            raise Failure(f"internal error ({type(exc).__name__}: {exc}); run again with "
-                          "--debug for the traceback and report it") from None
+            raise Failure(_sentence(exc)) from None
 
     return wrapper
 
 
 def run_loop(work: Awaitable[R]) -> R:
     """Run the service's one event loop: uvloop where it exists (it halves loop overhead)."""
+    import asyncio  # here, not at the top: --help and the listings need no event loop
+
     try:
         import uvloop
     except ImportError:  # not on Windows; the standard loop works the same, a little slower
@@ -94,6 +111,8 @@ def run_loop(work: Awaitable[R]) -> R:
 
 
 async def with_service(config: Config, work: Callable[[Service], Awaitable[R]]) -> R:
+    from bot.service import Service
+
     service = Service(config)
     try:
         return await work(service)
@@ -104,6 +123,8 @@ async def with_service(config: Config, work: Callable[[Service], Awaitable[R]]) 
 @contextlib.contextmanager
 def transaction(config: Config) -> Iterator[Connection]:
     """One transaction for a listing or admin command (they need no event loop)."""
+    from bot import db as database
+
     ensure_schema(config)
     engine = database.create(database_url(config))
     try:
@@ -123,19 +144,9 @@ def progress(total: int, label: str) -> Iterator[Callable[[int], object]]:
         yield bar.update
 
 
-def emit(rows: Sequence[dict[str, Any]], as_json: bool, columns: Iterable[str]) -> None:
-    if as_json:
-        click.echo(json.dumps(list(rows), default=str, indent=2))
-        return
-    cols = list(columns)
-    for row in rows:
-        click.echo("  ".join(str(row.get(col, "") if row.get(col) is not None else "-")
-                             for col in cols))
-    if not rows:
-        click.echo("(none)")
-
-
 @click.group()
+@click.version_option(package_name="alertbot", prog_name="alertbot",
+                      message="%(prog)s %(version)s")
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:

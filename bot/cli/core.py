@@ -5,20 +5,17 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from sqlalchemy.engine import make_url
 
-from bot import archive, outbox
-from bot import db as database
 from bot.cli.common import (
     Failure,
     command,
     database_url,
-    emit,
     ensure_schema,
     load_or_fail,
     main,
@@ -27,17 +24,20 @@ from bot.cli.common import (
     transaction,
     with_service,
 )
-from bot.db import Database
-from bot.pipeline import Pipeline
-from bot.rules import corroborate
-from bot.service import Service
-from bot.stories import Story, UnusableInput, parse_batch
+from bot.cli.output import emit, masked_url, plain
+
+if TYPE_CHECKING:
+    from bot.stories import Story
+
+# Each command imports the parts of alertbot it needs when it runs (see bot/cli/common.py).
 
 
 @main.command()
 @command
 def run() -> None:
     """Run the service: scheduler, delivery workers and HTTP server."""
+    from bot.service import Service
+
     config = load_or_fail()
     ensure_schema(config)
     service = Service(config)
@@ -60,6 +60,10 @@ def check() -> None:
 @command
 def ingest(files: tuple[str, ...]) -> None:
     """Store and evaluate stories from FILES (- for stdin). Exit 1 if any story is rejected."""
+    from bot.db import Database
+    from bot.pipeline import Pipeline
+    from bot.stories import UnusableInput, parse_batch
+
     config = load_or_fail()
     batches = []
     for name in files:
@@ -99,6 +103,8 @@ def ingest(files: tuple[str, ...]) -> None:
 @command
 def story(story_id: str) -> None:
     """Show a story's key facts, scores, sources and history."""
+    from bot import archive
+
     with transaction(load_or_fail()) as db:
         found = archive.load(db, [story_id]).get(story_id)
         versions = archive.history(db, story_id)
@@ -109,6 +115,8 @@ def story(story_id: str) -> None:
 
 
 def story_text(story: Story, versions: list[Any]) -> str:
+    from bot.rules import corroborate
+
     corroboration = corroborate(story)
     lines = [story.title, story.url, "",
              f"impact {story.impact:g}/10 · {story.sentiment.label} · verified by "
@@ -147,29 +155,56 @@ def stories() -> None:
 @command
 def stories_rejected(as_json: bool) -> None:
     """List recorded rejections: when, source, id or position, field, reason."""
+    from bot import archive
+
     with transaction(load_or_fail()) as db:
         rows = [dict(r._mapping) for r in archive.rejections(db)]
     emit(rows, as_json, ("received_at", "origin", "story_id", "position", "field", "reason"))
 
 
+F = Callable[..., Any]
+STATUSES = ("pending", "sending", "sent", "failed", "dead")
+
+
+def listing_options(func: F) -> F:
+    """--status and --json, on both `deliveries` and `deliveries list`: the README's
+    `alertbot deliveries [list] [--status S] [--json]` is the same listing either way."""
+    func = click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")(func)
+    return click.option("--status", type=click.Choice(STATUSES),
+                        help="Only deliveries in this status.")(func)
+
+
 @main.group(invoke_without_command=True)
+@listing_options
 @click.pass_context
-def deliveries(ctx: click.Context) -> None:
-    """The outbox: what was sent to whom, when, why, and the last error."""
+def deliveries(ctx: click.Context, status: str | None, as_json: bool) -> None:
+    """The outbox: what was sent to whom, when, why, and the last error.
+
+    With no command, lists deliveries as `deliveries list` does.
+    """
     if ctx.invoked_subcommand is None:
-        ctx.invoke(deliveries_list)
+        ctx.invoke(deliveries_list, status=status, as_json=as_json)
+    elif ctx.invoked_subcommand != "list" and (status or as_json):
+        raise click.UsageError(f"--status and --json list deliveries; they do not go with "
+                               f"`deliveries {ctx.invoked_subcommand}`")
 
 
 @deliveries.command("list")
-@click.option("--status", type=click.Choice(["pending", "sending", "sent", "failed", "dead"]))
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@listing_options
+@click.pass_context
 @command
-def deliveries_list(status: str | None = None, as_json: bool = False) -> None:
+def deliveries_list(ctx: click.Context, status: str | None, as_json: bool) -> None:
     """List deliveries, newest first."""
+    from bot import outbox
+
+    # `deliveries --json list` puts the options on the group: they count as well.
+    given = ctx.parent.params if ctx.parent is not None else {}
+    status = status or given.get("status")
+    as_json = as_json or bool(given.get("as_json"))
     with transaction(load_or_fail()) as db:
         rows = [dict(r._mapping) for r in outbox.listing(db, status)]
     emit(rows, as_json, ("id", "status", "kind", "target", "attempts", "created_at", "sent_at",
-                          "reason", "last_error"))
+                         "last_error", "reason"))
 
 
 @deliveries.command("retry")
@@ -178,6 +213,8 @@ def deliveries_list(status: str | None = None, as_json: bool = False) -> None:
 @command
 def deliveries_retry(delivery_id: int | None, dead: bool) -> None:
     """Queue a failed or dead delivery (or every dead one) to be sent again."""
+    from bot import outbox
+
     if (delivery_id is None) == (not dead):
         raise Failure("give a delivery ID or --dead (not both)")
     with transaction(load_or_fail()) as db:
@@ -199,9 +236,12 @@ def config_check() -> None:
     cfg = load_or_fail()
     settings = cfg.settings.model_dump(mode="json")
     # SecretStr dumps as '**********'; the database URL keeps its host but masks a password.
-    settings["database_url"] = make_url(database_url(cfg)).render_as_string(hide_password=True)
+    settings["database_url"] = masked_url(database_url(cfg))
+    # Python mode keeps durations as timedeltas, so `plain` can print "30s" as the TOML says
+    # it; JSON mode would turn them into ISO 8601 ("PT30S").
+    desk = cfg.desk.model_dump(mode="python")
     click.echo(json.dumps({"settings": settings, "config_file": str(cfg.config_file),
-                           "desk": cfg.desk.model_dump(mode="json")}, indent=2, default=str))
+                           "desk": desk}, indent=2, default=plain))
 
 
 @main.group()
@@ -213,5 +253,7 @@ def db() -> None:
 @command
 def db_upgrade() -> None:
     """Apply database migrations."""
+    from bot import db as database
+
     database.upgrade(database_url(load_or_fail()))
     click.echo("database is up to date")

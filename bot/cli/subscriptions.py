@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import click
 
-from bot import digests, outbox, subscribers
 from bot.cli.common import (
     Failure,
     command,
-    emit,
     ensure_schema,
     load_or_fail,
     main,
@@ -24,12 +22,16 @@ from bot.cli.common import (
     transaction,
     with_service,
 )
-from bot.mail import Outgoing
-from bot.messages import Entry, Load, Renderer
-from bot.rules import corroborate, gate, global_thresholds
-from bot.settings import Config
-from bot.stories import Story
-from bot.subscribers import secret_key
+from bot.cli.output import emit
+
+if TYPE_CHECKING:
+    from email.message import EmailMessage
+
+    from bot.messages import Entry, Renderer
+    from bot.settings import Config
+    from bot.subscribers import Subscriber
+
+# Each command imports the parts of alertbot it needs when it runs (see bot/cli/common.py).
 
 # -- subscribers ---------------------------------------------------------------------------
 
@@ -49,6 +51,8 @@ def subscribers_group() -> None:
 def subscribers_add(email: str, mode: str, timezone: str, topics: str,
                     digest_hour: str | None) -> None:
     """Add (or update) an email subscriber."""
+    from bot import subscribers
+
     config = load_or_fail()
     try:
         subscriber = subscribers.validate(email, mode, timezone, topics.split(","),
@@ -56,9 +60,21 @@ def subscribers_add(email: str, mode: str, timezone: str, topics: str,
     except ValueError as exc:
         raise Failure(str(exc)) from None
     with transaction(config) as db:
+        if _same(subscribers.find(db, subscriber.email), subscriber):
+            # A second `make run` lands here: say so, and leave their digest time alone.
+            click.echo(f"{subscriber.email} is already subscribed ({subscriber.mode}, "
+                       f"{subscriber.timezone}): nothing to change")
+            return
         new = subscribers.add(db, subscriber, datetime.now(UTC))
     click.echo(f"{'subscribed' if new else 'updated'} {subscriber.email} "
                f"({subscriber.mode}, {subscriber.timezone})")
+
+
+def _same(stored: Subscriber | None, wanted: Subscriber) -> bool:
+    """Whether `wanted` is what is stored already, in every field `subscribers add` sets."""
+    return stored is not None and (
+        (stored.mode, stored.timezone, stored.topics, stored.digest_hour)
+        == (wanted.mode, wanted.timezone, wanted.topics, wanted.digest_hour))
 
 
 @subscribers_group.command("remove")
@@ -66,6 +82,8 @@ def subscribers_add(email: str, mode: str, timezone: str, topics: str,
 @command
 def subscribers_remove(email: str) -> None:
     """Remove an email subscriber."""
+    from bot import subscribers
+
     with transaction(load_or_fail()) as db:
         removed = subscribers.remove(db, email)
     if not removed:
@@ -78,6 +96,8 @@ def subscribers_remove(email: str) -> None:
 @command
 def subscribers_list(as_json: bool) -> None:
     """List email subscribers, each with their next digest time in their own zone."""
+    from bot import subscribers
+
     with transaction(load_or_fail()) as db:
         found = subscribers.listing(db)
     rows = [{"email": s.email, "mode": s.mode, "tz": s.timezone, "topics": ",".join(s.topics),
@@ -100,6 +120,8 @@ def subscribers_import(file: str) -> None:
 
     Bad rows are reported by line and the rest imported; exit 1 when any row was bad.
     """
+    from bot import subscribers
+
     config = load_or_fail()
     raw = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
     try:
@@ -145,6 +167,9 @@ def digest_send(force: bool) -> None:
 @command
 def preview(story_id: str | None, address: str | None, fmt: str | None) -> None:
     """Print exactly what would be sent, without sending or recording anything."""
+    from bot.messages import Renderer
+    from bot.subscribers import secret_key
+
     if (story_id is None) == (address is None):
         raise Failure("give --story ID or --digest EMAIL (one of them)")
     config = load_or_fail()
@@ -152,17 +177,20 @@ def preview(story_id: str | None, address: str | None, fmt: str | None) -> None:
     now = datetime.now(UTC)
     with transaction(config) as db:
         if story_id is not None:
-            items = outbox.story_items(db, story_id)
-            if not items:
-                raise Failure(f"no story with id {story_id!r}; see `alertbot stories rejected`")
             fmt = fmt or "slack"
-            transport = "slack" if fmt == "slack" else "email"
-            target = "slack:C0PREVIEW" if fmt == "slack" else "email:reader@example.com"
-            message = renderer.render("alert", transport, target, None,
-                                      Load([_with_reason(items[0], config)]), now)
+            message = _story_preview(db, config, renderer, story_id, fmt, now)
         else:
             fmt = fmt or "html"
             message = _digest_preview(db, config, renderer, address or "", fmt, now)
+    _show(message, fmt)
+
+
+def _show(message: Any, fmt: str) -> None:
+    """An email's subject on stderr and the chosen part on stdout; Slack's JSON on stdout."""
+    from email.message import EmailMessage
+
+    from bot.mail import Outgoing
+
     if isinstance(message, Outgoing):
         message = message.parsed()
     if isinstance(message, EmailMessage):
@@ -174,8 +202,26 @@ def preview(story_id: str | None, address: str | None, fmt: str | None) -> None:
         click.echo(json.dumps(message[0][1], indent=2, ensure_ascii=False))
 
 
+def _story_preview(db: Any, config: Config, renderer: Renderer, story_id: str, fmt: str,
+                   now: datetime) -> Any:
+    from bot import outbox
+    from bot.messages import Load
+
+    items = outbox.story_items(db, story_id)
+    if not items:
+        raise Failure(f"no story with id {story_id!r}; see `alertbot stories rejected`")
+    transport = "slack" if fmt == "slack" else "email"
+    target = "slack:C0PREVIEW" if fmt == "slack" else "email:reader@example.com"
+    return renderer.render("alert", transport, target, None,
+                           Load([_with_reason(items[0], config)]), now)
+
+
 def _with_reason(item: Any, config: Config) -> Entry:
     """A stored story as an alert's entry, with the rule's verdict as its reason."""
+    from bot.messages import Entry
+    from bot.rules import corroborate, gate, global_thresholds
+    from bot.stories import Story
+
     story = Story.model_validate_json(item.payload)
     verdict = gate(story.impact, corroborate(story).count, global_thresholds(config.desk.rules))
     return Entry(item.story_id, f"{verdict.reason} · preview", item.payload)
@@ -183,14 +229,21 @@ def _with_reason(item: Any, config: Config) -> Entry:
 
 def _digest_preview(db: Any, config: Config, renderer: Renderer, address: str, fmt: str,
                     now: datetime) -> EmailMessage:
+    from bot import digests, subscribers
+    from bot.mail import Outgoing
+    from bot.messages import Load
+
     if fmt == "slack":
         raise Failure("a daily digest is an email: use --format html or text")
     subscriber = subscribers.find(db, address)
     if subscriber is None:
         raise Failure(f"{address} is not subscribed; see `alertbot subscribers list`")
     if subscriber.mode not in subscribers.DAILY:
-        raise Failure(f"{subscriber.email} gets instant emails only (mode {subscriber.mode}), "
-                      "no daily digest")
+        # A what-if, read only: their digest as if they had one, so preview works for anyone.
+        click.echo(f"{subscriber.email} gets instant emails only (mode {subscriber.mode}), "
+                   "no daily digest; this is what a daily digest would hold for them now.",
+                   err=True)
+        subscriber = dataclasses.replace(subscriber, mode="daily")
     found = digests.contents(db, subscriber, config.desk, now)
     if not found.stories and not config.desk.email.send_empty_digest:
         raise Failure(f"{subscriber.email} would get no digest now: no action items since "
@@ -220,6 +273,8 @@ def test_slack(channel: str) -> None:
 @command
 def test_email(address: str) -> None:
     """Email a test message to ADDRESS."""
+    from bot import subscribers
+
     try:
         subscribers.validate(address, "instant", "UTC", (), "07:00")
     except ValueError as exc:
