@@ -10,7 +10,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import text
 
 from bot import db as database
-from bot.db.schema import Base
+from bot.db.schema import metadata
 from tests.conftest import new_pg_database
 from tests.process import Alertbot
 
@@ -83,12 +83,21 @@ def test_stored_action_items_are_numbered_in_arrival_order_and_readers_keep_thei
     engine.dispose()
 
 
+def test_head_names_the_newest_migration() -> None:
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(database.MIGRATIONS))
+    assert ScriptDirectory.from_config(cfg).get_current_head() == database.HEAD
+
+
 def test_the_migrated_schema_is_the_one_the_models_describe(database_url: str) -> None:
     database.upgrade(database_url)
     engine = database.create(database_url)
     with engine.connect() as db:
         context = MigrationContext.configure(db)
-        differences = [d for d in compare_metadata(context, Base.metadata)
+        differences = [d for d in compare_metadata(context, metadata)
                        if not _search_machinery(d)]
     engine.dispose()
     assert differences == []

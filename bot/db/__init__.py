@@ -12,17 +12,19 @@ import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# The newest migration (a test holds it to Alembic's head). Knowing it lets a command see that a
+# database is up to date with one query, without importing Alembic (~0.1 s of every command).
+HEAD = "0008"
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -166,9 +168,35 @@ def _migration_engine(database_url: str) -> Engine:
 
 
 def _alembic() -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     return cfg
+
+
+def revision(database_url: str) -> str | None:
+    """The database's schema revision; None when it has no alertbot tables yet."""
+    engine = create(database_url)
+    try:
+        with engine.connect() as connection:
+            found = connection.scalar(text("SELECT version_num FROM alembic_version"))
+            return None if found is None else str(found)
+    except SQLAlchemyError:
+        if not _reachable(engine):
+            raise  # the database is away: say so, rather than "no tables"
+        return None
+    finally:
+        engine.dispose()
+
+
+def _reachable(engine: Engine) -> bool:
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        return False
+    return True
 
 
 def behind(database_url: str) -> str | None:
@@ -177,33 +205,33 @@ def behind(database_url: str) -> str | None:
     A revision this release does not know is newer (a later release migrated it): the old
     replicas of a rolling upgrade keep running, since migrations only add.
     """
-    engine = create(database_url)
-    try:
-        with engine.connect() as connection:
-            current = MigrationContext.configure(connection).get_current_revision()
-    finally:
-        engine.dispose()
-    scripts = ScriptDirectory.from_config(_alembic())
-    head = scripts.get_current_head()
-    if current == head:
+    current = revision(database_url)
+    if current == HEAD:
         return None
     if current is None:
         return "the database has no alertbot tables yet"
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
     try:
-        scripts.get_revision(current)
+        ScriptDirectory.from_config(_alembic()).get_revision(current)
     except CommandError:
         return None
-    return f"the database schema is at revision {current}; this release needs {head}"
+    return f"the database schema is at revision {current}; this release needs {HEAD}"
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    """Apply the Alembic migrations up to `revision`, all in one transaction."""
+def upgrade(database_url: str, target: str = "head") -> None:
+    """Apply the Alembic migrations up to `target`, all in one transaction."""
+    if target == "head" and revision(database_url) == HEAD:
+        return  # up to date: no need to load Alembic
+    from alembic import command
+
     engine = _migration_engine(database_url)
     try:
         with engine.begin() as connection:
             cfg = _alembic()
             cfg.attributes["connection"] = connection
-            command.upgrade(cfg, revision)
+            command.upgrade(cfg, target)
             if connection.dialect.name == "sqlite":
                 broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
                 if broken:  # rolls the whole upgrade back

@@ -1,4 +1,8 @@
-"""Tables. Portable SQL only: the same schema runs on SQLite and PostgreSQL."""
+"""Tables. Portable SQL only: the same schema runs on SQLite and PostgreSQL.
+
+SQLAlchemy Core tables, not ORM classes: the code queries tables, and the ORM's import alone
+cost every command-line call ~0.2 s.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +13,19 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Column,
     Dialect,
     Float,
     ForeignKey,
     Index,
     Integer,
+    MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
 from sqlalchemy import DateTime as _DateTime
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 
@@ -40,171 +46,140 @@ class UTCDateTime(TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
-class Base(DeclarativeBase):
-    pass
+metadata = MetaData()
 
-
-class StoryRow(Base):
-    """The current (newest) version of each story."""
-
-    __tablename__ = "stories"
-
-    id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    version: Mapped[int | None] = mapped_column(Integer)
-    scored_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    impact: Mapped[float] = mapped_column(Float)
-    corroboration: Mapped[int] = mapped_column(Integer)
-    qualifies: Mapped[bool] = mapped_column(Boolean, index=True)
-    flag: Mapped[str | None] = mapped_column(Text)
-    title: Mapped[str] = mapped_column(Text)
-    url: Mapped[str] = mapped_column(Text, index=True)  # /story by URL
+# The current (newest) version of each story.
+STORIES = Table(
+    "stories", metadata,
+    Column("id", String(200), primary_key=True),
+    Column("version", Integer),
+    Column("scored_at", UTCDateTime, index=True, nullable=False),
+    Column("impact", Float, nullable=False),
+    Column("corroboration", Integer, nullable=False),
+    Column("qualifies", Boolean, index=True, nullable=False),
+    Column("flag", Text),
+    Column("title", Text, nullable=False),
+    Column("url", Text, index=True, nullable=False),  # /story by URL
     # Takeaways, key facts and source headlines, for full-text search beside the title.
-    search_text: Mapped[str | None] = mapped_column(Text)
-    payload: Mapped[str] = mapped_column(Text)  # the validated story as JSON text
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    Column("search_text", Text),
+    Column("payload", Text, nullable=False),  # the validated story as JSON text
+    Column("updated_at", UTCDateTime, nullable=False),
     # When the story became an action item here (its first qualifying, fresh version arrived);
     # None while it is not one. Daily digests cover action items by this time, not scored_at,
     # so a story scored before a digest but received after it is in the next one.
-    qualified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    Column("qualified_at", UTCDateTime, index=True),
     # Its number in the order stories became action items (the `qualified` counter), given in
     # the transaction that stored it; None while it is not one. A daily digest covers the
     # numbers above the reader's last one, so whatever was stored before a digest is planned is
     # in it, and nothing is in two (docs/decisions.md, "Daily digest windows").
-    qualified_seq: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    Column("qualified_seq", BigInteger, index=True),
+)
 
+# Every version ever stored, for score history and for editing posted messages.
+VERSIONS = Table(
+    "story_versions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("story_id", String(200), index=True, nullable=False),
+    Column("version", Integer),
+    Column("scored_at", UTCDateTime, nullable=False),
+    Column("impact", Float, nullable=False),
+    Column("corroboration", Integer, nullable=False),
+    Column("qualifies", Boolean, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+)
 
-class StoryVersionRow(Base):
-    """Every version ever stored, for score history and for editing posted messages."""
+REJECTIONS = Table(
+    "rejections", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("received_at", UTCDateTime, index=True, nullable=False),
+    Column("origin", Text, nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("story_id", String(200)),
+    Column("field", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+)
 
-    __tablename__ = "story_versions"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    story_id: Mapped[str] = mapped_column(String(200), index=True)
-    version: Mapped[int | None] = mapped_column(Integer)
-    scored_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    impact: Mapped[float] = mapped_column(Float)
-    corroboration: Mapped[int] = mapped_column(Integer)
-    qualifies: Mapped[bool] = mapped_column(Boolean)
-    payload: Mapped[str] = mapped_column(Text)
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
-class RejectionRow(Base):
-    __tablename__ = "rejections"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    origin: Mapped[str] = mapped_column(Text)
-    position: Mapped[int] = mapped_column(Integer)
-    story_id: Mapped[str | None] = mapped_column(String(200))
-    field: Mapped[str] = mapped_column(Text)
-    reason: Mapped[str] = mapped_column(Text)
-
-
-class DeliveryRow(Base):
-    """The outbox: one row per story-or-digest × target; also the record of what was sent."""
-
-    __tablename__ = "deliveries"
-    __table_args__ = (Index("ix_deliveries_due", "status", "not_before"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    dedupe_key: Mapped[str] = mapped_column(String(400), unique=True)
-    transport: Mapped[str] = mapped_column(String(20))
-    target: Mapped[str] = mapped_column(String(320), index=True)
-    kind: Mapped[str] = mapped_column(String(20))  # alert | digest | test
-    reason: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(20))  # pending|sending|sent|failed|dead
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    not_before: Mapped[datetime] = mapped_column(UTCDateTime)
-    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+# The outbox: one row per story-or-digest × target; also the record of what was sent.
+DELIVERIES = Table(
+    "deliveries", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dedupe_key", String(400), unique=True, nullable=False),
+    Column("transport", String(20), nullable=False),
+    Column("target", String(320), index=True, nullable=False),
+    Column("kind", String(20), nullable=False),  # alert | digest | test
+    Column("reason", Text, nullable=False),
+    Column("status", String(20), nullable=False),  # pending|sending|sent|failed|dead
+    Column("attempts", Integer, default=0, nullable=False),
+    Column("not_before", UTCDateTime, nullable=False),
+    Column("lease_until", UTCDateTime),
     # "host:pid" of the process that claimed it last: for a sent row, the one that sent it.
-    claimed_by: Mapped[str | None] = mapped_column(String(300))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    last_error: Mapped[str | None] = mapped_column(Text)
-    remote_id: Mapped[str | None] = mapped_column(Text)  # Slack ts or email Message-ID
+    Column("claimed_by", String(300)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+    Column("last_error", Text),
+    Column("remote_id", Text),  # Slack ts or email Message-ID
     # An `update` row edits the message its parent posted; `details` holds the change.
-    parent_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"))
-    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    Column("parent_id", Integer, ForeignKey("deliveries.id")),
+    Column("details", JSON),
+    Index("ix_deliveries_due", "status", "not_before"),
+)
 
+# Until when a target must not get another message (Slack pacing, a Retry-After).  In the
+# database rather than in memory so that every replica keeps one channel's pace.
+PACING = Table(
+    "pacing", metadata,
+    Column("target", String(320), primary_key=True),
+    Column("paced_until", UTCDateTime, index=True, nullable=False),
+)
 
-class PacingRow(Base):
-    """Until when a target must not get another message (Slack pacing, a Retry-After).
+# A story that qualified for a target: alerts go out once per (target, story).
+MATCHES = Table(
+    "matches", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("target", String(320), nullable=False),
+    Column("story_id", String(200), index=True, nullable=False),
+    Column("version", Integer),
+    Column("reason", Text, nullable=False),
+    Column("matched_at", UTCDateTime, nullable=False),
+    Column("delivery_id", Integer, ForeignKey("deliveries.id"), index=True),
+    UniqueConstraint("target", "story_id", name="uq_matches_target_story"),
+)
 
-    In the database rather than in memory so that every replica keeps one channel's pace.
-    """
-
-    __tablename__ = "pacing"
-
-    target: Mapped[str] = mapped_column(String(320), primary_key=True)
-    paced_until: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-
-
-class MatchRow(Base):
-    """A story that qualified for a target: alerts go out once per (target, story)."""
-
-    __tablename__ = "matches"
-    __table_args__ = (UniqueConstraint("target", "story_id", name="uq_matches_target_story"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    target: Mapped[str] = mapped_column(String(320))
-    story_id: Mapped[str] = mapped_column(String(200), index=True)
-    version: Mapped[int | None] = mapped_column(Integer)
-    reason: Mapped[str] = mapped_column(Text)
-    matched_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"), index=True)
-
-
-class SubscriberRow(Base):
-    __tablename__ = "subscribers"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    email: Mapped[str] = mapped_column(String(320), unique=True)
-    mode: Mapped[str] = mapped_column(String(10))  # instant | daily | both
-    timezone: Mapped[str] = mapped_column(String(64))
-    topics: Mapped[list[str]] = mapped_column(JSON)
-    digest_hour: Mapped[str] = mapped_column(String(5))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+SUBSCRIBERS = Table(
+    "subscribers", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("email", String(320), unique=True, nullable=False),
+    Column("mode", String(10), nullable=False),  # instant | daily | both
+    Column("timezone", String(64), nullable=False),
+    Column("topics", JSON, nullable=False),
+    Column("digest_hour", String(5), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
     # Daily digests: when the next one is due (None for instant-only subscribers); the highest
     # `stories.qualified_seq` the last one covered (None before the first: it looks back 24 h);
     # and when that one was planned, which the email names ("since …").
-    next_digest_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
-    digest_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    digest_seq: Mapped[int | None] = mapped_column(BigInteger)
+    Column("next_digest_at", UTCDateTime, index=True),
+    Column("digest_since", UTCDateTime),
+    Column("digest_seq", BigInteger),
+)
 
+# Named counters. `qualified` numbers action items in the order they were stored: its row is
+# updated in the storing transaction, so numbers are committed in order.
+COUNTERS = Table(
+    "counters", metadata,
+    Column("name", String(40), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
 
-class CounterRow(Base):
-    """Named counters. `qualified` numbers action items in the order they were stored: its
-    row is updated in the storing transaction, so numbers are committed in order."""
-
-    __tablename__ = "counters"
-
-    name: Mapped[str] = mapped_column(String(40), primary_key=True)
-    value: Mapped[int] = mapped_column(BigInteger)
-
-
-class SlackRouteRow(Base):
-    """A route made in Slack with `/alerts subscribe` (a channel) or `/alerts me` (a DM)."""
-
-    __tablename__ = "slack_routes"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    address: Mapped[str] = mapped_column(String(40), unique=True)  # channel or user ID
-    topics: Mapped[list[str]] = mapped_column(JSON)
-    min_impact: Mapped[float | None] = mapped_column(Float)
-    quiet_hours: Mapped[str | None] = mapped_column(String(11))  # "22:00-07:00"
-    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
-    created_by: Mapped[str] = mapped_column(String(40))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
-# Core tables, for the queries (typed as Table, which the ORM's `__table__` is not).
-STORIES = Base.metadata.tables["stories"]
-VERSIONS = Base.metadata.tables["story_versions"]
-REJECTIONS = Base.metadata.tables["rejections"]
-DELIVERIES = Base.metadata.tables["deliveries"]
-MATCHES = Base.metadata.tables["matches"]
-PACING = Base.metadata.tables["pacing"]
-SUBSCRIBERS = Base.metadata.tables["subscribers"]
-SLACK_ROUTES = Base.metadata.tables["slack_routes"]
-COUNTERS = Base.metadata.tables["counters"]
+# A route made in Slack with `/alerts subscribe` (a channel) or `/alerts me` (a DM).
+SLACK_ROUTES = Table(
+    "slack_routes", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("address", String(40), unique=True, nullable=False),  # channel or user ID
+    Column("topics", JSON, nullable=False),
+    Column("min_impact", Float),
+    Column("quiet_hours", String(11)),  # "22:00-07:00"
+    Column("timezone", String(64), default="UTC", nullable=False),
+    Column("created_by", String(40), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
