@@ -11,7 +11,6 @@ from pathlib import Path
 
 from tests.conftest import story
 from tests.process import Alertbot
-from tests.test_subscribers_cli import arrived_an_hour_ago
 
 REPO = Path(__file__).resolve().parent.parent
 TOML = "[rules]\nmin_impact = 8\n"
@@ -94,7 +93,6 @@ def test_preview_of_an_instant_only_reader_shows_the_digest_they_would_get(
     source = tmp_path / "news.json"
     source.write_text(json.dumps([story(id="a", title="Hypersonic test over the Pacific")]))
     assert bot.cli("ingest", str(source)).returncode == 0
-    arrived_an_hour_ago(tmp_path)
     recorded = bot.cli("deliveries", "--json").stdout  # their instant alert, pending
 
     shown = bot.cli("preview", "--digest", "editor@desk.example", "--format", "text")
@@ -113,3 +111,19 @@ def test_preview_of_an_instant_only_reader_shows_the_digest_they_would_get(
     daily = bot.cli("preview", "--digest", "editor@desk.example")
     assert daily.returncode == 0 and daily.stderr.startswith("Subject: Daily digest, ")
     assert "instant emails only" not in daily.stderr
+
+
+def test_subscriber_settings_take_the_value_written_and_an_empty_hour_is_refused(
+    tmp_path: Path,
+) -> None:
+    """`--topics ""` is all topics and `--digest-hour 00:00` is midnight, as written; an empty
+    `--digest-hour` is an error by name, not a silent fall back to the desk's hour."""
+    bot = Alertbot.make(tmp_path, '[email]\ndigest_hour = "08:00"\n')
+    added = bot.cli("subscribers", "add", "ed@desk.example", "--topics", "",
+                    "--digest-hour", "00:00")
+    assert added.returncode == 0, added.stderr
+    [listed] = json.loads(bot.cli("subscribers", "list", "--json").stdout)
+    assert listed["topics"] == "" and listed["digest_hour"] == "00:00"
+    empty = bot.cli("subscribers", "add", "bo@desk.example", "--digest-hour", "")
+    assert empty.returncode == 1
+    assert "digest_hour: '' is not HH:MM" in empty.stderr

@@ -7,7 +7,6 @@ import email
 import io
 import json
 import re
-import sqlite3
 from email import policy
 from pathlib import Path
 
@@ -89,7 +88,6 @@ def test_preview_shows_exactly_the_digest_that_digest_send_then_sends_and_record
     source.write_text(json.dumps([story(id="a", title="Hypersonic test over the Pacific"),
                                   story(id="b", title="Budget line cut", impact=9)]))
     assert bot.cli("ingest", str(source)).returncode == 0
-    arrived_an_hour_ago(tmp_path)
 
     html = bot.cli("preview", "--digest", "ed@desk.example")
     text = bot.cli("preview", "--digest", "ed@desk.example", "--format", "text")
@@ -111,13 +109,6 @@ def test_preview_shows_exactly_the_digest_that_digest_send_then_sends_and_record
     nothing_new = bot.cli("digest", "send", "--now")
     assert nothing_new.stdout.strip().startswith("0 planned, 1 empty, 0 already, 0 sent")
     assert len(recorder.messages) == 1
-
-
-def arrived_an_hour_ago(tmp_path: Path) -> None:
-    """Move the stories' arrival back an hour: a digest leaves out the last minute's arrivals
-    (digests.SETTLE), and these commands run on the real clock."""
-    with sqlite3.connect(tmp_path / "alertbot.db") as db:
-        db.execute("UPDATE stories SET qualified_at = datetime(qualified_at, '-1 hour')")
 
 
 def normalise(body: str) -> str:

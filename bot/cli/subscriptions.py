@@ -55,8 +55,8 @@ def subscribers_add(email: str, mode: str, timezone: str, topics: str,
 
     config = load_or_fail()
     try:
-        subscriber = subscribers.validate(email, mode, timezone, topics.split(","),
-                                          digest_hour or config.desk.email.digest_hour)
+        hour = config.desk.email.digest_hour if digest_hour is None else digest_hour
+        subscriber = subscribers.validate(email, mode, timezone, topics.split(","), hour)
     except ValueError as exc:
         raise Failure(str(exc)) from None
     with transaction(config) as db:
