@@ -71,18 +71,8 @@ def save(
     `qualified_seq` with it, numbered in storing order (what daily digests follow).
     """
     candidates = _latest_per_id(stories)
-    ids = [story.id for story in candidates]
-    known: dict[str, Any] = {}
-    for chunk in range(0, len(ids), 500):
-        rows = db.execute(
-            select(STORIES.c.id, STORIES.c.version, STORIES.c.scored_at, STORIES.c.impact,
-                   STORIES.c.corroboration, STORIES.c.qualifies, STORIES.c.qualified_at,
-                   STORIES.c.qualified_seq)
-            .where(STORIES.c.id.in_(ids[chunk : chunk + 500]))
-        )
-        known.update({row.id: row for row in rows})
+    known = _stored(db, [story.id for story in candidates])
     saved: list[Saved] = []
-    numbering: list[dict[str, Any]] = []  # rows that became action items just now
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     for story in candidates:
@@ -90,26 +80,13 @@ def save(
         if stored is not None and not is_newer(story, stored.version, stored.scored_at):
             continue
         corroboration = corroborate(story)
-        columns = _columns(story, corroboration, limits)
-        qualified_at, seq = None, None
-        if columns["qualifies"]:
-            kept = (stored.qualified_at, stored.qualified_seq) if stored else (None, None)
-            fresh = too_old(story.scored_at, now, max_age) is None
-            qualified_at = kept[0] or (now if fresh else None)
-            seq = kept[1] if kept[0] is not None else None
-        row = {"id": story.id, **columns, "flag": corroboration.flag, "title": story.title,
-               "url": story.url, "search_text": search_text(story), "updated_at": now,
-               "qualified_at": qualified_at, "qualified_seq": seq}
-        if qualified_at is not None and seq is None:
-            numbering.append(row)  # numbered below, once we know how many
+        row = _row(story, corroboration, stored, limits, max_age, now)
         (updates if stored else inserts).append(row)
         before = (Figures(stored.impact, stored.corroboration, stored.qualifies)
                   if stored is not None else None)
         saved.append(Saved(story, corroboration, before))
-    if numbering:
-        first = take_numbers(db, QUALIFIED, len(numbering))
-        for offset, row in enumerate(numbering):
-            row["qualified_seq"] = first + offset
+    _number([row for row in (*inserts, *updates)
+             if row["qualified_at"] is not None and row["qualified_seq"] is None], db)
     if inserts:
         db.execute(STORIES.insert(), inserts)
     if updates:
@@ -120,6 +97,43 @@ def save(
              for row in updates],
         )
     return saved
+
+
+def _stored(db: Connection, ids: list[str]) -> dict[str, Any]:
+    """What is stored of these stories: figures, version and action-item state, by id."""
+    known: dict[str, Any] = {}
+    for chunk in range(0, len(ids), 500):
+        rows = db.execute(
+            select(STORIES.c.id, STORIES.c.version, STORIES.c.scored_at, STORIES.c.impact,
+                   STORIES.c.corroboration, STORIES.c.qualifies, STORIES.c.qualified_at,
+                   STORIES.c.qualified_seq)
+            .where(STORIES.c.id.in_(ids[chunk : chunk + 500]))
+        )
+        known.update({row.id: row for row in rows})
+    return known
+
+
+def _row(story: Story, corroboration: Corroboration, stored: Any, limits: Thresholds,
+         max_age: timedelta, now: datetime) -> dict[str, Any]:
+    """The `stories` row for a new or newer version; an action item keeps when it became one."""
+    columns = _columns(story, corroboration, limits)
+    qualified_at, seq = None, None
+    if columns["qualifies"]:
+        kept = (stored.qualified_at, stored.qualified_seq) if stored else (None, None)
+        fresh = too_old(story.scored_at, now, max_age) is None
+        qualified_at = kept[0] or (now if fresh else None)
+        seq = kept[1] if kept[0] is not None else None
+    return {"id": story.id, **columns, "flag": corroboration.flag, "title": story.title,
+            "url": story.url, "search_text": search_text(story), "updated_at": now,
+            "qualified_at": qualified_at, "qualified_seq": seq}
+
+
+def _number(rows: list[dict[str, Any]], db: Connection) -> None:
+    """Number the stories that became action items just now, in the order given."""
+    if rows:
+        first = take_numbers(db, QUALIFIED, len(rows))
+        for offset, row in enumerate(rows):
+            row["qualified_seq"] = first + offset
 
 
 QUALIFIED = "qualified"  # the counter that numbers action items in storing order

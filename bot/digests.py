@@ -15,7 +15,7 @@ and moved on to their next local date in the same transaction.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -201,12 +201,7 @@ def plan_chunk(db: Connection, desk: DeskConfig, now: datetime, force: bool = Fa
     # One planner at a time. On SQLite this takes the write lock before reading: a planner that
     # read readers' marks before another committed would cover the same stories again.
     take_turns(db, DIGEST_LOCK)
-    query = select(SUBSCRIBERS).where(SUBSCRIBERS.c.mode.in_(DAILY)).order_by(SUBSCRIBERS.c.id)
-    if force:
-        query = query.where(SUBSCRIBERS.c.id > after_id)
-    else:
-        query = query.where(SUBSCRIBERS.c.next_digest_at <= now)
-    rows = list(db.execute(query.limit(CHUNK).with_for_update(skip_locked=True)))
+    rows = _due_rows(db, now, force, after_id)
     if not rows:
         return Tally(), None
     # Read where the counter stands before reading stories: every number up to it is committed
@@ -214,51 +209,88 @@ def plan_chunk(db: Connection, desk: DeskConfig, now: datetime, force: bool = Fa
     upto = archive.last_number(db, archive.QUALIFIED)
     readers = [_subscriber(row) for row in rows]
     found = candidates(db, [window(r, upto, now) for r in readers], desk)
-    chosen: Chosen = {}
     both = [r.email for r in readers if r.mode == "both"]
-    alerted = _alerted(db, both, sorted({c.story.id for c in found}))
-    tally = Tally()
-    moves: list[dict[str, Any]] = []
-    wanted: list[tuple[dict[str, Any], dict[str, Any]]] = []
-    covered = {"digest_since": now, "digest_seq": upto}  # a reader whose window is done
+    chunk = _Chunk(now, upto, found, _alerted(db, both, sorted({c.story.id for c in found})))
     for row, reader in zip(rows, readers, strict=True):
-        today = local_date(now, reader.timezone)
+        _plan_one(db, desk, chunk, reader, force, row.id)
+    _store(db, chunk)
+    return chunk.tally, rows[-1].id
+
+
+def _due_rows(db: Connection, now: datetime, force: bool, after_id: int) -> list[Any]:
+    query = select(SUBSCRIBERS).where(SUBSCRIBERS.c.mode.in_(DAILY)).order_by(SUBSCRIBERS.c.id)
+    if force:
+        query = query.where(SUBSCRIBERS.c.id > after_id)
+    else:
+        query = query.where(SUBSCRIBERS.c.next_digest_at <= now)
+    return list(db.execute(query.limit(CHUNK).with_for_update(skip_locked=True)))
+
+
+@dataclass
+class _Chunk:
+    """One chunk's planning: what was read once for all its readers, and what it decided."""
+
+    now: datetime
+    upto: int
+    found: list[Candidate]
+    alerted: set[tuple[str, str]]
+    chosen: Chosen = field(default_factory=dict)
+    tally: Tally = field(default_factory=Tally)
+    moves: list[dict[str, Any]] = field(default_factory=list)  # each reader's next state
+    wanted: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)
+
+    @property
+    def covered(self) -> dict[str, Any]:
+        """A reader's state once this window is done: the next one starts above `upto`."""
+        return {"digest_since": self.now, "digest_seq": self.upto}
+
+
+def _plan_one(db: Connection, desk: DeskConfig, chunk: _Chunk, reader: Subscriber,
+              force: bool, row_id: int) -> None:
+    """Decide one reader's digest: missed, empty, or a row to add (and where they move)."""
+    now = chunk.now
+    today = local_date(now, reader.timezone)
+    if force:
         tomorrow = digest_time(today + timedelta(days=1), reader.timezone, reader.digest_hour)
-        if force:
-            day: date | None = today
-            next_at, why = tomorrow, f"daily digest for {today} (sent early: digest send --now)"
-        else:
-            day, next_at, why = due(now, reader.timezone, reader.digest_hour, row.next_digest_at)
-        move = {"b_id": row.id, "next_digest_at": next_at, "digest_since": reader.digest_since,
-                "digest_seq": reader.digest_seq}
-        moves.append(move)
-        if day is None:
-            tally.missed += 1
-            continue
-        digest = contents(db, reader, desk, now, found, alerted, chosen, upto)
-        if not digest.stories and not desk.email.send_empty_digest:
-            tally.empty += 1
-            move.update(covered)  # nothing happened in that window
-            continue
-        reason = (f"{why}: {len(digest.stories)} action items since "
-                  f"{digest.since:%Y-%m-%d %H:%M} UTC")
-        wanted.append(({"dedupe": f"daily:{reader.email}:{day.isoformat()}",
-                        "transport": "email", "target": f"email:{reader.email}",
-                        "kind": "daily", "reason": reason, "details": digest.details()}, move))
-    added = outbox.add_many(db, now, [delivery for delivery, _ in wanted])
-    for delivery, move in wanted:
+        day: date | None = today
+        next_at, why = tomorrow, f"daily digest for {today} (sent early: digest send --now)"
+    else:
+        scheduled = reader.next_digest_at or now  # set for every daily reader
+        day, next_at, why = due(now, reader.timezone, reader.digest_hour, scheduled)
+    move = {"b_id": row_id, "next_digest_at": next_at, "digest_since": reader.digest_since,
+            "digest_seq": reader.digest_seq}
+    chunk.moves.append(move)
+    if day is None:
+        chunk.tally.missed += 1
+        return
+    digest = contents(db, reader, desk, now, chunk.found, chunk.alerted, chunk.chosen,
+                      chunk.upto)
+    if not digest.stories and not desk.email.send_empty_digest:
+        chunk.tally.empty += 1
+        move.update(chunk.covered)  # nothing happened in that window
+        return
+    reason = f"{why}: {len(digest.stories)} action items since {digest.since:%Y-%m-%d %H:%M} UTC"
+    chunk.wanted.append(({"dedupe": f"daily:{reader.email}:{day.isoformat()}",
+                          "transport": "email", "target": f"email:{reader.email}",
+                          "kind": "daily", "reason": reason, "details": digest.details()}, move))
+
+
+def _store(db: Connection, chunk: _Chunk) -> None:
+    """Add the chunk's rows (a date's digest already there is not added twice) and move every
+    reader on; a reader whose row existed keeps their window."""
+    added = outbox.add_many(db, chunk.now, [delivery for delivery, _ in chunk.wanted])
+    for delivery, move in chunk.wanted:
         if delivery["dedupe"] in added:
-            tally.planned += 1
-            move.update(covered)
+            chunk.tally.planned += 1
+            move.update(chunk.covered)
         else:
-            tally.already += 1  # that date's digest exists: this reader's window stays
+            chunk.tally.already += 1
     db.execute(
         update(SUBSCRIBERS).where(SUBSCRIBERS.c.id == bindparam("b_id"))
         .values(next_digest_at=bindparam("next_digest_at"),
                 digest_since=bindparam("digest_since"), digest_seq=bindparam("digest_seq")),
-        moves,
+        chunk.moves,
     )
-    return tally, rows[-1].id
 
 
 def stories_of(db: Connection, details: dict[str, Any]) -> list[Any]:
