@@ -28,7 +28,7 @@ from bot import db as database
 from bot.db import Database
 from bot.db.schema import SUBSCRIBERS
 from bot.pipeline import Pipeline
-from bot.stories import parse_batch
+from bot.stories.parsing import parse_batch
 from tests.conftest import make_config, story
 from tests.fakes import free_port
 from tests.process import Alertbot

@@ -25,10 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.machine import describe, peak_rss_mb
 from bot import db as database
-from bot import subscribers
 from bot.db import Database
 from bot.pipeline import Pipeline
-from bot.stories import parse_batch
+from bot.readers import subscribers
+from bot.stories.parsing import parse_batch
 from tests.conftest import make_config
 from tests.fakes import FakeSlack
 from tests.process import Alertbot

@@ -28,7 +28,7 @@ from bench.machine import describe, peak_rss_mb, percentile
 from bot import db as database
 from bot.db import Database
 from bot.pipeline import Pipeline
-from bot.stories import parse_batch
+from bot.stories.parsing import parse_batch
 from tests.conftest import make_config
 from tests.corpus import lines
 from tests.fakes import FakeSlack, slack_signature

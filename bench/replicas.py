@@ -34,7 +34,7 @@ from bench.machine import describe
 from bot import db as database
 from bot.db import Database
 from bot.pipeline import Pipeline
-from bot.stories import parse_batch
+from bot.stories.parsing import parse_batch
 from tests.conftest import PostgresServer, make_config, new_pg_database, story
 from tests.fakes import free_port
 from tests.process import Alertbot, until

@@ -22,11 +22,12 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from bot import digests, outbox
+from bot import outbox
 from bot.db import Database
 from bot.logs import fields
 from bot.messages import Load, Renderer
 from bot.metrics import Metrics
+from bot.outbox import daily as digests
 from bot.settings import Config
 from bot.transports import DeliveryError, Transport
 

@@ -13,15 +13,18 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
-from bot import archive, outbox, slack_routes, subscribers
-from bot.archive import Saved
+from bot import outbox
 from bot.db import PLAN_LOCK, Database, take_turns
 from bot.logs import fields
 from bot.metrics import Metrics, origin_kind
-from bot.routes import Match, Target, email_target, match, slack_route_target, slack_targets
-from bot.rules import Figures, change, gate, global_thresholds
+from bot.readers import slack_routes, subscribers
+from bot.rules.gate import Figures, change, gate, global_thresholds
+from bot.rules.targets import Match, Target, email_target, match, slack_route_target, slack_targets
 from bot.settings import Config
-from bot.stories import Batch, Story
+from bot.stories import archive
+from bot.stories.archive import Saved
+from bot.stories.model import Story
+from bot.stories.parsing import Batch
 
 log = logging.getLogger(__name__)
 CHUNK = 1000  # stories per transaction

@@ -21,25 +21,27 @@ import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-from bot import digests, outbox, subscribers
-from bot.api import create_app
+from bot import outbox
 from bot.db import Database
 from bot.delivery import Clock, Dispatcher, utcnow
 from bot.metrics import Metrics
+from bot.outbox import daily as digests
 from bot.pipeline import Pipeline, Report
+from bot.readers import subscribers
+from bot.readers.subscribers import secret_key, verify_token
 from bot.settings import Config
 from bot.slack_app import create_slack_app
 from bot.sources import files
 from bot.sources.http import HttpSource, SourceError
-from bot.stories import parse_batch
-from bot.subscribers import secret_key, verify_token
+from bot.stories.parsing import parse_batch
 from bot.transports import Transport
 from bot.transports.files import EmailFileTransport, SlackFileTransport
 from bot.transports.slack import SlackTransport
 from bot.transports.smtp import SmtpTransport
+from bot.web.app import create_app
 
 log = logging.getLogger(__name__)
-CHECK_LONGEST_WAIT = timedelta(seconds=30)  # SPEC §7: check waits out a Retry-After up to 30 s
+CHECK_LONGEST_WAIT = timedelta(seconds=30)  # `alertbot check` waits out a Retry-After up to 30 s
 PARSE_INLINE_BYTES = 64 * 1024
 DIGEST_EVERY = timedelta(seconds=10)  # how often due daily digests are looked for
 # On SIGTERM, how long deliveries in flight may take to finish: within Docker's and
@@ -261,7 +263,7 @@ class Service:
         slack = create_slack_app(self.config, self.db, self.dispatcher.wake)
         socket_mode = None
         if slack is not None and settings.slack_app_token is not None:
-            # Socket Mode instead of POST /slack/events (SPEC §6): Slack sends over a WebSocket.
+            # Socket Mode instead of POST /slack/events: Slack sends over a WebSocket.
             socket_mode = AsyncSocketModeHandler(slack, settings.slack_app_token.get_secret_value())
         secret = settings.slack_signing_secret
         app = create_app(self.push, self.ready, token, None if socket_mode else slack,

@@ -1,9 +1,10 @@
 """Configuration: environment (pydantic-settings) plus the desk's TOML file.
 
 This is the only module that reads the process environment. Everything else receives a `Config`.
-Environment variables carry deployment facts and secrets (SPEC §10); the TOML file carries the
-desk's rules, sources and routes. They are two models because a TOML section such as `[email]`
-would otherwise be read from an `EMAIL` environment variable, which many machines set.
+Environment variables carry deployment facts and secrets (README, Configuration); the TOML file
+carries the desk's rules, sources and routes. They are two models because a TOML section such
+as `[email]` would otherwise be read from an `EMAIL` environment variable, which many machines
+set.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.stories import Sentiment
+from bot.stories.model import Sentiment
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -159,7 +160,7 @@ Command = Annotated[str, BeforeValidator(_command)]
 
 
 class CommandNames(_Section):
-    """Slash command names, as registered in the Slack app (SPEC §6: configurable)."""
+    """Slash command names, as registered in the Slack app (configurable)."""
 
     story: Command = "/story"
     actionitems: Command = "/actionitems"
@@ -204,7 +205,7 @@ def _secret(name: str) -> Any:
 
 
 class Settings(BaseSettings):
-    """Deployment settings from the environment and `.env`, named exactly as in SPEC §10."""
+    """Deployment settings from the environment and `.env`, named as in the README's table."""
 
     model_config = SettingsConfigDict(
         env_file=".env", extra="ignore", case_sensitive=False, populate_by_name=True
@@ -279,7 +280,7 @@ def _describe(error: ValidationError, origin: str) -> str:
 
 
 def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
-    # Relative paths in the TOML resolve against the TOML file's folder (SPEC §10).
+    # Relative paths in the TOML resolve against the TOML file's folder.
     for source in raw.get("sources", []):
         if isinstance(source, dict) and isinstance(source.get("path"), str):
             path = Path(source["path"])

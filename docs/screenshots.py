@@ -18,11 +18,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bot.mail import Outgoing  # noqa: E402
 from bot.messages import Entry, Load, Renderer  # noqa: E402
-from bot.rules import corroborate, gate, global_thresholds  # noqa: E402
+from bot.messages.mail import Outgoing  # noqa: E402
+from bot.rules.gate import corroborate, gate, global_thresholds  # noqa: E402
 from bot.settings import Config, DeskConfig, Settings  # noqa: E402
-from bot.stories import parse_batch  # noqa: E402
+from bot.stories.parsing import parse_batch  # noqa: E402
 
 # (file, width, height, dark): the height is the window's, sized to the sample digest.
 SHOTS = (("digest-600.png", 600, 1180, False), ("digest-375.png", 375, 1520, False),

@@ -17,12 +17,12 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 
-from bot import subscribers
 from bot.db import Database
-from bot.digests import plan_chunk
+from bot.outbox.daily import plan_chunk
 from bot.pipeline import Pipeline
+from bot.readers import subscribers
 from bot.settings import Config, DeskConfig, Settings
-from bot.stories import parse_batch
+from bot.stories.parsing import parse_batch
 from tests.conftest import story
 
 READERS = {"all@desk.example": (), "launch@desk.example": ("launch",)}

@@ -14,11 +14,12 @@ from typing import Any
 
 import httpx
 
-from bot import outbox, subscribers
-from bot.api import create_app
+from bot import outbox
 from bot.pipeline import Report
+from bot.readers import subscribers
 from bot.service import Service
-from bot.stories import parse_batch
+from bot.stories.parsing import parse_batch
+from bot.web.app import create_app
 from tests.conftest import make_config
 from tests.fakes import FakeSlack, SmtpRecorder
 

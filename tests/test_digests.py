@@ -15,10 +15,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot import subscribers
-from bot.digest_clock import digest_time, due, first_due
+from bot.readers import subscribers
+from bot.readers.subscribers import unsubscribe_token
+from bot.rules.digest_clock import digest_time, due, first_due
 from bot.service import Service
-from bot.subscribers import unsubscribe_token
 from tests.conftest import story
 from tests.fakes import FakeSlack, SmtpRecorder
 from tests.harness import Clock, Desk, desk_config

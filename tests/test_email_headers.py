@@ -12,11 +12,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from bot.mail import Merge, Outgoing, compose, render_parts
-from bot.render import Item
+from bot.messages.mail import Merge, compose, render_parts
+from bot.messages.render import Item
+from bot.readers.subscribers import verify_token
 from bot.settings import Settings
-from bot.stories import Story
-from bot.subscribers import verify_token
+from bot.stories.model import Story
+from bot.transports import Outgoing
 from tests.conftest import story
 
 NOW = datetime(2026, 3, 5, 15, 0, tzinfo=UTC)

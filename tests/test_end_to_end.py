@@ -1,4 +1,5 @@
-"""Every edge of SPEC §2 end to end: stories in, exactly the expected Slack posts and emails out."""
+"""Every edge of the rule (docs/stories.md) end to end: stories in, exactly the expected
+Slack posts and emails out."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bot import subscribers
+from bot.readers import subscribers
 from bot.service import Service
 from tests.conftest import story
 from tests.fakes import FakeSlack, SmtpRecorder

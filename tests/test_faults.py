@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from bot import outbox, subscribers
+from bot import outbox
+from bot.readers import subscribers
 from bot.service import Service
-from bot.stories import parse_batch
+from bot.stories.parsing import parse_batch
 from tests.conftest import story
 from tests.fakes import FakeSlack, SmtpRecorder
 from tests.harness import Desk, desk_config, titles

@@ -20,10 +20,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.api import create_app
 from bot.service import Service
 from bot.slack_app import create_slack_app
-from bot.stories import UnusableInput, parse_batch
+from bot.stories.parsing import UnusableInput, parse_batch
+from bot.web.app import create_app
 from tests.conftest import make_config, story
 from tests.fakes import FakeSlack, slack_signature
 

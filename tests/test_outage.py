@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from bot import db as database
-from bot.subscribers import unsubscribe_token
+from bot.readers.subscribers import unsubscribe_token
 from tests.conftest import PostgresServer, new_pg_database, story
 from tests.fakes import FakeSlack
 from tests.process import Alertbot, pg_statuses, until

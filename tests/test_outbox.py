@@ -13,12 +13,13 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 
-from bot import archive, outbox
 from bot import db as database
+from bot import outbox
 from bot.db import Database
 from bot.db.schema import DELIVERIES, MATCHES, VERSIONS
 from bot.pipeline import Pipeline
-from bot.stories import parse_batch
+from bot.stories import archive
+from bot.stories.parsing import parse_batch
 from tests.conftest import make_config, story
 
 NOW = datetime.now(UTC).replace(microsecond=0)

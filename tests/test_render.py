@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from bot.mail import Merge, Outgoing, address, compose, render_parts
-from bot.render import (
+from bot.messages.mail import Merge, address, compose, render_parts
+from bot.messages.render import (
     HEADER_LIMIT,
     MESSAGE_TEXT_BUDGET,
     SECTION_LIMIT,
@@ -25,7 +25,8 @@ from bot.render import (
     story_context,
 )
 from bot.settings import Settings
-from bot.stories import Story
+from bot.stories.model import Story
+from bot.transports import Outgoing
 from tests.conftest import story
 
 NOW = datetime(2026, 3, 5, 15, 0, tzinfo=UTC)

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from bot.mail import render_parts
-from bot.render import (
+from bot.messages.mail import render_parts
+from bot.messages.render import (
     Item,
     _texts,
     item_context,
@@ -22,7 +22,7 @@ from bot.render import (
     story_context,
     templates_dir,
 )
-from bot.stories import Story
+from bot.stories.model import Story
 from tests.conftest import story
 
 NOW = datetime(2026, 3, 5, 15, 0, tzinfo=UTC)

@@ -11,7 +11,7 @@ import pytest
 from slack_sdk.models.blocks import Block
 
 from bot.messages import Entry, Load, Renderer
-from bot.render import (
+from bot.messages.render import (
     HEADER_LIMIT,
     MAX_BLOCKS,
     MESSAGE_TEXT_BUDGET,
@@ -22,7 +22,7 @@ from bot.render import (
     slack_update,
 )
 from bot.settings import CommandNames
-from bot.stories import Story
+from bot.stories.model import Story
 from tests.conftest import make_config, story
 
 WHY = "impact 8 ≥ 8 · 2 independent sources ≥ 2 · route C0SPACEOPS"

@@ -1,4 +1,5 @@
-"""SPEC §2 as pure functions: the gate, corroboration, versions, max age, routes, batching."""
+"""The rule (docs/stories.md) as pure functions: the gate, corroboration, versions, max age,
+routes, batching."""
 
 from __future__ import annotations
 
@@ -7,12 +8,11 @@ from typing import Any
 
 import pytest
 
-from bot.batching import in_quiet_hours, plan
-from bot.routes import match, slack_route_target, slack_targets
-from bot.rules import Thresholds, corroborate, gate, is_newer, too_old
+from bot.rules.batching import in_quiet_hours, plan
+from bot.rules.gate import Thresholds, corroborate, gate, is_newer, too_old
+from bot.rules.targets import SlackRoute, match, slack_route_target, slack_targets
 from bot.settings import DeskConfig
-from bot.slack_routes import SlackRoute
-from bot.stories import Story
+from bot.stories.model import Story
 from tests.conftest import story
 
 NOW = datetime(2026, 3, 5, 15, 0, tzinfo=UTC)

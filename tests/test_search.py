@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bot import archive
 from bot.db import Database
 from bot.pipeline import Pipeline
-from bot.stories import parse_batch
+from bot.stories import archive
+from bot.stories.parsing import parse_batch
 from tests.conftest import make_config, story
 
 STORIES = [

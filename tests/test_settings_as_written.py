@@ -20,7 +20,7 @@ import pytest
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from bot.routes import Target, email_target, slack_route_target, slack_targets
+from bot.rules.targets import SlackRoute, Target, email_target, slack_route_target, slack_targets
 from bot.settings import (
     ConfigError,
     DeliveryConfig,
@@ -32,7 +32,6 @@ from bot.settings import (
     SourceConfig,
     load_desk,
 )
-from bot.slack_routes import SlackRoute
 
 # Values whose shape a type cannot tell: (zero/empty, non-default), as TOML and as read.
 BY_NAME: dict[str, list[tuple[str, Any]]] = {

@@ -1,4 +1,4 @@
-"""SMTP security modes (SPEC §10) against a real server: STARTTLS and implicit TLS, with AUTH.
+"""SMTP security modes (SMTP_SECURITY) against a real server: STARTTLS and implicit TLS, with AUTH.
 
 The client trusts a throwaway CA through SSL_CERT_FILE, which Python's default SSL context
 reads: no setting exists only for tests.
@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
-from bot.mail import compose
-from bot.render import Item
+from bot.messages.mail import compose
+from bot.messages.render import Item
 from bot.settings import Settings
-from bot.stories import Story
+from bot.stories.model import Story
 from bot.transports import DeliveryError
 from bot.transports.smtp import SmtpTransport
 from tests.conftest import story

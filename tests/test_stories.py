@@ -1,4 +1,4 @@
-"""SPEC §3: what a story is, and how bad input is rejected by name and field."""
+"""docs/stories.md: what a story is, and how bad input is rejected by name and field."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from bot.stories import Rejection, Story, UnusableInput, outlet_key, parse_batch, parse_story
+from bot.stories.model import Story, outlet_key
+from bot.stories.parsing import Rejection, UnusableInput, parse_batch, parse_story
 from tests.conftest import story
 
 CONTROL = "\x07"

@@ -9,10 +9,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from bot import subscribers
-from bot.render import page_env
+from bot.messages.render import page_env
+from bot.readers import subscribers
+from bot.readers.subscribers import unsubscribe_token
 from bot.service import Service
-from bot.subscribers import unsubscribe_token
 from tests.conftest import story
 from tests.fakes import FakeSlack, SmtpRecorder
 from tests.harness import Clock, Desk, desk_config

@@ -1,4 +1,5 @@
-"""The command line (SPEC §7): a thin door. Errors are one sentence on stderr unless --debug.
+"""The command line (README, Commands): a thin door. Errors are one sentence on stderr
+unless --debug.
 
 `common` holds the `main` group; each module below adds its commands to it.
 """

@@ -27,7 +27,7 @@ from bot.cli.common import (
 from bot.cli.output import emit, masked_url, plain
 
 if TYPE_CHECKING:
-    from bot.stories import Story
+    from bot.stories.model import Story
 
 # Each command imports the parts of alertbot it needs when it runs (see bot/cli/common.py).
 
@@ -62,7 +62,7 @@ def ingest(files: tuple[str, ...]) -> None:
     """Store and evaluate stories from FILES (- for stdin). Exit 1 if any story is rejected."""
     from bot.db import Database
     from bot.pipeline import Pipeline
-    from bot.stories import UnusableInput, parse_batch
+    from bot.stories.parsing import UnusableInput, parse_batch
 
     config = load_or_fail()
     batches = []
@@ -103,7 +103,7 @@ def ingest(files: tuple[str, ...]) -> None:
 @command
 def story(story_id: str) -> None:
     """Show a story's key facts, scores, sources and history."""
-    from bot import archive
+    from bot.stories import archive
 
     with transaction(load_or_fail()) as db:
         found = archive.load(db, [story_id]).get(story_id)
@@ -115,7 +115,7 @@ def story(story_id: str) -> None:
 
 
 def story_text(story: Story, versions: list[Any]) -> str:
-    from bot.rules import corroborate
+    from bot.rules.gate import corroborate
 
     corroboration = corroborate(story)
     lines = [story.title, story.url, "",
@@ -155,7 +155,7 @@ def stories() -> None:
 @command
 def stories_rejected(as_json: bool) -> None:
     """List recorded rejections: when, source, id or position, field, reason."""
-    from bot import archive
+    from bot.stories import archive
 
     with transaction(load_or_fail()) as db:
         rows = [dict(r._mapping) for r in archive.rejections(db)]

@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     from email.message import EmailMessage
 
     from bot.messages import Entry, Renderer
+    from bot.readers.subscribers import Subscriber
     from bot.settings import Config
-    from bot.subscribers import Subscriber
 
 # Each command imports the parts of alertbot it needs when it runs (see bot/cli/common.py).
 
@@ -51,7 +51,7 @@ def subscribers_group() -> None:
 def subscribers_add(email: str, mode: str, timezone: str, topics: str,
                     digest_hour: str | None) -> None:
     """Add (or update) an email subscriber."""
-    from bot import subscribers
+    from bot.readers import subscribers
 
     config = load_or_fail()
     try:
@@ -82,7 +82,7 @@ def _same(stored: Subscriber | None, wanted: Subscriber) -> bool:
 @command
 def subscribers_remove(email: str) -> None:
     """Remove an email subscriber."""
-    from bot import subscribers
+    from bot.readers import subscribers
 
     with transaction(load_or_fail()) as db:
         removed = subscribers.remove(db, email)
@@ -96,7 +96,7 @@ def subscribers_remove(email: str) -> None:
 @command
 def subscribers_list(as_json: bool) -> None:
     """List email subscribers, each with their next digest time in their own zone."""
-    from bot import subscribers
+    from bot.readers import subscribers
 
     with transaction(load_or_fail()) as db:
         found = subscribers.listing(db)
@@ -120,7 +120,7 @@ def subscribers_import(file: str) -> None:
 
     Bad rows are reported by line and the rest imported; exit 1 when any row was bad.
     """
-    from bot import subscribers
+    from bot.readers import subscribers
 
     config = load_or_fail()
     raw = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
@@ -168,7 +168,7 @@ def digest_send(force: bool) -> None:
 def preview(story_id: str | None, address: str | None, fmt: str | None) -> None:
     """Print exactly what would be sent, without sending or recording anything."""
     from bot.messages import Renderer
-    from bot.subscribers import secret_key
+    from bot.readers.subscribers import secret_key
 
     if (story_id is None) == (address is None):
         raise Failure("give --story ID or --digest EMAIL (one of them)")
@@ -189,7 +189,7 @@ def _show(message: Any, fmt: str) -> None:
     """An email's subject on stderr and the chosen part on stdout; Slack's JSON on stdout."""
     from email.message import EmailMessage
 
-    from bot.mail import Outgoing
+    from bot.transports import Outgoing
 
     if isinstance(message, Outgoing):
         message = message.parsed()
@@ -219,8 +219,8 @@ def _story_preview(db: Any, config: Config, renderer: Renderer, story_id: str, f
 def _with_reason(item: Any, config: Config) -> Entry:
     """A stored story as an alert's entry, with the rule's verdict as its reason."""
     from bot.messages import Entry
-    from bot.rules import corroborate, gate, global_thresholds
-    from bot.stories import Story
+    from bot.rules.gate import corroborate, gate, global_thresholds
+    from bot.stories.model import Story
 
     story = Story.model_validate_json(item.payload)
     verdict = gate(story.impact, corroborate(story).count, global_thresholds(config.desk.rules))
@@ -229,9 +229,10 @@ def _with_reason(item: Any, config: Config) -> Entry:
 
 def _digest_preview(db: Any, config: Config, renderer: Renderer, address: str, fmt: str,
                     now: datetime) -> EmailMessage:
-    from bot import digests, subscribers
-    from bot.mail import Outgoing
     from bot.messages import Load
+    from bot.outbox import daily as digests
+    from bot.readers import subscribers
+    from bot.transports import Outgoing
 
     if fmt == "slack":
         raise Failure("a daily digest is an email: use --format html or text")
@@ -273,7 +274,7 @@ def test_slack(channel: str) -> None:
 @command
 def test_email(address: str) -> None:
     """Email a test message to ADDRESS."""
-    from bot import subscribers
+    from bot.readers import subscribers
 
     try:
         subscribers.validate(address, "instant", "UTC", (), "07:00")

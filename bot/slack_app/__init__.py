@@ -1,4 +1,5 @@
-"""The Slack app door (SPEC §6): Bolt, served at POST /slack/events in the service's HTTP server.
+"""The Slack app door (docs/slack-app.md): Bolt, served at POST /slack/events in the
+service's HTTP server.
 
 Thin: each command lives in its own module with a `register(app, …)` function, acks within
 Slack's 3 seconds, and reads through the same archive as the CLI.

@@ -9,10 +9,10 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from sqlalchemy import Connection
 
-from bot import archive
 from bot.db import Database
-from bot.render import Item, item_context, slack_blocks
+from bot.messages.render import Item, item_context, slack_blocks
 from bot.settings import CommandNames
+from bot.stories import archive
 
 PERIODS = {"": ("the last 24 hours", timedelta(hours=24)),
            "today": ("the last 24 hours", timedelta(hours=24)),

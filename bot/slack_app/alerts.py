@@ -19,11 +19,12 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import Connection
 
-from bot import outbox, slack_routes
+from bot import outbox
 from bot.db import Database
-from bot.render import slack_blocks
+from bot.messages.render import slack_blocks
+from bot.readers import slack_routes
+from bot.rules.targets import SlackRoute
 from bot.settings import DeskConfig, RouteConfig
-from bot.slack_routes import SlackRoute
 
 VERBS = ("subscribe", "unsubscribe", "status")
 _IMPACT = re.compile(r"^impact>=(\d+(?:\.\d+)?)$")

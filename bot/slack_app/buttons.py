@@ -13,7 +13,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot import outbox
 from bot.db import Database
-from bot.render import slack_blocks
+from bot.messages.render import slack_blocks
 
 
 def register(app: AsyncApp, db: Database, wake: Callable[[], None]) -> None:

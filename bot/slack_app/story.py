@@ -8,11 +8,11 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from sqlalchemy import Connection
 
-from bot import archive
 from bot.db import Database
-from bot.render import Item, item_context, slack_blocks, story_context
+from bot.messages.render import Item, item_context, slack_blocks, story_context
 from bot.settings import CommandNames
-from bot.stories import Story
+from bot.stories import archive
+from bot.stories.model import Story
 
 
 def answer(db: Connection, query: str, commands: CommandNames) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from bot.stories import Batch, UnusableInput, parse_batch
+from bot.stories.parsing import Batch, UnusableInput, parse_batch
 
 log = logging.getLogger(__name__)
 SUFFIXES = (".json", ".jsonl")

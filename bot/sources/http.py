@@ -1,4 +1,5 @@
-"""The `http` source (SPEC §4): a URL returning stories, polled with a `since` cursor and ETag.
+"""The `http` source (docs/stories.md, Sources): a URL returning stories, polled with a
+`since` cursor and ETag.
 
 Each poll sends `?since=<latest scored_at seen>` and `If-None-Match: <last ETag>`; a 304 costs
 nothing. A timeout, a refused connection, an error status or an unusable body makes that source
@@ -17,7 +18,7 @@ from datetime import datetime, timedelta
 
 import aiohttp
 
-from bot.stories import Batch, UnusableInput, parse_batch
+from bot.stories.parsing import Batch, UnusableInput, parse_batch
 
 log = logging.getLogger(__name__)
 MAX_BYTES = 20 * 1024 * 1024  # a feed bigger than this is refused rather than held in memory

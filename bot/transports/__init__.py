@@ -1,8 +1,32 @@
-"""Transports only send. Each classifies its own failures with one `DeliveryError`."""
+"""Transports only send. Each classifies its own failures with one `DeliveryError`.
+
+What they receive is defined here, below everything that builds it: a Slack message is a list
+of Web API calls (`SlackCall`), an email is `Outgoing` bytes. Transports import nothing else
+from alertbot (an import-linter contract in pyproject.toml holds them to it).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from typing import Any, Protocol
+
+SlackCall = tuple[str, dict[str, Any]]  # (Web API method, arguments)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """An addressed email already serialized (CRLF line ends): the SMTP transport sends the
+    bytes as they are."""
+
+    sender: str
+    recipient: str
+    message_id: str
+    data: bytes
+
+    def parsed(self) -> EmailMessage:
+        return message_from_bytes(self.data, policy=policy.default)
 
 
 class DeliveryError(Exception):

@@ -8,7 +8,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from bot.mail import Outgoing
+from bot.transports import Outgoing
 
 
 def _name(stem: str, counter: int) -> str:

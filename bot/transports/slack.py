@@ -9,8 +9,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.render import SlackCall
-from bot.transports import DeliveryError
+from bot.transports import DeliveryError, SlackCall
 
 # Errors that another attempt cannot fix (https://docs.slack.dev/reference/methods/chat.postMessage).
 PERMANENT = frozenset({

@@ -7,8 +7,7 @@ from email.message import EmailMessage
 
 import aiosmtplib
 
-from bot.mail import Outgoing
-from bot.transports import DeliveryError
+from bot.transports import DeliveryError, Outgoing
 
 
 class SmtpTransport:

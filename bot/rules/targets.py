@@ -11,12 +11,28 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, NamedTuple
 
-from bot.rules import Corroboration, Thresholds, gate, too_old
+from bot.rules.gate import Corroboration, Thresholds, gate, too_old
 from bot.settings import DeskConfig, RouteConfig
-from bot.slack_routes import SlackRoute
-from bot.stories import Sentiment, Story
+from bot.stories.model import Sentiment, Story
 
 Transport = Literal["slack", "email"]
+
+
+@dataclass(frozen=True)
+class SlackRoute:
+    """A route made in Slack with `/alerts` (stored by `bot.readers.slack_routes`)."""
+
+    address: str  # a channel ID, or a user ID for direct messages
+    topics: tuple[str, ...]
+    min_impact: float | None
+    created_by: str
+    created_at: datetime
+    quiet_hours: str | None = None
+    timezone: str = "UTC"
+
+    @property
+    def direct(self) -> bool:
+        return self.address.startswith(("U", "W"))
 
 
 @dataclass(frozen=True)

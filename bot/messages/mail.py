@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from email import message_from_bytes, policy
+from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from functools import cache
@@ -20,9 +20,10 @@ from typing import Any
 
 import css_inline
 
-from bot.render import Item, email_env, item_context
+from bot.messages.render import Item, email_env, item_context
+from bot.readers.subscribers import unsubscribe_token
 from bot.settings import Settings
-from bot.subscribers import unsubscribe_token
+from bot.transports import Outgoing
 
 # Every line-break-like character str.splitlines() knows, plus other controls (PLATFORM-NOTES 5.2).
 _HEADER_UNSAFE = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
@@ -117,18 +118,6 @@ def address(parts: Parts, recipient: str, settings: Settings, key: bytes, now: d
                     format_datetime(now), make_msgid("alertbot", domain=sender.rpartition("@")[2]))
 
 
-@dataclass(frozen=True)
-class Outgoing:
-    """An addressed email already serialized (CRLF line ends): the SMTP transport sends the
-    bytes as they are."""
-
-    sender: str
-    recipient: str
-    message_id: str
-    data: bytes
-
-    def parsed(self) -> EmailMessage:
-        return message_from_bytes(self.data, policy=policy.default)
 
 
 # Stand-ins for the per-message headers and link of a merge. The address and the date must

@@ -1,4 +1,4 @@
-"""Latency first, then batching (SPEC §5): a pure decision per target.
+"""Latency first, then batching (README, Delivery guarantees): a pure decision per target.
 
 When a target has sent nothing within its batch window, pending items go out at once (the leading
 edge); items that arrive while the window is open wait for it to close (the trailing batch).

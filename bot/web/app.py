@@ -1,4 +1,4 @@
-"""The HTTP door (SPEC §8): push ingest, Slack events, unsubscribe, health, readiness, metrics.
+"""The HTTP door: push ingest, Slack events, unsubscribe, health, readiness, metrics.
 
 Thin: it calls the service; it translates outcomes into status codes.
 """
@@ -22,8 +22,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from bot.render import page_env
-from bot.stories import UnusableInput
+from bot.messages.render import page_env
+from bot.stories.parsing import UnusableInput
 
 log = logging.getLogger(__name__)
 MAX_PUSH_BYTES = 5 * 1024 * 1024
@@ -53,7 +53,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def _authorised(request: Request, token: str | None) -> bool:
-    if token is None:  # no ALERTBOT_INGEST_TOKEN: push ingest is refused (SPEC §10)
+    if token is None:  # no ALERTBOT_INGEST_TOKEN: push ingest is refused (README, Configuration)
         return False
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     return scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), token.encode())

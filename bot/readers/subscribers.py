@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import ColumnElement, Connection, delete, select, update
 
 from bot.db.schema import SUBSCRIBERS
-from bot.digest_clock import first_due
+from bot.rules.digest_clock import first_due
 from bot.settings import Settings
 
 Mode = Literal["instant", "daily", "both"]

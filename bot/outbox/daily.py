@@ -21,15 +21,16 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, or_, select, update
 
-from bot import archive, outbox
+from bot import outbox
 from bot.db import DIGEST_LOCK, take_turns
 from bot.db.schema import DELIVERIES, MATCHES, STORIES, SUBSCRIBERS
-from bot.digest_clock import digest_time, due, local_date
-from bot.routes import email_target, match
-from bot.rules import Corroboration, corroborate
+from bot.readers.subscribers import DAILY, Subscriber
+from bot.rules.digest_clock import digest_time, due, local_date
+from bot.rules.gate import Corroboration, corroborate
+from bot.rules.targets import email_target, match
 from bot.settings import DeskConfig
-from bot.stories import Story
-from bot.subscribers import DAILY, Subscriber
+from bot.stories import archive
+from bot.stories.model import Story
 
 CHUNK = 500  # subscribers per transaction
 FIRST_LOOKBACK = timedelta(hours=24)  # at most 24 h back on a reader's first digest

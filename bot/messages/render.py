@@ -16,9 +16,10 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from bot.rules import corroborate, figure
+from bot.rules.gate import corroborate, figure
 from bot.settings import CommandNames
-from bot.stories import Story
+from bot.stories.model import Story
+from bot.transports import SlackCall
 
 SECTION_LIMIT = 3000
 HEADER_LIMIT = 150
@@ -32,8 +33,9 @@ REST_LIMIT = 2500
 
 def templates_dir() -> Path:
     """The templates shipped in the wheel (bot/templates), else the repository's top level."""
-    packaged = Path(__file__).parent / "templates"
-    return packaged if packaged.is_dir() else Path(__file__).parent.parent / "templates"
+    package = Path(__file__).parents[1]  # bot/
+    packaged = package / "templates"
+    return packaged if packaged.is_dir() else package.parent / "templates"
 
 
 def escape_mrkdwn(text: str) -> str:
@@ -228,9 +230,6 @@ def slack_message(kind: str, items: Sequence[Item], channel: str,
     message = _finish(message)
     message.update(channel=channel, unfurl_links=False, unfurl_media=False)
     return message
-
-
-SlackCall = tuple[str, dict[str, Any]]  # (Web API method, arguments)
 
 
 def slack_update(kind: str, items: Sequence[Item], channel: str, ts: str,

@@ -1,4 +1,4 @@
-"""The action-item rule (SPEC §2) as pure functions that return their reason.
+"""The action-item rule (docs/stories.md) as pure functions that return their reason.
 
 Nothing here touches the database or the clock: callers pass `now`.
 """
@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from bot.settings import RulesConfig
-from bot.stories import Story
+from bot.stories.model import Story
 
 
 @dataclass(frozen=True)

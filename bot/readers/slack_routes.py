@@ -3,27 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy import Connection, delete, select
 
 from bot.db.schema import SLACK_ROUTES
-
-
-@dataclass(frozen=True)
-class SlackRoute:
-    address: str  # a channel ID, or a user ID for direct messages
-    topics: tuple[str, ...]
-    min_impact: float | None
-    created_by: str
-    created_at: datetime
-    quiet_hours: str | None = None
-    timezone: str = "UTC"
-
-    @property
-    def direct(self) -> bool:
-        return self.address.startswith(("U", "W"))
+from bot.rules.targets import SlackRoute
 
 
 def save(db: Connection, route: SlackRoute) -> None:

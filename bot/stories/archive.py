@@ -1,7 +1,8 @@
 """The story archive: stores each newer version of a story, and every rejection.
 
-`save` is where SPEC §2's version rule is applied: a newer payload replaces the stored story and
-is kept in its history; an equal or older one is ignored, so re-ingesting a file is a no-op.
+`save` is where the version rule (docs/stories.md) is applied: a newer payload replaces the
+stored story and is kept in its history; an equal or older one is ignored, so re-ingesting a
+file is a no-op.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, case, func, literal, select, text, update
 
 from bot.db.schema import COUNTERS, DELIVERIES, MATCHES, REJECTIONS, STORIES, VERSIONS
-from bot.rules import Corroboration, Figures, Thresholds, corroborate, is_newer, too_old
-from bot.stories import Rejection, Story
+from bot.rules.gate import Corroboration, Figures, Thresholds, corroborate, is_newer, too_old
+from bot.stories.model import Story
+from bot.stories.parsing import Rejection
 
 
 @dataclass(frozen=True)

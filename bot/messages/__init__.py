@@ -12,12 +12,12 @@ from datetime import date, datetime
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from bot import mail
-from bot.mail import Merge, render_parts
-from bot.render import Item, item_context, slack_message, slack_thread_reply, slack_update
-from bot.rules import corroborate, gate, global_thresholds
+from bot.messages import mail
+from bot.messages.mail import Merge, render_parts
+from bot.messages.render import Item, item_context, slack_message, slack_thread_reply, slack_update
+from bot.rules.gate import corroborate, gate, global_thresholds
 from bot.settings import Config
-from bot.stories import Story
+from bot.stories.model import Story
 from bot.transports import DeliveryError
 
 DAILY_LISTED = 50  # a daily email lists more, and still reads in one sitting

@@ -1,0 +1,71 @@
+"""The durable outbox: matches become delivery rows, workers claim and settle them.
+
+`planning` writes rows, `queue` moves them through their states, `queries` reads them for
+the doors, and `daily` plans the daily digests. Callers use `outbox.<function>`.
+"""
+
+from bot.outbox.planning import (
+    Planned,
+    add,
+    add_many,
+    enqueue_facts,
+    enqueue_update,
+    plan_deliveries,
+    record_matches,
+)
+from bot.outbox.queries import (
+    depth,
+    get,
+    items_of,
+    listing,
+    parent_of,
+    posted,
+    recent,
+    story_items,
+)
+from bot.outbox.queue import (
+    DUE,
+    NOT_DUE,
+    PROCESS,
+    backoff,
+    claim,
+    mark_failed,
+    mark_sent,
+    next_due,
+    pace,
+    postpone,
+    recover_leases,
+    retry,
+    take,
+)
+
+__all__ = [
+    "DUE",
+    "NOT_DUE",
+    "PROCESS",
+    "Planned",
+    "add",
+    "add_many",
+    "backoff",
+    "claim",
+    "depth",
+    "enqueue_facts",
+    "enqueue_update",
+    "get",
+    "items_of",
+    "listing",
+    "mark_failed",
+    "mark_sent",
+    "next_due",
+    "pace",
+    "parent_of",
+    "plan_deliveries",
+    "posted",
+    "postpone",
+    "recent",
+    "record_matches",
+    "recover_leases",
+    "retry",
+    "story_items",
+    "take",
+]

@@ -1,0 +1,178 @@
+"""Planning: matches and digests become delivery rows, one per message and target.
+
+Every row is written before anything is sent, with a unique dedupe key, so a story goes to a
+target once however often it is planned (restarts, replicas, a re-ingested file).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence, Set
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, select, update
+
+from bot.db.schema import DELIVERIES, MATCHES, STORIES
+from bot.rules.batching import in_quiet_hours, plan
+from bot.rules.targets import Match, Target
+
+
+def record_matches(
+    db: Connection, matches: Sequence[Match], now: datetime, seen_before: Set[str]
+) -> int:
+    """Store the matches that should be sent and are not yet known; return how many.
+
+    Only stories in `seen_before` (stored earlier) can already have matches; the unique
+    (target, story) constraint backs this up.
+    """
+    wanted = [m for m in matches if m.send]
+    if not wanted:
+        return 0
+    known: set[tuple[str, str]] = set()
+    story_ids = sorted({m.story_id for m in wanted} & set(seen_before))
+    for start in range(0, len(story_ids), 500):
+        rows = db.execute(
+            select(MATCHES.c.target, MATCHES.c.story_id).where(
+                MATCHES.c.story_id.in_(story_ids[start : start + 500])
+            )
+        )
+        known.update((row.target, row.story_id) for row in rows)
+    fresh = [m for m in wanted if (m.target.key, m.story_id) not in known]
+    if fresh:
+        db.execute(
+            MATCHES.insert(),
+            [{"target": m.target.key, "story_id": m.story_id, "version": m.version,
+              "reason": m.reason, "matched_at": now} for m in fresh],
+        )
+    return len(fresh)
+
+
+
+@dataclass(frozen=True)
+class Planned:
+    target: str
+    kind: str
+    story_ids: tuple[str, ...]
+    reason: str
+
+
+
+def plan_deliveries(
+    db: Connection, targets: Mapping[str, Target], now: datetime, close_windows: bool = False
+) -> list[Planned]:
+    """Group pending matches into delivery rows, target by target, as the batch window allows."""
+    rows = db.execute(
+        select(MATCHES.c.id, MATCHES.c.target, MATCHES.c.story_id, MATCHES.c.reason,
+               STORIES.c.impact)
+        .join(STORIES, STORIES.c.id == MATCHES.c.story_id)
+        .where(MATCHES.c.delivery_id.is_(None))
+        .order_by(MATCHES.c.id)
+    )
+    pending: dict[str, list[Any]] = defaultdict(list)
+    for row in rows:
+        pending[row.target].append(row)
+    planned: list[Planned] = []
+    for key, items in pending.items():
+        target = targets.get(key)
+        if target is None:  # a route removed from the config: leave its items for the record
+            continue
+        if in_quiet_hours(now, target.quiet_hours, target.timezone):
+            # Held until quiet hours end, then they go as one message; the urgent go now.
+            urgent = [item for item in items if item.impact >= target.break_through_impact]
+            if urgent:
+                why = f"impact ≥ {target.break_through_impact:g} breaks through quiet hours"
+                planned.append(_enqueue(db, target, urgent, now, why))
+            continue
+        last = db.scalar(
+            select(func.max(DELIVERIES.c.created_at)).where(DELIVERIES.c.target == key)
+        )
+        decision = plan(len(items), last, target.batch_window, now, close_windows)
+        if decision.send:
+            planned.append(_enqueue(db, target, items, now, decision.reason))
+    return planned
+
+
+
+def _enqueue(
+    db: Connection, target: Target, items: list[Any], now: datetime, why: str
+) -> Planned:
+    kind = "alert" if len(items) == 1 else "digest"
+    if kind == "alert":
+        dedupe = f"alert:{target.key}:{items[0].story_id}"
+        reason = items[0].reason
+    else:
+        dedupe = f"digest:{target.key}:{items[0].id}-{items[-1].id}"
+        # Each match keeps its own reason; the row names the first few and counts the rest.
+        listed = "; ".join(f"{item.story_id}: {item.reason}" for item in items[:10])
+        more = f"; and {len(items) - 10} more" if len(items) > 10 else ""
+        reason = f"{len(items)} action items ({why}): {listed}{more}"
+    delivery_id = add(db, now, dedupe=dedupe, transport=target.transport, target=target.key,
+                      kind=kind, reason=reason)
+    db.execute(
+        update(MATCHES).where(MATCHES.c.id.in_([item.id for item in items]))
+        .values(delivery_id=delivery_id)
+    )
+    return Planned(target.key, kind, tuple(item.story_id for item in items), reason)
+
+
+
+def add(db: Connection, now: datetime, *, dedupe: str, transport: str, target: str, kind: str,
+        reason: str, **extra: Any) -> int | None:
+    """Add a pending delivery row, due now, unless one with its dedupe key exists.
+
+    Return the new row's id, or None when the key was already there. The unique constraint
+    on `dedupe_key` backs this up when two processes race.
+    """
+    if db.scalar(select(DELIVERIES.c.id).where(DELIVERIES.c.dedupe_key == dedupe)):
+        return None
+    result = db.execute(DELIVERIES.insert().values(
+        dedupe_key=dedupe, transport=transport, target=target, kind=kind, reason=reason,
+        status="pending", attempts=0, not_before=now, created_at=now, **extra,
+    ))
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+
+def add_many(db: Connection, now: datetime, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """`add` for many rows at once (a chunk of daily digests); return the keys added.
+
+    Rows are dicts of `add`'s keyword arguments; those whose dedupe key exists are skipped.
+    """
+    keys = [row["dedupe"] for row in rows]
+    existing: set[str] = set()
+    for start in range(0, len(keys), 500):
+        existing.update(db.scalars(select(DELIVERIES.c.dedupe_key).where(
+            DELIVERIES.c.dedupe_key.in_(keys[start : start + 500]))))
+    fresh = [row for row in rows if row["dedupe"] not in existing]
+    if fresh:
+        db.execute(DELIVERIES.insert(), [
+            {**{k: v for k, v in row.items() if k != "dedupe"}, "dedupe_key": row["dedupe"],
+             "status": "pending", "attempts": 0, "not_before": now, "created_at": now}
+            for row in fresh
+        ])
+    return {row["dedupe"] for row in fresh}
+
+
+
+def enqueue_update(db: Connection, parent: Any, story_id: str, version: str,
+                   details: dict[str, Any], now: datetime) -> bool:
+    """Queue the edit of one posted message for one new version of a story (once, by key)."""
+    impact, sources = details["impact"], details["sources"]
+    reason = (f"{story_id} re-scored: impact {impact[0]:g} → {impact[1]:g}, "
+              f"sources {sources[0]} → {sources[1]}")
+    return add(db, now, dedupe=f"update:{parent.id}:{story_id}:{version}", transport="slack",
+               target=parent.target, kind="update", reason=reason, parent_id=parent.id,
+               details={**details, "story_id": story_id}) is not None
+
+
+
+def enqueue_facts(db: Connection, channel: str, thread_ts: str, story_id: str, user: str,
+                  now: datetime) -> bool:
+    """Queue the key facts of a story into an alert's thread, once; False if already queued."""
+    return add(db, now, dedupe=f"facts:{channel}:{thread_ts}:{story_id}", transport="slack",
+               target=f"slack:{channel}", kind="facts",
+               reason=f"key facts of {story_id} asked for by {user}",
+               details={"story_id": story_id, "thread_ts": thread_ts}) is not None
+

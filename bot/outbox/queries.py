@@ -1,0 +1,81 @@
+"""Read queries for the doors: what was sent to whom, when and why (`alertbot deliveries`,
+`/alerts status`, a posted message's thread)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, func, literal, select
+
+from bot.db.schema import DELIVERIES, MATCHES, STORIES
+from bot.outbox.queue import DUE
+
+
+def depth(db: Connection) -> dict[str, int]:
+    """How many rows wait (pending, failed) or are in flight (sending), by status."""
+    rows = db.execute(select(DELIVERIES.c.status, func.count())
+                      .where(DELIVERIES.c.status.in_((*DUE, "sending")))
+                      .group_by(DELIVERIES.c.status))
+    return {status: int(count) for status, count in rows}
+
+
+
+def items_of(db: Connection, delivery_id: int) -> list[Any]:
+    """The stories a delivery row carries, with each one's reason, oldest match first."""
+    rows = db.execute(
+        select(MATCHES.c.story_id, MATCHES.c.reason, STORIES.c.payload)
+        .join(STORIES, STORIES.c.id == MATCHES.c.story_id)
+        .where(MATCHES.c.delivery_id == delivery_id).order_by(MATCHES.c.id)
+    )
+    return list(rows)
+
+
+
+def get(db: Connection, delivery_id: int) -> Any:
+    return db.execute(select(DELIVERIES).where(DELIVERIES.c.id == delivery_id)).one()
+
+
+
+def listing(db: Connection, status: str | None = None, limit: int = 200) -> list[Any]:
+    query = select(DELIVERIES).order_by(DELIVERIES.c.id.desc()).limit(limit)
+    if status:
+        query = query.where(DELIVERIES.c.status == status)
+    return list(db.execute(query))
+
+
+
+def recent(db: Connection, target: str, limit: int = 5) -> list[Any]:
+    """The latest deliveries to one target, newest first (for `/alerts status`)."""
+    return list(db.execute(
+        select(DELIVERIES.c.kind, DELIVERIES.c.status, DELIVERIES.c.created_at,
+               DELIVERIES.c.sent_at, DELIVERIES.c.reason)
+        .where(DELIVERIES.c.target == target).order_by(DELIVERIES.c.id.desc()).limit(limit)
+    ))
+
+
+
+def posted(db: Connection, story_id: str) -> list[Any]:
+    """Slack messages already posted that show `story_id` (alerts and digests)."""
+    return list(db.execute(
+        select(DELIVERIES.c.id, DELIVERIES.c.target)
+        .join(MATCHES, MATCHES.c.delivery_id == DELIVERIES.c.id)
+        .where(MATCHES.c.story_id == story_id, DELIVERIES.c.transport == "slack",
+               DELIVERIES.c.status == "sent", DELIVERIES.c.kind.in_(("alert", "digest")))
+    ))
+
+
+
+def parent_of(db: Connection, delivery_id: int) -> Any:
+    """The delivery row an update edits: its kind and the posted message's id (Slack ts)."""
+    return db.execute(select(DELIVERIES.c.id, DELIVERIES.c.kind, DELIVERIES.c.remote_id)
+                      .where(DELIVERIES.c.id == delivery_id)).one()
+
+
+
+def story_items(db: Connection, story_id: str) -> list[Any]:
+    """One story shaped like `items_of` rows, for messages about a story rather than a match."""
+    return list(db.execute(
+        select(STORIES.c.id.label("story_id"), literal("").label("reason"), STORIES.c.payload)
+        .where(STORIES.c.id == story_id)
+    ))
+

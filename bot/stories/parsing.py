@@ -1,0 +1,143 @@
+"""Input → stories: one object, an array, {"stories": [...]} or JSON Lines.
+
+A batch never fails as a whole because of one story: each bad story becomes a `Rejection` that
+names its id (or position) and the offending field, and the rest goes on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from bot.stories.model import CONTROL_REASON, MAX_ID, MAX_STORY_BYTES, URL_REASON, Story
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A story that could not be accepted, and why."""
+
+    position: int  # 1-based place in its input (line number for JSON Lines)
+    story_id: str | None
+    field: str
+    reason: str
+
+    def describe(self) -> str:
+        who = f"story {self.story_id!r}" if self.story_id else f"story #{self.position}"
+        return f"{who}: {self.field}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Batch:
+    stories: list[Story]
+    rejections: list[Rejection]
+
+
+class UnusableInput(ValueError):
+    """The input as a whole is not JSON, an array, {"stories": [...]} or JSON Lines."""
+
+
+class TooDeep(Exception):
+    """JSON nested deeper than the reader follows (Python's recursion limit, ~1,000 levels)."""
+
+
+_TOO_DEEP = "nested too deeply (over ~1,000 levels)"
+MAX_DEPTH = 32  # a story nests 3 levels; unknown fields are kept, and must stay storable
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether lists and objects nest deeper than `limit` (iteratively: no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children
+                     if isinstance(child, (dict, list)))
+    return False
+
+
+def _raw_items(text: str) -> Iterator[tuple[int, Any, int]]:
+    """Yield (position, decoded item or the error that stopped it, encoded size) per story."""
+    try:
+        document = json.loads(text)
+    except RecursionError:
+        raise UnusableInput(f"not usable JSON: {_TOO_DEEP}") from None
+    except json.JSONDecodeError as whole_error:
+        lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+        if len(lines) < 2:
+            where = f"line {whole_error.lineno}"
+            raise UnusableInput(f"not JSON: {whole_error.msg} at {where}") from None
+        for number, line in lines:
+            try:
+                yield number, json.loads(line), len(line.encode())
+            except json.JSONDecodeError as exc:
+                yield number, exc, len(line.encode())
+            except RecursionError:
+                yield number, TooDeep(), len(line.encode())
+        return
+    if isinstance(document, dict) and isinstance(document.get("stories"), list):
+        document = document["stories"]
+    items = document if isinstance(document, list) else [document]
+    for position, item in enumerate(items, 1):
+        try:
+            size = (len(json.dumps(item, ensure_ascii=False).encode()) if len(items) > 1
+                    else len(text))
+        except RecursionError:
+            yield position, TooDeep(), 0
+            continue
+        yield position, item, size
+
+
+def _field_of(error: ValidationError) -> tuple[str, str]:
+    first = error.errors()[0]
+    loc = [str(part) for part in first["loc"] if not str(part).startswith("function-")]
+    # Drop pydantic's type tags such as 'int' / 'float' from union members.
+    loc = [p for p in loc if p not in ("int", "float", "str", "tuple[...]")]
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "string_pattern_mismatch":
+        message = URL_REASON if loc and loc[-1] == "url" else CONTROL_REASON
+    return ".".join(loc) or "story", message
+
+
+def parse_story(position: int, item: Any, size: int) -> Story | Rejection:
+    """Validate one decoded item into a Story, or explain why it is rejected."""
+    story_id = item.get("id") if isinstance(item, dict) else None
+    story_id = story_id[:MAX_ID] if isinstance(story_id, str) else None
+    if isinstance(item, json.JSONDecodeError):
+        return Rejection(position, None, "json", f"not JSON: {item.msg}")
+    if isinstance(item, TooDeep):
+        return Rejection(position, None, "json", _TOO_DEEP)
+    if not isinstance(item, dict):
+        return Rejection(position, None, "story", "must be a JSON object")
+    if size > MAX_STORY_BYTES:
+        return Rejection(position, story_id, "story", f"larger than {MAX_STORY_BYTES:,} bytes")
+    if _deeper_than(item, MAX_DEPTH):
+        return Rejection(position, story_id, "story", f"nested deeper than {MAX_DEPTH} levels")
+    if item.get("sources") is None and item.get("verified_by") is None:
+        return Rejection(position, story_id, "sources", "needs `sources` or `verified_by`")
+    try:
+        return Story.model_validate(item)
+    except ValidationError as exc:
+        field, reason = _field_of(exc)
+        if field == "impact":  # pydantic speaks of int/float unions; say what the desk means
+            reason = f"must be a number from 1 to 10, not {json.dumps(item.get('impact'))[:40]}"
+        return Rejection(position, story_id, field, reason)
+
+
+def parse_batch(data: str | bytes) -> Batch:
+    """Parse an object, an array, {"stories": [...]} or JSON Lines into stories and rejections."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+    except UnicodeDecodeError as exc:
+        raise UnusableInput(f"not UTF-8 text (byte {exc.start})") from None
+    stories: list[Story] = []
+    rejections: list[Rejection] = []
+    for position, item, size in _raw_items(text):
+        outcome = parse_story(position, item, size)
+        (stories if isinstance(outcome, Story) else rejections).append(outcome)  # type: ignore[arg-type]
+    return Batch(stories, rejections)
