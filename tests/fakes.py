@@ -33,6 +33,7 @@ class Call:
     headers: dict[str, str]
     at: float  # time.monotonic() on arrival
     fault: str | None = None  # chaos: timeout, reset, 500 or 429 (nothing was posted)
+    status: int = 200  # the HTTP status answered (0: no answer, a chaos timeout or reset)
 
 
 @dataclass
@@ -50,6 +51,8 @@ class FakeSlack:
     socket_url: str | None = None  # answer apps.connections.open with this (Socket Mode)
     calls: list[Call] = field(default_factory=list)
     _script: dict[str, deque[Scripted]] = field(default_factory=dict)
+    _failing: dict[str, Scripted] = field(default_factory=dict)  # until stop_failing(method)
+    _paused: dict[str, threading.Event] = field(default_factory=dict)  # until resume(method)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ts: int = 0
     _changed: threading.Condition = field(default_factory=threading.Condition)
@@ -78,7 +81,8 @@ class FakeSlack:
                 body.update(parse_qsl(query))
                 fault = fake._fault(path)
                 if fault is not None:
-                    fake._record(Call(path, body, dict(self.headers), time.monotonic(), fault))
+                    fake._record(Call(path, body, dict(self.headers), time.monotonic(), fault,
+                                      int(fault) if fault.isdigit() else 0))
                     if fault in ("timeout", "reset"):
                         if fault == "timeout":
                             time.sleep(fake.hang)
@@ -125,16 +129,46 @@ class FakeSlack:
                 Scripted(**scripted) for _ in range(times)
             )
 
+    def keep_failing(self, method: str, **scripted: Any) -> None:
+        """Answer every call to `method` with this failure until `stop_failing(method)`, so a
+        test can look at the failing state for as long as it needs (after any `fail_next`)."""
+        with self._lock:
+            self._failing[method] = Scripted(**scripted)
+
+    def stop_failing(self, method: str) -> None:
+        """Calls to `method` answered from now on succeed (scripted `fail_next` aside)."""
+        with self._lock:
+            self._failing.pop(method, None)
+
+    def pause(self, method: str) -> None:
+        """Hold every call to `method` from now on, unanswered and not yet recorded, until
+        `resume(method)`: the callers keep what they claimed in flight meanwhile. A call still
+        held when its caller dies is recorded on resume, as if it had reached Slack."""
+        with self._lock:
+            self._paused.setdefault(method, threading.Event())
+
+    def resume(self, method: str) -> None:
+        """Let the held calls to `method` (and every later one) through."""
+        with self._lock:
+            gate = self._paused.pop(method, None)
+        if gate is not None:
+            gate.set()
+
     def _answer(self, method: str, body: dict[str, Any], headers: dict[str, str]
                 ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        with self._lock:
+            gate = self._paused.get(method)
+        if gate is not None:
+            gate.wait()
         if self.delay:
             time.sleep(self.delay)
         with self._lock:
             scripted = self._script.get(method, deque())
-            failure = scripted.popleft() if scripted else None
+            failure = scripted.popleft() if scripted else self._failing.get(method)
             self._ts += 1
             ts = f"1700000000.{self._ts:06d}"
-        self._record(Call(method, body, headers, time.monotonic()))
+        self._record(Call(method, body, headers, time.monotonic(),
+                          status=failure.status if failure is not None else 200))
         if failure is not None:
             extra = {"Retry-After": f"{failure.retry_after:g}"} if failure.retry_after else {}
             error = failure.error or ("ratelimited" if failure.status == 429 else "fatal_error")

@@ -8,9 +8,12 @@ import itertools
 import json
 import re
 import socket
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
@@ -57,13 +60,26 @@ def replicas(tmp_path: Path, postgres_server: str, slack: FakeSlack,
         bot.stop()
 
 
-def import_readers(bot: Alertbot) -> None:
+def midday_zone(now: datetime) -> str:
+    """An IANA zone whose local time is now 12:xx, whatever the hour here or in London.
+
+    The readers' digest hour is 00:00 there, so making their digest due "now" (below) finds
+    today's hour some 12 hours past: the digest goes out, never "the digest hour passed while
+    alertbot was down" (which a fixed 07:00 Europe/London gave from 00:00 to 07:00 London),
+    and tomorrow's hour is as far away, so no second digest falls due while the test runs,
+    even across midnight here. Etc/GMT-N is UTC+N (POSIX signs); offsets −11…+12 all exist.
+    """
+    offset = 12 - now.astimezone(UTC).hour  # hours ahead of UTC: −11 … +12
+    return "Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}"
+
+
+def import_readers(bot: Alertbot, zone: str) -> None:
     source = bot.tmp / "readers.csv"
     with source.open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(["email", "mode", "tz", "topics", "digest_hour"])
         for n in range(READERS):
-            writer.writerow([f"reader{n}@desk.example", "daily", "Europe/London", "", "07:00"])
+            writer.writerow([f"reader{n}@desk.example", "daily", zone, "", "00:00"])
     result = bot.cli("subscribers", "import", str(source))
     assert result.returncode == 0, result.stderr
 
@@ -98,7 +114,10 @@ def test_three_replicas_send_everything_once_even_when_one_is_killed(
     replicas: list[Alertbot], slack: FakeSlack, smtp: tuple[SmtpRecorder, int],
 ) -> None:
     url = replicas[0].env["DATABASE_URL"]
-    import_readers(replicas[0])
+    zone = midday_zone(datetime.now(UTC))
+    local = datetime.now(ZoneInfo(zone))
+    assert 10 <= local.hour < 14, (zone, local)  # their 00:00 is long past, and far off
+    import_readers(replicas[0], zone)
     for bot in replicas:
         bot.start()
     make_digests_due(url)  # every replica's digest job races for them
@@ -110,10 +129,23 @@ def test_three_replicas_send_everything_once_even_when_one_is_killed(
     for n in range(half):  # each story to a replica in turn, as a load balancer would
         push(n, replicas[n % 3])
     victim = replicas[2]  # mid-run, while it holds rows, replica 2 dies
-    until(lambda: held(url, victim) >= 3, 30)
-    victim.kill()
+    # Slack holds every post meanwhile, so what the victim has claimed stays claimed until
+    # the kill, however fast this machine drained the first half; one more story through the
+    # victim gives it rows to claim (it is woken at once, and 40 channels outnumber the 24
+    # workers). Watching for held rows without the hold raced the victim's own sends.
+    slack.pause("chat.postMessage")
+    paused = time.monotonic()
+    try:
+        push(half, victim)
+        until(lambda: held(url, victim) >= 3, 10)
+        victim.kill()
+    finally:
+        slack.resume("chat.postMessage")
+    # The hold must stay well inside the 3 s lease, or live replicas' rows are taken over too.
+    hold = time.monotonic() - paused
     in_flight = held(url, victim)  # its rows left `sending`: nobody settles them now
-    for n in range(half, STORIES):
+    assert in_flight >= 3, f"the victim held {in_flight} rows when killed"
+    for n in range(half + 1, STORIES):
         push(n, replicas[n % 2])
     recorder = smtp[0]
 
@@ -132,9 +164,11 @@ def test_three_replicas_send_everything_once_even_when_one_is_killed(
     posts = slack.posts()
     duplicates = (len(posts) - len(delivered())) + (sum(readers.values()) - READERS)
     print(f"replicas: {len(posts)} posts, {len(recorder.messages)} emails, "
-          f"{duplicates} sent twice; the killed replica held {in_flight} rows")
+          f"{duplicates} sent twice; the killed replica held {in_flight} rows; "
+          f"Slack held posts for {hold:.2f} s")
     assert 0 < in_flight <= WORKERS
-    assert recovered(replicas[0]) + recovered(replicas[1]) == in_flight  # taken over, by lease
+    taken_over = recovered(replicas[0]) + recovered(replicas[1])  # by lease, from the victim
+    assert taken_over == in_flight, f"{taken_over} rows taken over; Slack held for {hold:.2f} s"
     assert duplicates <= in_flight
     # Pacing held across replicas: no channel got two posts within the gap, whoever sent them.
     arrivals: dict[str, list[float]] = defaultdict(list)

@@ -13,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import story
-from tests.fakes import FakeSlack
+from tests.fakes import Call, FakeSlack
 from tests.process import Alertbot, until
 from tests.test_stories import INVALID
 
@@ -53,7 +53,9 @@ def test_readyz_names_a_failing_peer_while_it_fails_and_stays_ready(alertbot: Al
                                                                       slack: FakeSlack) -> None:
     """Slack answering 500: every replica would see it, so /readyz stays 200 (taking replicas
     out of rotation would not help) but says what is wrong until a send works again."""
-    slack.fail_next("chat.postMessage", times=2, status=500)
+    # Slack refuses every post until the test has seen /readyz say so: the state it asserts
+    # holds while it reads it (a scripted two failures let the retry win the race).
+    slack.keep_failing("chat.postMessage", status=500)
     assert alertbot.push([story(id="flaky", title="Title of flaky")]).status_code == 202
     slack.wait_for_posts(1)  # the first, refused
     until(lambda: httpx.get(f"{alertbot.url}/readyz").json()["degraded"], 5)
@@ -61,7 +63,15 @@ def test_readyz_names_a_failing_peer_while_it_fails_and_stays_ready(alertbot: Al
     assert ready.status_code == 200 and ready.json()["problems"] == {}
     assert ready.json()["degraded"]["slack"].startswith("sends failing since ")
     assert "500" in ready.json()["degraded"]["slack"]
-    slack.wait_for_posts(3, timeout=15)  # two refused, then delivered (retry_base 50 ms)
+    slack.stop_failing("chat.postMessage")  # the next retry (retry_base 50 ms) is delivered
+
+    def accepted() -> list[Call]:
+        return [call for call in slack.posts() if call.status == 200]
+
+    slack.wait_for(lambda: accepted(), 15, lambda: f"no post accepted: {slack.posts()}")
+    [delivered] = accepted()
+    assert "Title of flaky" in delivered.body["text"]
+    assert all(call.status == 500 for call in slack.posts() if call is not delivered)
     until(lambda: not httpx.get(f"{alertbot.url}/readyz").json()["degraded"], 5)
     assert httpx.get(f"{alertbot.url}/readyz").json()["degraded"] == {}
 
