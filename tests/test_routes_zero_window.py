@@ -1,4 +1,4 @@
-"""A route's own `batch_window = "0s"` is kept, as operators write it (acceptance, SPEC §5).
+"""A route's own `batch_window = "0s"` is kept, as operators write it (acceptance).
 
 Each of 20 routes writes `batch_window = "0s"` under [[slack.routes]] and the desk default is
 left out (30 s). A bug once read the route's zero as "not written" (`route.x or desk.x`: a zero
