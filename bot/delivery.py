@@ -26,8 +26,8 @@ from bot import outbox
 from bot.db import Database
 from bot.logs import fields
 from bot.messages import Load, Renderer
+from bot.messages.kinds import Kind, Shared, kind_of
 from bot.metrics import Metrics
-from bot.outbox import daily as digests
 from bot.settings import Config
 from bot.transports import DeliveryError, Transport
 
@@ -42,7 +42,7 @@ def utcnow() -> datetime:
 @dataclass
 class Outcome:
     """What the workers did, counted as (kind, result): result is sent, failed, dead or
-    postponed; kind is alert, digest, daily, update, facts or test."""
+    postponed; kind is a kind's name (`bot.messages.kinds.KINDS`)."""
 
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
 
@@ -106,31 +106,24 @@ class Dispatcher:
 
     def _claim(self, db: Connection, now: datetime, limit: int, blocked: set[str]
                ) -> list[tuple[Any, Load]]:
-        """Claim due rows and load what they carry, in one transaction (one database hop)."""
-        claimed = []
-        digests_read: dict[tuple[str, ...], list[Any]] = {}  # many readers share one digest
-        for row in outbox.claim(db, now, self.config.desk.delivery.lease, limit, blocked):
-            if row.kind == "update":  # an edit shows what its parent message showed
-                parent = outbox.parent_of(db, row.parent_id)
-                claimed.append((row, Load(outbox.items_of(db, parent.id), parent)))
-            elif row.kind == "facts":
-                claimed.append((row, Load(outbox.story_items(db, row.details["story_id"]))))
-            elif row.kind == "daily":
-                ids = tuple(row.details.get("stories", ()))
-                if ids not in digests_read:
-                    digests_read[ids] = digests.stories_of(db, row.details)
-                claimed.append((row, Load(digests_read[ids])))
-            else:
-                items = outbox.items_of(db, row.id) if row.kind != "test" else []
-                claimed.append((row, Load(items)))
-        return claimed
+        """Claim due rows and load what each one's kind needs, in one transaction (one
+        database hop)."""
+        rows = outbox.claim(db, now, self.config.desk.delivery.lease, limit, blocked)
+        return self._load(db, rows)
+
+    @staticmethod
+    def _load(db: Connection, rows: list[Any]) -> list[tuple[Any, Load]]:
+        shared: Shared = {}  # what rows of one claim share (many readers, one daily digest)
+        return [(row, kind_of(row.kind).load(db, row, shared)) for row in rows]
 
     async def send_now(self, delivery_id: int) -> None:
         """Send one row now, whatever else is due (`alertbot test`); failures settle as usual."""
-        rows = await self.db.write(outbox.take, [delivery_id], self.clock(),
-                                   self.config.desk.delivery.lease)
-        for row in rows:
-            await self._attempt(row, Load([]))
+        def take(db: Connection) -> list[tuple[Any, Load]]:
+            rows = outbox.take(db, [delivery_id], self.clock(), self.config.desk.delivery.lease)
+            return self._load(db, rows)
+
+        for row, load in await self.db.write(take):
+            await self._attempt(row, load)
 
     async def run(self) -> None:
         """Deliver forever: wake on new rows, when a retry or pacing gap is due, or each second.
@@ -208,6 +201,7 @@ class Dispatcher:
             self.wake()
 
     async def _attempt(self, row: Any, load: Load) -> None:
+        kind = kind_of(row.kind)
         transport = self.transports[row.transport]
         failure: DeliveryError | None = None
         try:
@@ -226,19 +220,23 @@ class Dispatcher:
             self._paced_until.get(row.target, self.clock()), self.clock() + pacing
         )
         if failure is not None:
-            await self._settle_failure(row, failure)
+            await self._settle_failure(row, kind, failure)
             return
         sent = self.clock()
         self.failing.pop(row.transport, None)
         await self._record(row, lambda db: outbox.mark_sent(db, row.id, sent, remote_id))
-        self._count(row, "sent")
-        if row.kind in ("alert", "digest"):  # instant: how long after scoring it went out
-            for entry in load.items:
-                scored = datetime.fromisoformat(json.loads(entry.payload)["scored_at"])
-                self.metrics.delivery_latency.labels(row.transport).observe(
-                    max(0.0, (sent - scored).total_seconds()))
+        self._count(row, kind, "sent")
+        if kind.instant:
+            self._latency(row.transport, load, sent)
         log.info("sent delivery %s (%s %s) to %s: %s", row.id, row.transport, row.kind,
                  row.target, row.reason[:300], extra=self._facts(row))
+
+    def _latency(self, transport: str, load: Load, sent: datetime) -> None:
+        """How long after scoring each story of an instant message went out."""
+        for entry in load.items:
+            scored = datetime.fromisoformat(json.loads(entry.payload)["scored_at"])
+            self.metrics.delivery_latency.labels(transport).observe(
+                max(0.0, (sent - scored).total_seconds()))
 
     async def _record(self, row: Any, settle: Callable[[Connection], None]) -> None:
         """Settle a row and store its target's pacing gap in one transaction: the gap lives
@@ -257,18 +255,19 @@ class Dispatcher:
     def _facts(row: Any) -> dict[str, Any]:
         return fields(delivery_id=row.id, route=row.target, kind=row.kind, reason=row.reason)
 
-    def _count(self, row: Any, result: str) -> None:
-        self.outcome.counts[row.kind, result] += 1
-        self.metrics.deliveries.labels(row.transport, row.kind, result).inc()
+    def _count(self, row: Any, kind: Kind, result: str) -> None:
+        """Counted under the kind's name: a row stored under a former name counts as its kind."""
+        self.outcome.counts[kind.name, result] += 1
+        self.metrics.deliveries.labels(row.transport, kind.name, result).inc()
 
-    async def _settle_failure(self, row: Any, error: DeliveryError) -> None:
+    async def _settle_failure(self, row: Any, kind: Kind, error: DeliveryError) -> None:
         now = self.clock()
-        if error.retry_after is not None and row.kind != "test":
+        if error.retry_after is not None and not kind.one_try:
             retry_at = now + timedelta(seconds=error.retry_after)
             # No call to that target before then (nor within its pacing gap).
             self._paced_until[row.target] = max(self._paced_until.get(row.target, now), retry_at)
             await self._record(row, lambda db: outbox.postpone(db, row.id, str(error), retry_at))
-            self._count(row, "postponed")
+            self._count(row, kind, "postponed")
             log.warning("delivery %s to %s postponed: %s", row.id, row.target, error,
                         extra=self._facts(row))
             return
@@ -276,13 +275,14 @@ class Dispatcher:
             since = self.failing.get(row.transport, (now, ""))[0]
             self.failing[row.transport] = (since, str(error)[:200])
         delivery = self.config.desk.delivery
-        # A test message reports its outcome now rather than retrying behind the operator's back.
-        dead = error.permanent or row.attempts >= delivery.max_attempts or row.kind == "test"
+        # A one-try kind (a test message) reports its outcome now rather than retrying behind
+        # the operator's back.
+        dead = error.permanent or row.attempts >= delivery.max_attempts or kind.one_try
         retry_at = now + outbox.backoff(row.attempts, delivery.retry_base, delivery.retry_cap,
                                         self.rng)
         await self._record(row, lambda db: outbox.mark_failed(db, row.id, str(error), dead=dead,
                                                               retry_at=retry_at))
-        self._count(row, "dead" if dead else "failed")
+        self._count(row, kind, "dead" if dead else "failed")
         log.warning("delivery %s to %s %s (attempt %s): %s", row.id, row.target,
                     "dead" if dead else "failed, will retry", row.attempts, error,
                     extra=self._facts(row))

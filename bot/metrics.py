@@ -28,7 +28,7 @@ class Metrics:
             "(sent, failed, dead, postponed).", ["transport", "kind", "outcome"], registry=r)
         self.delivery_latency = Histogram(
             "alertbot_delivery_latency_seconds", "From a story's scored_at to its alert or "
-            "digest being sent (instant deliveries).", ["transport"],
+            "batch being sent (instant deliveries).", ["transport"],
             buckets=LATENCY_BUCKETS, registry=r)
         self.outbox_depth = Gauge(
             "alertbot_outbox_depth", "Outbox rows waiting or in flight, by status.",

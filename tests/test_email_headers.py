@@ -44,7 +44,7 @@ def sent(kind: str) -> EmailMessage:
         merge = Merge(parts, SETTINGS)
         assert merge.usable  # the mail-merge path, as daily digests go out
         return parsed(merge.address(READER, KEY, NOW))
-    count = {"alert": 1, "digest": 3, "test": 0}[kind]
+    count = {"alert": 1, "batch": 3, "test": 0}[kind]
     return parsed(compose(kind, items(count), READER, SETTINGS, KEY, NOW))
 
 
@@ -64,7 +64,7 @@ def assert_unsubscribe_headers(message: EmailMessage, reader: str) -> str:
     return uris[0]
 
 
-@pytest.mark.parametrize("kind", ["alert", "digest", "daily", "test"])
+@pytest.mark.parametrize("kind", ["alert", "batch", "daily", "test"])
 def test_every_kind_carries_the_automatic_and_one_click_headers(kind: str) -> None:
     message = sent(kind)
     assert message["To"] == READER and message["Message-ID"] and message["Date"]

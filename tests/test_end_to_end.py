@@ -42,10 +42,9 @@ async def desk(tmp_path: Path, sqlite_url: str, slack: FakeSlack,
     await service.close()
 
 
-async def test_each_edge_of_the_rule_produces_exactly_the_expected_messages(desk: Desk) -> None:
-    await desk.subscribe("reader@desk.example")
-    await desk.subscribe("budget@desk.example", topics=("budget",))
-    first = await desk.ingest(
+def edges() -> list[dict[str, Any]]:
+    """One story on each edge of the rule (docs/stories.md)."""
+    return [
         item("impact-8", impact=8, sources=two("SpaceNews", "Reuters")),
         item("impact-7-9", impact=7.9, sources=two("SpaceNews", "Reuters", "AP")),
         item("one-outlet-twice", impact=9, sources=FT),
@@ -56,14 +55,20 @@ async def test_each_edge_of_the_rule_produces_exactly_the_expected_messages(desk
         item("versioned", impact=9, version=2, topics=["launch"]),
         item("gains-source", impact=8, version=1, sources=two("SpaceNews"),
              topics=["satellites"]),
-    )
+    ]
+
+
+async def test_each_edge_of_the_rule_produces_exactly_the_expected_messages(desk: Desk) -> None:
+    await desk.subscribe("reader@desk.example")
+    await desk.subscribe("budget@desk.example", topics=("budget",))
+    first = await desk.ingest(*edges())
     # 4 action items: 4 to C0SPACEOPS, 1 to C0LAUNCHES, 4 to reader@, 1 to budget@.
     assert first.rejected == [] and first.matched == 10
     await desk.service.check()
 
-    [digest] = desk.slack.posts("C0SPACEOPS")
-    assert titles(digest.body) == ["disagree-high", "impact-8", "verified-only", "versioned"]
-    assert digest.body["blocks"][0]["text"]["text"] == "4 new action items"
+    [batch] = desk.slack.posts("C0SPACEOPS")
+    assert titles(batch.body) == ["disagree-high", "impact-8", "verified-only", "versioned"]
+    assert batch.body["blocks"][0]["text"]["text"] == "4 new action items"
     [launch] = desk.slack.posts("C0LAUNCHES")
     assert titles(launch.body) == ["versioned"]
     assert "route C0LAUNCHES topics=[launch]" in launch.body["blocks"][-1]["elements"][0]["text"]
@@ -95,21 +100,21 @@ async def test_each_edge_of_the_rule_produces_exactly_the_expected_messages(desk
     assert all(row.reason for row in rows)
 
 
-async def test_several_items_arriving_together_go_as_one_digest_then_the_window_holds(
+async def test_several_items_arriving_together_go_as_one_batch_then_the_window_holds(
     desk: Desk,
 ) -> None:
     await desk.ingest(item("a"), item("b"), item("c"))
     await desk.service.dispatcher.drain(timedelta(0))
-    [digest] = desk.slack.wait_for_posts(1)
-    assert titles(digest.body) == ["a", "b", "c"]
+    [batch] = desk.slack.wait_for_posts(1)
+    assert titles(batch.body) == ["a", "b", "c"]
     await desk.ingest(item("d"))
     await desk.service.dispatcher.drain(timedelta(0))
     assert len(desk.slack.posts()) == 1  # window open: "d" is held
     rows = await desk.deliveries()
-    assert len(rows) == 1
+    assert [row.kind for row in rows] == ["batch"]
     desk.clock.advance(29)
     assert await desk.service.pipeline.flush(desk.clock()) == 0
-    desk.clock.advance(1)  # the window closes 30 s after the digest
+    desk.clock.advance(1)  # the window closes 30 s after the batch
     assert await desk.service.pipeline.flush(desk.clock()) == 1
     await desk.service.dispatcher.drain(timedelta(0))
     assert [titles(c.body) for c in desk.slack.posts()] == [["a", "b", "c"], ["d"]]
@@ -247,3 +252,18 @@ async def test_a_daily_subscriber_gets_no_instant_email(desk: Desk) -> None:
     await desk.ingest(item("both-ways"))
     await desk.service.check()
     assert [r for _, rcpts, _ in desk.smtp.messages for r in rcpts] == ["instant@desk.example"]
+
+
+async def test_a_rescored_story_in_a_batch_edits_the_whole_batch(desk: Desk) -> None:
+    await desk.ingest(item("a"), item("b", sources=two("SpaceNews", "Reuters")), item("c"))
+    await desk.service.check()
+    [batch] = desk.slack.posts("C0SPACEOPS")
+    assert titles(batch.body) == ["a", "b", "c"]
+    before = len(desk.slack.calls)
+    await desk.ingest(item("b", version=2, sources=two("SpaceNews", "Reuters", "Bloomberg")))
+    await desk.service.check()
+    update, reply = desk.slack.calls[before:]
+    assert update.method == "chat.update" and update.body["ts"] == reply.body["thread_ts"]
+    assert titles(update.body) == ["a", "b", "c"]  # rendered again as the batch it is
+    assert update.body["blocks"][0]["text"]["text"] == "3 new action items"
+    assert reply.body["text"].startswith("Updated: Now verified by 3 sources")

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from bot import outbox
+from bot.messages.kinds import KINDS
 from bot.readers import subscribers
 from bot.service import Service
 from bot.stories.parsing import parse_batch
@@ -147,7 +148,7 @@ async def test_a_rendering_bug_counts_as_a_failed_attempt_and_ends_dead(
     def broken(*args: object, **kwargs: object) -> None:
         raise KeyError("a template bug")
 
-    monkeypatch.setattr("bot.messages.slack_message", broken)
+    monkeypatch.setattr(KINDS["alert"], "slack", broken)  # the alert kind's Slack rendering
     await desk.ingest(story(id="bug"))
     await desk.service.dispatcher.drain(timedelta(seconds=5))
     [row] = await desk.deliveries()

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from bot.messages.kinds import KINDS
 from bot.messages.mail import Merge, address, compose, render_parts
 from bot.messages.render import (
     HEADER_LIMIT,
@@ -24,7 +25,7 @@ from bot.messages.render import (
     slack_message,
     story_context,
 )
-from bot.settings import Settings
+from bot.settings import CommandNames, Settings
 from bot.stories.model import Story
 from bot.transports import Outgoing
 from tests.conftest import story
@@ -48,9 +49,9 @@ def every_text(message: dict[str, Any]) -> list[str]:
     return [message["text"], *_texts(message["blocks"])]
 
 
-@pytest.mark.parametrize("kind", ["alert", "digest"])
+@pytest.mark.parametrize("kind", ["alert", "batch"])
 def test_slack_text_cannot_ping_or_link(kind: str) -> None:
-    message = slack_message(kind, [hostile_item()], "C0SPACEOPS")
+    message = KINDS[kind].slack([hostile_item()], "C0SPACEOPS", CommandNames())
     for text in every_text(message):
         assert "<!" not in text
         assert "<https://evil" not in text
@@ -92,12 +93,12 @@ def biggest_story(n: int) -> Item:
     )), "r" * 5000)
 
 
-def test_a_digest_of_the_largest_stories_stays_inside_block_kit_limits() -> None:
+def test_a_batch_of_the_largest_stories_stays_inside_block_kit_limits() -> None:
     big = biggest_story(0)  # copied, not validated 50 times (seconds)
     items = [Item(big.story.model_copy(update={"id": f"big-{n}",
                                                "url": f"https://desk.example/s/big-{n}"}),
                   big.reason) for n in range(50)]
-    message = slack_message("digest", items, "C0X")
+    message = KINDS["batch"].slack(items, "C0X", CommandNames())
     assert len(message["blocks"]) <= 50
     assert sum(len(t) for t in _texts(message["blocks"])) <= MESSAGE_TEXT_BUDGET
     assert message["blocks"][0]["text"]["text"] == "50 new action items"

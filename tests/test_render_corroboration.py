@@ -11,17 +11,18 @@ from typing import Any
 
 import pytest
 
+from bot.messages.kinds import KINDS
 from bot.messages.mail import render_parts
 from bot.messages.render import (
     Item,
     _texts,
     item_context,
     slack_blocks,
-    slack_message,
     slack_thread_reply,
     story_context,
     templates_dir,
 )
+from bot.settings import CommandNames
 from bot.stories.model import Story
 from tests.conftest import story
 
@@ -49,11 +50,12 @@ def _two() -> list[dict[str, Any]]:
 
 # Each Slack template that renders a story, with how the code renders it.
 SLACK: dict[str, Callable[[], dict[str, Any]]] = {
-    "alert": lambda: slack_message("alert", [counted_only()], "C0X"),
-    "digest": lambda: slack_message("digest", [counted_only("a"), counted_only("b")], "C0X"),
+    "alert": lambda: KINDS["alert"].slack([counted_only()], "C0X", CommandNames()),
+    "batch": lambda: KINDS["batch"].slack([counted_only("a"), counted_only("b")], "C0X",
+                                          CommandNames()),
     "actionitems": lambda: slack_blocks(
-        "actionitems", period="the last 24 hours", words="", total=2, stories=_two(), more=0,
-        story_command="/story"),
+        "actionitems", days=1, words=[], total=2, stories=_two(), more=0,
+        story_command="/story", command="/actionitems"),
     "story": lambda: slack_blocks("story", story=story_context(counted_only().story, [], [])),
     "story_choices": lambda: slack_blocks("story_choices", query="launch", stories=_two()),
     "update": lambda: slack_thread_reply(
@@ -62,10 +64,10 @@ SLACK: dict[str, Callable[[], dict[str, Any]]] = {
     "facts": lambda: slack_thread_reply("facts", "C0X", "1700000000.000100", story=_one()),
 }
 # Slack templates that show no story at all (the test below checks that they say nothing of one).
-NO_STORY = {"alerts", "facts_already", "story_none", "story_usage", "test"}
+NO_STORY = {"alerts", "command_failed", "facts_already", "story_none", "story_usage", "test"}
 # Each email kind that renders stories, with its extra context.
 EMAIL: dict[str, dict[str, Any]] = {
-    "alert": {}, "digest": {}, "daily": {"day": NOW.date(), "since": NOW},
+    "alert": {}, "batch": {}, "daily": {"day": NOW.date(), "since": NOW},
 }
 EMAIL_NO_STORY = {"test"}
 

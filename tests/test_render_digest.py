@@ -1,16 +1,18 @@
-"""A Slack digest lists every item while Slack's limits allow, and names the rest by id."""
+"""A Slack batch lists every item while Slack's limits allow, and names the rest by id."""
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from slack_sdk.models.blocks import Block
 
 from bot.messages import Entry, Load, Renderer
+from bot.messages.kinds import KINDS
 from bot.messages.render import (
     HEADER_LIMIT,
     MAX_BLOCKS,
@@ -18,8 +20,6 @@ from bot.messages.render import (
     SECTION_LIMIT,
     Item,
     _texts,
-    slack_message,
-    slack_update,
 )
 from bot.settings import CommandNames
 from bot.stories.model import Story
@@ -52,6 +52,12 @@ def check_block_kit(message: dict[str, Any]) -> None:
     assert message["text"]  # the notification and screen-reader fallback
 
 
+def batch(of: list[Item], channel: str, commands: CommandNames | None = None
+          ) -> dict[str, Any]:
+    """A batch's Slack message, as the `batch` kind posts it."""
+    return KINDS["batch"].slack(of, channel, commands or CommandNames())
+
+
 def listed_titles(message: dict[str, Any], of: list[Item]) -> list[str]:
     texts = "\n".join(_texts(message["blocks"]))
     return [i.story.title for i in of if f"|{i.story.title}>*" in texts]
@@ -64,9 +70,9 @@ def overflow(message: dict[str, Any]) -> str | None:
     return found[0] if found else None
 
 
-def test_a_digest_of_18_lists_all_of_them_and_no_more_line() -> None:
+def test_a_batch_of_18_lists_all_of_them_and_no_more_line() -> None:
     eighteen = items(18)
-    message = slack_message("digest", eighteen, "C0SPACEOPS")
+    message = batch(eighteen, "C0SPACEOPS")
     check_block_kit(message)
     assert message["blocks"][0]["text"]["text"] == "18 new action items"
     assert listed_titles(message, eighteen) == [i.story.title for i in eighteen]
@@ -77,9 +83,9 @@ def test_a_digest_of_18_lists_all_of_them_and_no_more_line() -> None:
     assert len(whys) == 18  # each item keeps its reason
 
 
-def test_a_digest_of_60_stays_valid_and_every_item_can_be_reached() -> None:
+def test_a_batch_of_60_stays_valid_and_every_item_can_be_reached() -> None:
     sixty = items(60)
-    message = slack_message("digest", sixty, "C0SPACEOPS")
+    message = batch(sixty, "C0SPACEOPS")
     check_block_kit(message)
     assert message["blocks"][0]["text"]["text"] == "60 new action items"
     listed = listed_titles(message, sixty)
@@ -95,7 +101,7 @@ def test_a_digest_of_60_stays_valid_and_every_item_can_be_reached() -> None:
 
 def test_ids_too_many_to_name_are_counted_and_the_sum_is_every_item() -> None:
     crowd = items(120, id_length=120)  # long ids: not all fit in the overflow section
-    message = slack_message("digest", crowd, "C0SPACEOPS")
+    message = batch(crowd, "C0SPACEOPS")
     check_block_kit(message)
     listed = listed_titles(message, crowd)
     rest = overflow(message)
@@ -109,7 +115,7 @@ def test_ids_too_many_to_name_are_counted_and_the_sum_is_every_item() -> None:
 
 def test_the_overflow_names_the_desks_own_commands() -> None:
     commands = CommandNames(story="/desk-story", actionitems="/desk-items")
-    message = slack_message("digest", items(40), "C0X", commands)
+    message = batch(items(40), "C0X", commands)
     rest = overflow(message)
     assert rest is not None
     assert "`/desk-story <id>`" in rest and "`/desk-items`" in rest and "/story" not in rest
@@ -119,7 +125,7 @@ def test_the_overflow_names_the_desks_own_commands() -> None:
 def test_an_id_named_in_the_overflow_cannot_ping_or_link(hostile_id: str) -> None:
     crowd = items(40)
     last = crowd[-1].story.model_copy(update={"id": hostile_id})
-    message = slack_message("digest", [*crowd[:-1], Item(last, WHY)], "C0X")
+    message = batch([*crowd[:-1], Item(last, WHY)], "C0X")
     rest = overflow(message)
     assert rest is not None and "<!" not in rest and "<https://evil" not in rest
     assert "&lt;" in rest
@@ -134,22 +140,28 @@ def load(of: list[Item], parent: Any = None) -> Load:
     return Load([Entry(i.story.id, i.reason, i.story.model_dump_json()) for i in of], parent)
 
 
-def test_a_digest_row_renders_every_item_it_holds(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stored_as", ["batch", "digest"])  # digest: before migration 0009
+def test_a_batch_row_renders_every_item_it_holds(tmp_path: Path, stored_as: str) -> None:
     # The delivery workers' path: an outbox row of 18 stories, as stored.
     eighteen = items(18)
     [(method, message)] = renderer(tmp_path).render(
-        "digest", "slack", "slack:C0SPACEOPS", None, load(eighteen), datetime.now(UTC))
+        stored_as, "slack", "slack:C0SPACEOPS", None, load(eighteen), datetime.now(UTC))
     assert method == "chat.postMessage" and message["channel"] == "C0SPACEOPS"
     check_block_kit(message)
     assert len(listed_titles(message, eighteen)) == 18
 
 
-def test_an_edit_of_a_large_digest_keeps_every_item_and_names_the_change() -> None:
+def test_an_edit_of_a_large_batch_keeps_every_item_and_names_the_change(tmp_path: Path
+                                                                         ) -> None:
     thirty = items(30)
-    calls = slack_update("digest", thirty, "C0X", "1700000000.000100",
-                         {"story_id": thirty[-1].story.id, "qualifies": [True, True],
-                          "sources": [2, 3], "impact": [8, 8], "verdict": ""})
+    parent = SimpleNamespace(kind="batch", remote_id="1700000000.000100")
+    calls = renderer(tmp_path).render(
+        "update", "slack", "slack:C0X", {"story_id": thirty[-1].story.id,
+                                         "qualifies": [True, True], "sources": [2, 3],
+                                         "impact": [8, 8], "verdict": ""},
+        load(thirty, parent), datetime.now(UTC))
     (update, edited), (post, reply) = calls
+    assert edited["ts"] == reply["thread_ts"] == "1700000000.000100"
     assert (update, post) == ("chat.update", "chat.postMessage")
     check_block_kit(edited)
     listed = listed_titles(edited, thirty)

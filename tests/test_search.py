@@ -10,7 +10,7 @@ import pytest
 
 from bot.db import Database
 from bot.pipeline import Pipeline
-from bot.stories import archive
+from bot.stories import search
 from bot.stories.parsing import parse_batch
 from tests.conftest import make_config, story
 
@@ -38,7 +38,7 @@ async def db(database_url: str, tmp_path: Path) -> Database:
 
 def ids(db: Database, query: str) -> list[str]:
     with db.engine.connect() as connection:
-        return [s.id for s in archive.find(connection, query)]
+        return [s.id for s in search.find(connection, query)]
 
 
 def test_stories_with_every_word_come_first(db: Database) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -13,6 +16,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
+from bot.slack_app.replies import reply_later
 from tests.conftest import story
 from tests.fakes import FakeSlack, slack_signature
 from tests.process import Alertbot
@@ -63,9 +67,23 @@ def fixture_stories() -> list[dict[str, Any]]:
     return items
 
 
+@dataclass
+class WatchedSlack(FakeSlack):
+    """The fake Slack, noting when users.info is asked (before `pause` may hold the answer)."""
+
+    asked: threading.Event = field(default_factory=threading.Event)
+
+    def _answer(self, method: str, body: dict[str, Any], headers: dict[str, str]
+                ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if method == "users.info":
+            self.asked.set()
+        return super()._answer(method, body, headers)
+
+
 @pytest.fixture(scope="module")
-def slack_server() -> Iterator[FakeSlack]:
-    fake = FakeSlack().start()
+def slack_server() -> Iterator[WatchedSlack]:
+    fake = WatchedSlack()
+    fake.start()
     yield fake
     fake.stop()
 
@@ -94,11 +112,35 @@ def post(bot: Alertbot, form: dict[str, str], *, secret: str = SECRET, age: int 
     return httpx.post(f"{bot.url}/slack/events", content=body, headers=headers, timeout=10)
 
 
+_replies = itertools.count(1)
+
+
+def reply_path(kind: str = "commands") -> str:
+    """A response_url path of its own, so each request's answer is told apart."""
+    return f"{kind}/{next(_replies)}"
+
+
+def ask(bot: Alertbot, text: str, slack: FakeSlack, name: str = "/story", channel: str = "C0X",
+        user: str = "U1", **kwargs: Any) -> tuple[httpx.Response, str]:
+    """Type `name text` in Slack: Slack's HTTP answer (the ack), and where the reply will go."""
+    path = reply_path()
+    ack = post(bot, {"command": name, "text": text, "team_id": "T1", "channel_id": channel,
+                     "user_id": user, "response_url": f"{slack.url}{path}",
+                     "trigger_id": "1.2.3"}, **kwargs)
+    return ack, path
+
+
 def command(bot: Alertbot, text: str, slack: FakeSlack, name: str = "/story",
             channel: str = "C0X", user: str = "U1", **kwargs: Any) -> httpx.Response:
-    return post(bot, {"command": name, "text": text, "team_id": "T1", "channel_id": channel,
-                      "user_id": user, "response_url": f"{slack.url}response_url/1",
-                      "trigger_id": "1.2.3"}, **kwargs)
+    """What the person sees: every command is acked empty at once and answered through its
+    response_url, so this checks the ack and returns the reply posted there (as a response).
+    A refused request (401) is returned as Slack got it."""
+    ack, path = ask(bot, text, slack, name, channel, user, **kwargs)
+    if ack.status_code != 200:
+        return ack
+    assert ack.content == b"", ack.text  # the ack says nothing: the answer follows
+    reply = slack.wait_for_call(path, timeout=10)
+    return httpx.Response(200, json=reply.body)
 
 
 def shown(response: httpx.Response) -> str:
@@ -109,8 +151,11 @@ def shown(response: httpx.Response) -> str:
 def test_story_by_id_shows_its_facts_sources_and_history(alertbot: Alertbot,
                                                          slack_server: FakeSlack) -> None:
     started = time.monotonic()
-    answer = command(alertbot, "hgv-test", slack_server)
-    assert time.monotonic() - started < 3
+    ack, path = ask(alertbot, "hgv-test", slack_server)
+    assert ack.status_code == 200 and time.monotonic() - started < 3
+    reply = slack_server.wait_for_call(path, timeout=5)
+    assert reply.at - started < 3
+    answer = httpx.Response(200, json=reply.body)
     assert answer.json()["response_type"] == "ephemeral"
     blocks = shown(answer)
     for expected in (HYPERSONIC, "*Impact*\\n9/10", "1. Telemetry was lost after booster",
@@ -164,11 +209,12 @@ def test_picking_a_match_replaces_the_list_with_the_story(alertbot: Alertbot,
     payload = {"type": "block_actions", "team": {"id": "T1"}, "user": {"id": "U1"},
                "api_app_id": "A1", "token": "x", "trigger_id": "1.2.3",
                "container": {"type": "message"}, "channel": {"id": "C0X"},
-               "response_url": f"{slack_server.url}response_url/2",
+               "response_url": f"{slack_server.url}pick/1",
                "actions": [{"type": "button", "action_id": "story_pick_1", "block_id": "b",
                             "value": "hgv-test", "action_ts": "1"}]}
-    assert post(alertbot, {"payload": json.dumps(payload)}).status_code == 200
-    reply = slack_server.wait_for_call("response_url/2", timeout=5)
+    ack = post(alertbot, {"payload": json.dumps(payload)})
+    assert ack.status_code == 200 and ack.content == b""
+    reply = slack_server.wait_for_call("pick/1", timeout=5)
     assert reply.body["replace_original"] is True
     assert HYPERSONIC in json.dumps(reply.body["blocks"])
 
@@ -291,7 +337,8 @@ def press(bot: Alertbot, slack: FakeSlack, action_id: str, value: str, message_t
                "response_url": f"{slack.url}{reply_path}",
                "actions": [{"type": "button", "action_id": action_id, "block_id": "b",
                             "value": value, "action_ts": "1"}]}
-    assert post(bot, {"payload": json.dumps(payload)}).status_code == 200
+    ack = post(bot, {"payload": json.dumps(payload)})
+    assert ack.status_code == 200 and ack.content == b""
 
 
 def test_key_facts_go_in_the_alerts_thread_once(alertbot: Alertbot, slack_server: FakeSlack
@@ -324,3 +371,60 @@ def test_alerts_quiet_hours_use_the_persons_zone_unless_one_is_given(alertbot: A
     assert "quiet 23:00-06:30 Europe/London" in alerts(alertbot, slack_server, "me status",
                                                        user="U3")
     alerts(alertbot, slack_server, "me unsubscribe", user="U3")
+
+
+def test_alerts_acks_before_it_asks_slack_or_writes_anything(alertbot: Alertbot,
+                                                              slack_server: WatchedSlack) -> None:
+    # Quiet hours without a zone need the person's zone from users.info, held unanswered here
+    # until the test resumes it: the ack must not wait for it, nor for the database write after.
+    slack_server.pause("users.info")
+    slack_server.asked.clear()
+    try:
+        started = time.monotonic()
+        ack, path = ask(alertbot, "me subscribe quiet 22:00-07:00", slack_server,
+                        name="/alerts", user="U4")
+        acked = time.monotonic() - started
+        assert ack.status_code == 200 and ack.content == b"", ack.text
+        assert acked < 3.0, f"acked after {acked:.2f} s"  # users.info is still held
+        assert slack_server.asked.wait(5), "users.info was never asked"
+        assert not [c for c in slack_server.calls if c.method == path]  # nothing said yet
+        # Nothing written yet either: the route only exists once users.info has answered.
+        assert alerts(alertbot, slack_server, "me status", user="U4").startswith(
+            "*No alerts route* for your DMs")
+    finally:
+        slack_server.resume("users.info")
+    reply = slack_server.wait_for_call(path, timeout=10)
+    [asked] = [c for c in slack_server.calls if c.method == "users.info" and c.body["user"] == "U4"]
+    assert reply.at >= asked.at
+    assert reply.body["response_type"] == "ephemeral"
+    assert "quiet 22:00-07:00 America/New_York" in reply.body["text"]
+    assert alerts(alertbot, slack_server, "me unsubscribe", user="U4").startswith("Unsubscribed")
+
+
+def test_alerts_when_users_info_fails_answers_in_utc(alertbot: Alertbot,
+                                                     slack_server: WatchedSlack) -> None:
+    slack_server.fail_next("users.info", status=500)
+    said = alerts(alertbot, slack_server, "me subscribe quiet 22:00-07:00", user="U5")
+    assert said.startswith("Subscribed your DMs to action items: all topics, impact ≥ 8")
+    assert "quiet 22:00-07:00 UTC" in said
+    alerts(alertbot, slack_server, "me unsubscribe", user="U5")
+
+
+def test_open_story_is_only_acknowledged(alertbot: Alertbot, slack_server: WatchedSlack) -> None:
+    press(alertbot, slack_server, "open_story", "hgv-test", "1700000000.000888", "open/1")
+    time.sleep(0.3)  # an answer would have arrived by now (they take milliseconds)
+    assert not [c for c in slack_server.calls if c.method == "open/1"]
+
+
+async def test_work_that_fails_after_the_ack_is_still_answered() -> None:
+    said: list[dict[str, Any]] = []
+
+    async def respond(**reply: Any) -> None:
+        said.append(reply)
+
+    async def database_away() -> dict[str, Any]:
+        raise ConnectionError("the database is away")
+
+    await reply_later(respond, database_away())  # type: ignore[arg-type]
+    assert said[0]["response_type"] == "ephemeral"
+    assert said[0]["text"].startswith("Sorry, alertbot could not answer that just now.")

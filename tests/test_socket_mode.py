@@ -12,7 +12,7 @@ from tests.fakes import FakeSlack, FakeSocketMode
 from tests.process import Alertbot
 
 
-def test_a_slash_command_over_socket_mode_is_answered_in_its_envelope(tmp_path: Path) -> None:
+def test_a_slash_command_over_socket_mode_is_acked_then_answered(tmp_path: Path) -> None:
     socket = FakeSocketMode().start()
     slack = FakeSlack().start()
     slack.socket_url = socket.url
@@ -32,9 +32,13 @@ def test_a_slash_command_over_socket_mode_is_answered_in_its_envelope(tmp_path: 
                      "payload": {"command": "/story", "text": "sock", "team_id": "T1",
                                  "channel_id": "C0X", "user_id": "U1", "trigger_id": "1",
                                  "response_url": f"{slack.url}response_url/s"}})
-        reply = socket.wait_for_reply("env-1")
-        assert "Socket story" in json.dumps(reply["payload"]["blocks"])
-        assert "1. Over the socket" in json.dumps(reply["payload"]["blocks"])
+        # The envelope is acked empty at once; the answer goes to the command's response_url.
+        ack = socket.wait_for_reply("env-1")
+        assert not ack.get("payload"), ack
+        reply = slack.wait_for_call("response_url/s")
+        assert reply.body["response_type"] == "ephemeral"
+        assert "Socket story" in json.dumps(reply.body["blocks"])
+        assert "1. Over the socket" in json.dumps(reply.body["blocks"])
         # Socket Mode replaces the HTTP route: nothing answers at /slack/events.
         assert httpx.post(f"{bot.url}/slack/events", content=b"x").status_code == 404
     finally:

@@ -46,6 +46,8 @@ INVALID: list[tuple[str, Any, str]] = [
     ("scored_at not a date", story(id="when", scored_at="yesterday"), "scored_at"),
     ("scored_at a number", story(id="epoch", scored_at=1700000000), "scored_at"),
     ("negative verified_by", story(id="vb", verified_by=-1), "verified_by"),
+    ("verified_by beyond 32 bits", story(id="vbig", verified_by=2**31), "verified_by"),
+    ("version beyond 32 bits", story(id="vers", version=2**63), "version"),
     ("too many key facts", story(id="many", key_facts=["f"] * 201), "key_facts"),
     ("source outlet not text", story(id="so", sources=[{"outlet": 5}]), "sources.0.outlet"),
     ("timeline entry without event", story(id="tl", timeline=[{"date": "2026-01-01"}]),

@@ -27,7 +27,10 @@ from bot.cli.common import (
 from bot.cli.output import emit, masked_url, plain
 
 if TYPE_CHECKING:
+    from bot.db import Database
+    from bot.settings import Config
     from bot.stories.model import Story
+    from bot.stories.parsing import Batch
 
 # Each command imports the parts of alertbot it needs when it runs (see bot/cli/common.py).
 
@@ -61,10 +64,23 @@ def check() -> None:
 def ingest(files: tuple[str, ...]) -> None:
     """Store and evaluate stories from FILES (- for stdin). Exit 1 if any story is rejected."""
     from bot.db import Database
-    from bot.pipeline import Pipeline
-    from bot.stories.parsing import UnusableInput, parse_batch
 
     config = load_or_fail()
+    batches = _parse_all(files)
+    ensure_schema(config)
+    db = Database(database_url(config))
+    try:
+        stored, rejected = run_loop(_ingest_all(db, config, batches))
+    finally:
+        db.close()
+    click.echo(f"{stored} stored, {rejected} rejected")
+    sys.exit(1 if rejected else 0)
+
+
+def _parse_all(files: tuple[str, ...]) -> list[tuple[str, Batch]]:
+    """Every file parsed before anything is stored; unusable input exits 2, naming the file."""
+    from bot.stories.parsing import UnusableInput, parse_batch
+
     batches = []
     for name in files:
         data = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
@@ -73,29 +89,25 @@ def ingest(files: tuple[str, ...]) -> None:
         except UnusableInput as exc:
             click.echo(f"alertbot: {name}: {exc}", err=True)
             sys.exit(2)
+    return batches
 
-    async def work(db: Database) -> tuple[int, int]:
-        pipeline = Pipeline(db, config)  # stored and planned; `run` or `check` delivers
-        stored = rejected = 0
-        for name, batch in batches:
-            with progress(len(batch.stories), f"ingesting {name}") as advance:
-                report = await pipeline.ingest(batch, f"ingest:{name}", datetime.now(UTC),
-                                               advance)
-            stored += len(report.accepted)
-            rejected += len(report.rejected)
-            for item in report.rejected:
-                who = f"story {item['id']!r}" if item["id"] else f"story #{item['position']}"
-                click.echo(f"{name}: {who}: {item['field']}: {item['reason']}", err=True)
-        return stored, rejected
 
-    ensure_schema(config)
-    db = Database(database_url(config))
-    try:
-        stored, rejected = run_loop(work(db))
-    finally:
-        db.close()
-    click.echo(f"{stored} stored, {rejected} rejected")
-    sys.exit(1 if rejected else 0)
+async def _ingest_all(db: Database, config: Config,
+                      batches: list[tuple[str, Batch]]) -> tuple[int, int]:
+    """Store and plan each batch (`run` or `check` delivers); name every rejection on stderr."""
+    from bot.pipeline import Pipeline
+
+    pipeline = Pipeline(db, config)
+    stored = rejected = 0
+    for name, batch in batches:
+        with progress(len(batch.stories), f"ingesting {name}") as advance:
+            report = await pipeline.ingest(batch, f"ingest:{name}", datetime.now(UTC), advance)
+        stored += len(report.accepted)
+        rejected += len(report.rejected)
+        for item in report.rejected:
+            who = f"story {item['id']!r}" if item["id"] else f"story #{item['position']}"
+            click.echo(f"{name}: {who}: {item['field']}: {item['reason']}", err=True)
+    return stored, rejected
 
 
 @main.command()
@@ -115,34 +127,11 @@ def story(story_id: str) -> None:
 
 
 def story_text(story: Story, versions: list[Any]) -> str:
+    """What `alertbot story` prints: templates/cli/story.txt."""
+    from bot.cli.wording import render
     from bot.rules.gate import corroborate
 
-    corroboration = corroborate(story)
-    lines = [story.title, story.url, "",
-             f"impact {story.impact:g}/10 · {story.sentiment.label} · verified by "
-             f"{corroboration.count} independent sources ({', '.join(corroboration.outlets)})",
-             f"scored {story.scored_at:%Y-%m-%d %H:%M} UTC"
-             + (f" · version {story.version}" if story.version is not None else "")]
-    if corroboration.flag:
-        lines.append(f"FLAG: {corroboration.flag}")
-    for heading, entries in (("Key facts", story.key_facts), ("Key takeaways",
-                                                              story.key_takeaways),
-                             ("Affected", story.affected)):
-        if entries:
-            lines += ["", heading + ":"] + [f"  {n}. {e}" for n, e in enumerate(entries, 1)]
-    if story.sources:
-        lines += ["", "Sources:"] + [
-            f"  - {s.display}: {s.title or ''} {s.published_at or ''}".rstrip()
-            for s in story.sources]
-    if story.what_to_watch:
-        lines += ["", "What to watch:", f"  {story.what_to_watch}"]
-    if story.timeline:
-        lines += ["", "Timeline:"] + [f"  {t.date}: {t.event}" for t in story.timeline]
-    lines += ["", "History:"] + [
-        f"  {v.received_at:%Y-%m-%d %H:%M} version {v.version if v.version is not None else '-'}"
-        f": impact {v.impact:g}, {v.corroboration} sources, "
-        f"{'action item' if v.qualifies else 'not an action item'}" for v in versions]
-    return "\n".join(lines)
+    return render("story.txt", story=story, corroboration=corroborate(story), versions=versions)
 
 
 @main.group()

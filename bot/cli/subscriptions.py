@@ -229,6 +229,7 @@ def _with_reason(item: Any, config: Config) -> Entry:
 
 def _digest_preview(db: Any, config: Config, renderer: Renderer, address: str, fmt: str,
                     now: datetime) -> EmailMessage:
+    from bot import outbox
     from bot.messages import Load
     from bot.outbox import daily as digests
     from bot.readers import subscribers
@@ -250,7 +251,7 @@ def _digest_preview(db: Any, config: Config, renderer: Renderer, address: str, f
         raise Failure(f"{subscriber.email} would get no digest now: no action items since "
                       f"{found.since:%Y-%m-%d %H:%M} UTC (send_empty_digest is off)")
     details = found.details()
-    load = Load(digests.stories_of(db, details))
+    load = Load(outbox.stories_of(db, details))
     message: EmailMessage | Outgoing = renderer.render(
         "daily", "email", f"email:{subscriber.email}", details, load, now)
     return message.parsed() if isinstance(message, Outgoing) else message

@@ -100,14 +100,14 @@ REJECTIONS = Table(
     Column("reason", Text, nullable=False),
 )
 
-# The outbox: one row per story-or-digest × target; also the record of what was sent.
+# The outbox: one row per message × target; also the record of what was sent.
 DELIVERIES = Table(
     "deliveries", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("dedupe_key", String(400), unique=True, nullable=False),
     Column("transport", String(20), nullable=False),
     Column("target", String(320), index=True, nullable=False),
-    Column("kind", String(20), nullable=False),  # alert | digest | test
+    Column("kind", String(20), nullable=False),  # a module of bot/messages/kinds (alert, batch…)
     Column("reason", Text, nullable=False),
     Column("status", String(20), nullable=False),  # pending|sending|sent|failed|dead
     Column("attempts", Integer, default=0, nullable=False),

@@ -1,5 +1,8 @@
 """Email assembly: three templates per kind (subject, text, HTML), one `EmailMessage`.
 
+Templates own the words: each names the subscription it is sent under (`_words.j2`), and dates
+come to them as dates.
+
 Headers follow RFC 8058 (one-click unsubscribe: the https link only, see docs/decisions.md) and
 RFC 3834 (`Auto-Submitted: auto-generated`). Nothing from a story can add a header: the subject
 is folded to one line here, and `EmailMessage` refuses CR/LF in a header value anyway.
@@ -30,8 +33,6 @@ _HEADER_UNSAFE = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 # RFC 5322 allows 998-character lines. The default 78 makes Python encode a long unbroken
 # List-Unsubscribe URL as RFC 2047 words, which mail clients do not read as a URL.
 _POLICY = policy.default.clone(max_line_length=998)
-_MODE_LABELS = {"alert": "instant action-item alerts", "digest": "instant action-item alerts",
-                "daily": "the daily action-item digest", "test": "alertbot test messages"}
 
 
 def header_safe(text: str) -> str:
@@ -60,22 +61,20 @@ class Parts:
     html: str
 
 
-def render_parts(kind: str, items: Sequence[Item], more: int = 0, **extra: Any) -> Parts:
-    """Render `kind`'s three templates (alert, digest, daily, test), not yet for anyone.
+def render_parts(template: str, items: Sequence[Item], more: int = 0, **extra: Any) -> Parts:
+    """Render templates/email/<template>.{subject.txt,txt,html} (a kind's), not yet for anyone.
 
     `extra` adds to the templates' context (the daily digest's date and window).
     """
     context = {
-        "kind": kind, "items": [item_context(item) for item in items],
-        "count": len(items) + more, "more": more,
-        "recipient": _RECIPIENT, "unsubscribe_url": _UNSUBSCRIBE,
-        "mode_label": _MODE_LABELS.get(kind, "alertbot emails"), **extra,
+        "items": [item_context(item) for item in items], "count": len(items) + more,
+        "more": more, "recipient": _RECIPIENT, "unsubscribe_url": _UNSUBSCRIBE, **extra,
     }
     env = email_env()
     return Parts(
-        subject=header_safe(env.get_template(f"{kind}.subject.txt").render(context)),
-        text=env.get_template(f"{kind}.txt").render(context),
-        html=_inliner().inline(env.get_template(f"{kind}.html").render(context)),
+        subject=header_safe(env.get_template(f"{template}.subject.txt").render(context)),
+        text=env.get_template(f"{template}.txt").render(context),
+        html=_inliner().inline(env.get_template(f"{template}.html").render(context)),
     )
 
 
@@ -116,8 +115,6 @@ def address(parts: Parts, recipient: str, settings: Settings, key: bytes, now: d
     sender = _sender(settings)
     return _message(parts, recipient, _unsubscribe(settings, key, recipient), settings,
                     format_datetime(now), make_msgid("alertbot", domain=sender.rpartition("@")[2]))
-
-
 
 
 # Stand-ins for the per-message headers and link of a merge. The address and the date must
@@ -170,7 +167,7 @@ class Merge:
         return Outgoing(self._sender, recipient, message_id, head + body)
 
 
-def compose(kind: str, items: Sequence[Item], recipient: str, settings: Settings, key: bytes,
-            now: datetime, more: int = 0, **extra: Any) -> EmailMessage:
-    """Render and address in one step (alerts, instant digests, tests)."""
-    return address(render_parts(kind, items, more, **extra), recipient, settings, key, now)
+def compose(template: str, items: Sequence[Item], recipient: str, settings: Settings,
+            key: bytes, now: datetime, more: int = 0, **extra: Any) -> EmailMessage:
+    """Render and address in one step (alerts, batches, tests)."""
+    return address(render_parts(template, items, more, **extra), recipient, settings, key, now)

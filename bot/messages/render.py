@@ -132,7 +132,7 @@ def item_context(item: Item) -> dict[str, Any]:
         # What a digest shows of a story: its first key facts, else its takeaways.
         "highlights": list(story.key_facts[:3] or story.key_takeaways[:3]),
         "topics": ", ".join(story.topics),
-        "scored_at": f"{story.scored_at:%Y-%m-%d %H:%M} UTC",
+        "scored_at": story.scored_at,  # a UTC datetime: templates say it
         "reason": item.reason,
         "downgraded": item.downgraded,
         "alerted": item.alerted,
@@ -197,47 +197,59 @@ def _named(ids: Sequence[str]) -> list[str]:
     return named
 
 
-def slack_message(kind: str, items: Sequence[Item], channel: str,
-                  commands: CommandNames | None = None) -> dict[str, Any]:
-    """Render a Slack message (`alert`, `digest` or `test`) as chat.postMessage arguments.
+def _listing(template: str, views: list[dict[str, Any]], listed: int,
+             commands: CommandNames) -> dict[str, Any]:
+    """`template` listing the first `listed` items in full and naming the rest by id."""
+    rest = _named([v["id"] for v in views[listed:]])
+    return _render(template, items=views[:listed], rest=rest,
+                   hidden=len(views) - listed - len(rest), count=len(views),
+                   story_command=commands.story, actionitems_command=commands.actionitems)
 
-    A digest lists every item in full while the message fits Slack's limits (50 blocks, ~10k
-    characters of block text); past that it lists as many as fit and names the rest by id,
-    so that each one can still be opened (`/story <id>`), rather than dropping them.
-    """
-    commands = commands or CommandNames()
-    views = [item_context(item) for item in items]
 
-    def render(listed: int) -> dict[str, Any]:
-        rest = _named([v["id"] for v in views[listed:]])
-        return _render(kind, items=views[:listed], rest=rest,
-                       hidden=len(views) - listed - len(rest), count=len(views),
-                       story_command=commands.story, actionitems_command=commands.actionitems)
-
-    message = render(len(views))
-    if kind == "digest" and not fits(message["blocks"]):
-        # The most items listed in full that still fit: a binary search, ~log2(n) renders,
-        # only for the rare digest too large to list whole.
-        fitting, too_many = 0, len(views)
-        message = render(0)
-        while too_many - fitting > 1:
-            middle = (fitting + too_many) // 2
-            candidate = render(middle)
-            if fits(candidate["blocks"]):
-                fitting, message = middle, candidate
-            else:
-                too_many = middle
+def _posted(message: dict[str, Any], channel: str) -> dict[str, Any]:
     message = _finish(message)
     message.update(channel=channel, unfurl_links=False, unfurl_media=False)
     return message
 
 
-def slack_update(kind: str, items: Sequence[Item], channel: str, ts: str,
-                 details: dict[str, Any], commands: CommandNames | None = None
-                 ) -> list[SlackCall]:
-    """Edit a posted message to show current figures, and say once in its thread what changed."""
-    edited = slack_message(kind, items, channel, commands)
-    edited["ts"] = ts
+def slack_message(template: str, items: Sequence[Item], channel: str,
+                  commands: CommandNames | None = None) -> dict[str, Any]:
+    """Render templates/slack/<template>.json.j2 for `items` as chat.postMessage arguments."""
+    views = [item_context(item) for item in items]
+    return _posted(_listing(template, views, len(views), commands or CommandNames()), channel)
+
+
+def slack_listing(template: str, items: Sequence[Item], channel: str,
+                  commands: CommandNames | None = None) -> dict[str, Any]:
+    """`slack_message` for a message listing many items (a batch).
+
+    It lists every item in full while the message fits Slack's limits (50 blocks, ~10k
+    characters of block text); past that it lists as many as fit and names the rest by id,
+    so that each one can still be opened (`/story <id>`), rather than dropping them.
+    """
+    commands = commands or CommandNames()
+    views = [item_context(item) for item in items]
+    message = _listing(template, views, len(views), commands)
+    if not fits(message["blocks"]):
+        # The most items listed in full that still fit: a binary search, ~log2(n) renders,
+        # only for the rare message too large to list whole.
+        fitting, too_many = 0, len(views)
+        message = _listing(template, views, 0, commands)
+        while too_many - fitting > 1:
+            middle = (fitting + too_many) // 2
+            candidate = _listing(template, views, middle, commands)
+            if fits(candidate["blocks"]):
+                fitting, message = middle, candidate
+            else:
+                too_many = middle
+    return _posted(message, channel)
+
+
+def slack_update(edited: dict[str, Any], items: Sequence[Item], channel: str, ts: str,
+                 details: dict[str, Any]) -> list[SlackCall]:
+    """Edit a posted message to show current figures (`edited`: it rendered again, as
+    chat.postMessage arguments), and say once in its thread what changed."""
+    edited = {**edited, "ts": ts}
     changed = next((i for i in items if i.story.id == details["story_id"]), items[0])
     reply = slack_thread_reply("update", channel, ts, change=details,
                                story=item_context(changed))
@@ -264,12 +276,12 @@ def story_context(story: Story, versions: Sequence[Any], alerted: Sequence[Any]
                        "link": s.url if s.url and len(s.url) <= LINK_LIMIT else None}
                       for s in story.sources or ()],
         timeline=[{"date": t.date, "event": t.event} for t in story.timeline],
+        # Times are UTC datetimes (`at` None: not sent yet); the template says them.
         history=[{"version": "-" if v.version is None else v.version,
                   "impact": figure(v.impact), "sources": v.corroboration,
-                  "qualifies": v.qualifies, "at": f"{v.received_at:%Y-%m-%d %H:%M}"}
+                  "qualifies": v.qualifies, "at": v.received_at}
                  for v in versions],
-        alerted=[{"where": a.target.partition(":")[2], "status": a.status,
-                  "at": f"{a.sent_at:%Y-%m-%d %H:%M} UTC" if a.sent_at else "not yet"}
+        alerted=[{"where": a.target.partition(":")[2], "status": a.status, "at": a.sent_at}
                  for a in alerted],
     )
     return view

@@ -21,6 +21,7 @@ from bot.outbox.queries import (
     parent_of,
     posted,
     recent,
+    stories_of,
     story_items,
 )
 from bot.outbox.queue import (
@@ -66,6 +67,7 @@ __all__ = [
     "record_matches",
     "recover_leases",
     "retry",
+    "stories_of",
     "story_items",
     "take",
 ]

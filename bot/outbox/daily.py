@@ -292,15 +292,3 @@ def _store(db: Connection, chunk: _Chunk) -> None:
                 digest_since=bindparam("digest_since"), digest_seq=bindparam("digest_seq")),
         chunk.moves,
     )
-
-
-def stories_of(db: Connection, details: dict[str, Any]) -> list[Any]:
-    """A daily row's stories as stored now, in the row's order, shaped like `items_of` rows."""
-    ids: list[str] = details.get("stories", [])
-    if not ids:
-        return []
-    rows = {row.story_id: row for row in db.execute(
-        select(STORIES.c.id.label("story_id"), STORIES.c.payload).where(STORIES.c.id.in_(ids))
-    )}
-    return [rows[i] for i in ids if i in rows]
-

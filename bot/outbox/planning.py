@@ -98,12 +98,16 @@ def plan_deliveries(
 def _enqueue(
     db: Connection, target: Target, items: list[Any], now: datetime, why: str
 ) -> Planned:
-    kind = "alert" if len(items) == 1 else "digest"
-    if kind == "alert":
-        dedupe = f"alert:{target.key}:{items[0].story_id}"
-        reason = items[0].reason
+    """One row for `items`: an `alert` for one, a `batch` for several.
+
+    Dedupe keys name the story (alert) or the first and last match (batch). A key is only a
+    uniqueness guard (planning holds PLAN_LOCK, and a planned match is never planned again),
+    so rows stored before migration 0009 keep their `digest:` keys.
+    """
+    if len(items) == 1:
+        kind, dedupe, reason = "alert", f"alert:{target.key}:{items[0].story_id}", items[0].reason
     else:
-        dedupe = f"digest:{target.key}:{items[0].id}-{items[-1].id}"
+        kind, dedupe = "batch", f"batch:{target.key}:{items[0].id}-{items[-1].id}"
         # Each match keeps its own reason; the row names the first few and counts the rest.
         listed = "; ".join(f"{item.story_id}: {item.reason}" for item in items[:10])
         more = f"; and {len(items) - 10} more" if len(items) > 10 else ""

@@ -55,12 +55,13 @@ def recent(db: Connection, target: str, limit: int = 5) -> list[Any]:
 
 
 def posted(db: Connection, story_id: str) -> list[Any]:
-    """Slack messages already posted that show `story_id` (alerts and digests)."""
+    """Slack messages already posted that show `story_id` as a match (alerts and batches:
+    only the rows `plan_deliveries` writes carry matches, whatever their kind is called)."""
     return list(db.execute(
         select(DELIVERIES.c.id, DELIVERIES.c.target)
         .join(MATCHES, MATCHES.c.delivery_id == DELIVERIES.c.id)
         .where(MATCHES.c.story_id == story_id, DELIVERIES.c.transport == "slack",
-               DELIVERIES.c.status == "sent", DELIVERIES.c.kind.in_(("alert", "digest")))
+               DELIVERIES.c.status == "sent")
     ))
 
 
@@ -79,3 +80,13 @@ def story_items(db: Connection, story_id: str) -> list[Any]:
         .where(STORIES.c.id == story_id)
     ))
 
+
+def stories_of(db: Connection, details: dict[str, Any]) -> list[Any]:
+    """A daily row's stories as stored now, in the row's order, shaped like `items_of` rows."""
+    ids: list[str] = details.get("stories", [])
+    if not ids:
+        return []
+    rows = {row.story_id: row for row in db.execute(
+        select(STORIES.c.id.label("story_id"), STORIES.c.payload).where(STORIES.c.id.in_(ids))
+    )}
+    return [rows[i] for i in ids if i in rows]

@@ -1,8 +1,9 @@
 """The Slack app door (docs/slack-app.md): Bolt, served at POST /slack/events in the
 service's HTTP server.
 
-Thin: each command lives in its own module with a `register(app, …)` function, acks within
-Slack's 3 seconds, and reads through the same archive as the CLI.
+Thin: each command lives in its own module with a `register(app, …)` function, and reads
+through the same archive as the CLI. Every listener acks at once, before any network or database
+call, and answers through response_url (replies.py); the clock is read once per request.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.db import Database
 from bot.settings import Config
 from bot.slack_app import actionitems, alerts, buttons, story
+from bot.slack_app.replies import Clock, utcnow
 
 log = logging.getLogger(__name__)
 
 
-def create_slack_app(config: Config, db: Database, wake: Callable[[], None]
-                     ) -> AsyncApp | None:
+def create_slack_app(config: Config, db: Database, wake: Callable[[], None],
+                     clock: Clock = utcnow) -> AsyncApp | None:
     """Bolt with our commands, or None (said once) when credentials are missing.
 
     HTTP mode needs SLACK_SIGNING_SECRET; Socket Mode (SLACK_APP_TOKEN) does not, since its
@@ -36,15 +38,15 @@ def create_slack_app(config: Config, db: Database, wake: Callable[[], None]
         return None
     client = AsyncWebClient(token=settings.slack_bot_token.get_secret_value(),
                             base_url=settings.slack_api_url)
-    # process_before_response: Bolt awaits each listener and then answers, instead of polling
-    # every 10 ms for ack() (which set a 10 ms floor under every command). Our listeners finish
-    # in milliseconds: one database read, at most one response_url call.
+    # process_before_response: Bolt awaits each listener's ack half and then answers, instead
+    # of polling every 10 ms for ack() (which set a 10 ms floor under every command). The ack
+    # half only acks; the work runs in the lazy half, after the answer (replies.py).
     app = AsyncApp(client=client, process_before_response=True,
                    signing_secret=secret.get_secret_value() if secret else "")
     story.register(app, db, config.desk.slack.commands)
-    actionitems.register(app, db, config.desk.slack.commands)
-    alerts.register(app, db, config.desk)
-    buttons.register(app, db, wake)
+    actionitems.register(app, db, config.desk.slack.commands, clock)
+    alerts.register(app, db, config.desk, clock)
+    buttons.register(app, db, wake, clock)
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:

@@ -2,19 +2,20 @@
 and `/alerts me …` for DMs.
 
 Parsing is a pure function; the reply says what changed, or exactly which word was not
-understood. Config-file routes are shown read-only; an admin allowlist guards channel changes.
+understood (templates/slack/alerts.json.j2 words it). Config-file routes are shown read-only;
+an admin allowlist guards channel changes.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import aiohttp
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import Connection
@@ -25,6 +26,7 @@ from bot.messages.render import slack_blocks
 from bot.readers import slack_routes
 from bot.rules.targets import SlackRoute
 from bot.settings import DeskConfig, RouteConfig
+from bot.slack_app.replies import Clock, ack_at_once, reply_later
 
 VERBS = ("subscribe", "unsubscribe", "status")
 _IMPACT = re.compile(r"^impact>=(\d+(?:\.\d+)?)$")
@@ -42,6 +44,18 @@ class Request:
     zone: str | None = None  # None: the person's own Slack time zone
 
 
+@dataclass(frozen=True)
+class Problem:
+    """What was not understood, for the template to word: `kind` names it, `word` quotes it.
+
+    Kinds: usage (nothing, or `help`), not_a_command, no_arguments, impact_range,
+    quiet_range, not_a_zone, not_understood.
+    """
+
+    kind: str
+    word: str = ""
+
+
 def _zone(name: str) -> bool:
     try:
         ZoneInfo(name)
@@ -50,44 +64,39 @@ def _zone(name: str) -> bool:
     return True
 
 
-def parse(text: str) -> Request | str:
-    """Read `/alerts` arguments; return the request, or a sentence naming what is wrong."""
+def parse(text: str) -> Request | Problem:
+    """Read `/alerts` arguments; return the request, or the problem with them."""
     words = text.split()  # original case: time zone names are case-sensitive
     direct = bool(words) and words[0].lower() == "me"
     words = words[1:] if direct else words
     verb = words[0].lower() if words else ""
     if verb not in VERBS:
-        return f"`{words[0]}` is not a command" if words and verb != "help" else ""
-    rest = words[1:]
-    if verb != "subscribe" and rest:
-        return f"`{verb}` takes no arguments"
+        return Problem("not_a_command", words[0]) if words and verb != "help" else Problem("usage")
+    if verb != "subscribe" and words[1:]:
+        return Problem("no_arguments", verb)
     topics: list[str] = []
     min_impact: float | None = None
     quiet: str | None = None
     zone: str | None = None
-    tokens = iter(rest)
+    tokens = iter(words[1:])
     for word in tokens:
         if impact := _IMPACT.match(word.lower()):
             min_impact = float(impact[1])
             if not 1 <= min_impact <= 10:
-                return f"`{word}`: impact is a number from 1 to 10"
+                return Problem("impact_range", word)
         elif word.lower() == "quiet":
             quiet = next(tokens, "")
             if not _RANGE.match(quiet):
-                return f"`quiet {quiet}`: give a range such as `quiet 22:00-07:00`"
+                return Problem("quiet_range", quiet)
         elif quiet and zone is None and ("/" in word or word.upper() == "UTC"):
             if not _zone(word):
-                return f"`{word}` is not a time zone (use a name such as Europe/London)"
+                return Problem("not_a_zone", word)
             zone = "UTC" if word.upper() == "UTC" else word
         elif _TOPIC.match(word.lower()):
             topics.append(word.lower())
         else:
-            return f"`{word}` is not a topic, `impact>=N` or `quiet HH:MM-HH:MM [zone]`"
+            return Problem("not_understood", word)
     return Request(verb, direct, tuple(sorted(set(topics))), min_impact, quiet, zone)
-
-
-def _config_route(desk: DeskConfig, address: str) -> RouteConfig | None:
-    return next((r for r in desk.slack.routes if r.channel == address), None)
 
 
 def answer(db: Connection, text: str, channel: str, user: str, now: datetime,
@@ -97,68 +106,85 @@ def answer(db: Connection, text: str, channel: str, user: str, now: datetime,
     `user_zone` is the person's Slack time zone, used for quiet hours given without a zone.
     """
     request = parse(text)
-    if isinstance(request, str):
-        return slack_blocks("alerts", outcome="usage", problem=request, command=command)
+    if isinstance(request, Problem):
+        return _reply("usage", command, problem=request.kind, word=request.word)
     address = user if request.direct else channel
-    where = "your DMs" if request.direct else f"<#{channel}>"
-    reply: dict[str, Any] = {"outcome": request.verb, "where": where, "command": command,
-                             "route": None, "read_only": False, "by": None, "recent": [],
-                             "removed": False}
+    place = {"direct": request.direct, "channel": channel}
     config_route = None if request.direct else _config_route(desk, channel)
-    changing = request.verb != "status"
-    if changing and not request.direct and desk.slack.admins and user not in desk.slack.admins:
-        return slack_blocks("alerts", outcome="refused", where=where, command=command)
-    if changing and config_route is not None:
-        return slack_blocks("alerts", outcome="config_owned", where=where, command=command)
-    if request.verb == "subscribe":
-        zone = request.zone or user_zone or "UTC"
-        route = SlackRoute(address, request.topics, request.min_impact, user, now,
-                           request.quiet_hours, zone)
-        slack_routes.save(db, route)
-        reply["route"] = _describe(route.topics, route.min_impact, desk, route.quiet_hours, zone)
-    elif request.verb == "unsubscribe":
-        reply["removed"] = slack_routes.remove(db, address)
-    else:
-        made = slack_routes.listing(db, address)
-        route_made = made[0] if made else None
-        if config_route is not None:
-            reply["route"] = _describe(config_route.topics, config_route.min_impact, desk,
-                                       config_route.quiet_hours, config_route.timezone)
-            reply["read_only"] = True
-        elif route_made is not None:
-            reply["route"] = _describe(route_made.topics, route_made.min_impact, desk,
-                                       route_made.quiet_hours, route_made.timezone)
-            reply["by"] = route_made.created_by
-        reply["recent"] = [
-            {"kind": d.kind, "status": d.status,
-             "at": f"{(d.sent_at or d.created_at):%Y-%m-%d %H:%M} UTC"}
-            for d in outbox.recent(db, f"slack:{address}")
-        ]
-    return slack_blocks("alerts", **reply)
+    if request.verb == "status":
+        return _reply("status", command, **place, **_status(db, address, desk, config_route))
+    if not request.direct and desk.slack.admins and user not in desk.slack.admins:
+        return _reply("refused", command, **place)
+    if config_route is not None:
+        return _reply("config_owned", command, **place)
+    if request.verb == "unsubscribe":
+        return _reply("unsubscribe", command, **place, removed=slack_routes.remove(db, address))
+    zone = request.zone or user_zone or "UTC"
+    route = SlackRoute(address, request.topics, request.min_impact, user, now,
+                       request.quiet_hours, zone)
+    slack_routes.save(db, route)
+    return _reply("subscribe", command, **place,
+                  route=_route(desk, route.topics, route.min_impact, route.quiet_hours, zone))
 
 
-def _describe(topics: tuple[str, ...], min_impact: float | None, desk: DeskConfig,
-              quiet_hours: str | None, zone: str) -> str:
-    impact = max(desk.rules.min_impact, min_impact or 0)
-    subjects = f"topics {', '.join(topics)}" if topics else "all topics"
-    described = f"{subjects}, impact ≥ {impact:g}, ≥ {desk.rules.min_sources} sources"
-    return described + (f", quiet {quiet_hours} {zone}" if quiet_hours else "")
+def _config_route(desk: DeskConfig, address: str) -> RouteConfig | None:
+    return next((r for r in desk.slack.routes if r.channel == address), None)
 
 
-def register(app: AsyncApp, db: Database, desk: DeskConfig) -> None:
-    command_name = desk.slack.commands.alerts
+def _status(db: Connection, address: str, desk: DeskConfig, config_route: RouteConfig | None
+            ) -> dict[str, Any]:
+    """The route of `address` (config file first, else made in Slack) and its last deliveries."""
+    recent = [{"kind": d.kind, "status": d.status, "at": d.sent_at or d.created_at}
+              for d in outbox.recent(db, f"slack:{address}")]
+    if config_route is not None:
+        return {"recent": recent, "read_only": True,
+                "route": _route(desk, config_route.topics, config_route.min_impact,
+                                config_route.quiet_hours, config_route.timezone)}
+    made = slack_routes.listing(db, address)
+    if not made:
+        return {"recent": recent}
+    return {"recent": recent, "by": made[0].created_by,
+            "route": _route(desk, made[0].topics, made[0].min_impact, made[0].quiet_hours,
+                            made[0].timezone)}
 
-    @app.command(command_name)
-    async def alerts_command(ack: AsyncAck, command: dict[str, Any],
+
+def _route(desk: DeskConfig, topics: tuple[str, ...], min_impact: float | None,
+           quiet_hours: str | None, zone: str) -> dict[str, Any]:
+    """A route's effective filters, as values: the template describes them."""
+    impact = desk.rules.min_impact if min_impact is None else max(desk.rules.min_impact,
+                                                                  min_impact)
+    return {"topics": list(topics), "impact": impact, "sources": desk.rules.min_sources,
+            "quiet_hours": quiet_hours, "zone": zone}
+
+
+def _reply(outcome: str, command: str, **context: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {"problem": None, "word": "", "direct": False, "channel": "",
+                              "route": None, "read_only": False, "by": None, "recent": [],
+                              "removed": False}
+    return slack_blocks("alerts", outcome=outcome, command=command, **(values | context))
+
+
+def register(app: AsyncApp, db: Database, desk: DeskConfig, clock: Clock) -> None:
+    name = desk.slack.commands.alerts
+
+    async def alerts_command(respond: AsyncRespond, command: dict[str, Any],
                              client: AsyncWebClient) -> None:
-        text, user = command.get("text", ""), command.get("user_id", "")
-        request = parse(text)
-        zone = None
-        if isinstance(request, Request) and request.quiet_hours and request.zone is None:
-            zone = await _user_zone(client, user)
-        reply = await db.write(answer, text, command.get("channel_id", ""), user,
-                               datetime.now(UTC), desk, command_name, zone)
-        await ack(response_type="ephemeral", **reply)
+        now = clock()
+        await reply_later(respond, _carry_out(db, desk, client, command, now))
+
+    app.command(name)(ack=ack_at_once, lazy=[alerts_command])
+
+
+async def _carry_out(db: Database, desk: DeskConfig, client: AsyncWebClient,
+                     command: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """Look up the person's time zone if quiet hours need it, then answer (one transaction)."""
+    text, user = command.get("text", ""), command.get("user_id", "")
+    request = parse(text)
+    zone = None
+    if isinstance(request, Request) and request.quiet_hours and request.zone is None:
+        zone = await _user_zone(client, user)
+    return await db.write(answer, text, command.get("channel_id", ""), user, now, desk,
+                          desk.slack.commands.alerts, zone)
 
 
 async def _user_zone(client: AsyncWebClient, user: str) -> str | None:

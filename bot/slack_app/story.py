@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncApp, AsyncRespond
 from sqlalchemy import Connection
 
 from bot.db import Database
 from bot.messages.render import Item, item_context, slack_blocks, story_context
 from bot.settings import CommandNames
-from bot.stories import archive
+from bot.slack_app.replies import ack_at_once, reply_later
+from bot.stories import archive, search
 from bot.stories.model import Story
 
 
@@ -19,7 +20,7 @@ def answer(db: Connection, query: str, commands: CommandNames) -> dict[str, Any]
     """The reply to `/story query`: the story, the best five to pick from, none, or usage."""
     if not query.strip():
         return slack_blocks("story_usage", command=commands.story)
-    found = archive.find(db, _unwrap_link(query))
+    found = search.find(db, _unwrap_link(query))
     if not found:
         return slack_blocks("story_none", query=query, command=commands.story,
                             actionitems=commands.actionitems)
@@ -50,15 +51,13 @@ def _unwrap_link(text: str) -> str:
 
 
 def register(app: AsyncApp, db: Database, commands: CommandNames) -> None:
-    @app.command(commands.story)
-    async def story_command(ack: AsyncAck, command: dict[str, Any]) -> None:
-        # The lookup is one indexed read (milliseconds), so the answer rides on the ack itself:
-        # no response_url round trip, and nothing can arrive after Slack's 3 s.
-        reply = await db.lookup(answer, command.get("text", ""), commands)
-        await ack(response_type="ephemeral", **reply)
+    async def story_command(respond: AsyncRespond, command: dict[str, Any]) -> None:
+        # One indexed read, after the ack like every listener (replies.py).
+        await reply_later(respond, db.lookup(answer, command.get("text", ""), commands))
 
-    @app.action(re.compile(r"^story_pick_\d+$"))
-    async def story_pick(ack: AsyncAck, respond: AsyncRespond, action: dict[str, Any]) -> None:
-        await ack()
-        reply = await db.lookup(show, action["value"], commands)
-        await respond(replace_original=True, response_type="ephemeral", **reply)
+    async def story_pick(respond: AsyncRespond, action: dict[str, Any]) -> None:
+        await reply_later(respond, db.lookup(show, action["value"], commands),
+                          replace_original=True)
+
+    app.command(commands.story)(ack=ack_at_once, lazy=[story_command])
+    app.action(re.compile(r"^story_pick_\d+$"))(ack=ack_at_once, lazy=[story_pick])

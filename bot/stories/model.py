@@ -28,6 +28,8 @@ MAX_ID = 200
 MAX_TITLE = 1_000
 MAX_TEXT = 100_000
 MAX_ITEMS = 200
+# Counts and versions are stored as INTEGER, 32 bits on PostgreSQL: a larger one was a 500.
+MAX_INT = 2**31 - 1
 
 # U+0000–U+001F and U+007F, except tab, LF and CR, which docs/stories.md allows (titles fold them).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -162,8 +164,8 @@ class Story(BaseModel):
     scored_at: Timestamp
     impact: Annotated[Number, Field(ge=1, le=10)]
     sentiment: Annotated[Sentiment, BeforeValidator(_sentiment)]
-    version: Annotated[StrictInt, Field(ge=0)] | None = None
-    verified_by: Annotated[StrictInt, Field(ge=0)] | None = None
+    version: Annotated[StrictInt, Field(ge=0, le=MAX_INT)] | None = None
+    verified_by: Annotated[StrictInt, Field(ge=0, le=MAX_INT)] | None = None
     sources: Items[Source] | None = None
     beat: Text | None = None
     topics: Items[Text] = ()

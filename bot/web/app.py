@@ -1,6 +1,8 @@
 """The HTTP door: push ingest, Slack events, unsubscribe, health, readiness, metrics.
 
-Thin: it calls the service; it translates outcomes into status codes.
+Thin: it calls the service; it translates outcomes into status codes. Each endpoint is a
+module-level function that reads what it calls from `request.app.state.wiring`, set once by
+`create_app`.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -34,6 +37,27 @@ Ready = Callable[[], Awaitable[tuple[dict[str, str], dict[str, str]]]]
 # with act=True the address is unsubscribed.
 Unsubscribe = Callable[[str, bool], Awaitable[str | None]]
 Exposition = Callable[[], Awaitable[bytes]]  # the Prometheus text format
+Answered = Callable[[str, float], None]  # (Slack request name, seconds to answer)
+TRY_AGAIN = {"Retry-After": "5"}  # the database is away: nothing changed, say try again
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """What the endpoints call: the service's doors, set once on `app.state.wiring`."""
+
+    ingest: Ingest
+    ready: Ready
+    ingest_token: str | None
+    unsubscribe: Unsubscribe | None = None
+    metrics: Exposition | None = None
+    slack: AsyncSlackRequestHandler | None = None
+    verifier: SignatureVerifier | None = None
+    answered: Answered | None = None
+
+
+def _wiring(request: Request) -> Wiring:
+    wiring: Wiring = request.app.state.wiring
+    return wiring
 
 
 class _TooLarge(Exception):
@@ -70,73 +94,102 @@ def _slack_request_name(body: bytes) -> str:
         return "other"
 
 
+def _cause(exc: DBAPIError) -> str:
+    """The driver's error class, for a log line that names no secret."""
+    return type(exc.orig).__name__ if exc.orig else type(exc).__name__
+
+
+async def push(request: Request) -> Response:
+    """POST /api/stories: 202 with the report, 400 unusable, 401, 413 too large, 503 no db."""
+    wiring = _wiring(request)
+    if not _authorised(request, wiring.ingest_token):
+        return JSONResponse({"error": "missing or wrong bearer token"}, status_code=401,
+                            headers={"WWW-Authenticate": "Bearer"})
+    try:
+        body = await _read_body(request, MAX_PUSH_BYTES)
+    except _TooLarge:
+        return JSONResponse({"error": f"body larger than {MAX_PUSH_BYTES} bytes"},
+                            status_code=413)
+    try:
+        report = await wiring.ingest(body)
+    except UnusableInput as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+    except DBAPIError as exc:  # the database is away: nothing was stored, say try again
+        log.warning("push refused while the database is unavailable: %s", _cause(exc))
+        return JSONResponse({"error": "the database is unavailable; nothing was stored, "
+                                      "send again shortly"}, status_code=503, headers=TRY_AGAIN)
+    return JSONResponse(report, status_code=202)
+
+
+async def healthz(request: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+async def readyz(request: Request) -> Response:
+    problems, degraded = await _wiring(request).ready()
+    return JSONResponse({"ready": not problems, "problems": problems, "degraded": degraded},
+                        status_code=503 if problems else 200)
+
+
+async def unsubscribe_page(request: Request) -> Response:
+    """GET shows a confirmation page (mail scanners follow links; they must not unsubscribe
+    anyone). POST unsubscribes at once: RFC 8058's one-click POST, answered without a
+    redirect, and the page's own button."""
+    unsubscribe = _wiring(request).unsubscribe
+    act = request.method == "POST"
+    template = page_env().get_template("unsubscribe.html")
+    try:
+        address = (await unsubscribe(request.path_params["token"], act) if unsubscribe
+                   else None)
+    except DBAPIError as exc:  # as for a push: nothing changed, say try again
+        log.warning("unsubscribe refused while the database is unavailable: %s", _cause(exc))
+        return HTMLResponse(template.render(outcome="unavailable", address=""),
+                            status_code=503, headers=TRY_AGAIN)
+    outcome = "invalid" if address is None else "done" if act else "confirm"
+    page = template.render(outcome=outcome, address=address or "")
+    return HTMLResponse(page, status_code=400 if address is None else 200)
+
+
+async def metrics_page(request: Request) -> Response:
+    metrics = _wiring(request).metrics
+    if metrics is None:
+        return PlainTextResponse("", status_code=404)
+    try:
+        text = await metrics()
+    except Exception as exc:  # the database is down: say so, as /readyz does
+        return PlainTextResponse(f"# metrics unavailable: {type(exc).__name__}\n",
+                                 status_code=503)
+    return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+async def slack_events(request: Request) -> Response:
+    """POST /slack/events, answered by Bolt; its adapter reads the raw body itself, since the
+    request signature covers exactly those bytes."""
+    wiring = _wiring(request)
+    assert wiring.slack is not None and wiring.verifier is not None  # routed only with both
+    started = time.perf_counter()
+    try:
+        response = await wiring.slack.handle(request)
+        if wiring.answered is not None and response.status_code == 200:
+            wiring.answered(_slack_request_name(await request.body()),
+                            time.perf_counter() - started)
+        return response
+    except Exception as exc:  # Bolt trips on some malformed bodies (payload=0)
+        body = await request.body()
+        if not wiring.verifier.is_valid_request(body, dict(request.headers)):
+            return PlainTextResponse("invalid request signature", status_code=401)
+        log.warning("malformed Slack request refused: %s", type(exc).__name__)
+        return PlainTextResponse("malformed request", status_code=400)
+
+
 def create_app(ingest: Ingest, ready: Ready, ingest_token: str | None,
                slack: AsyncApp | None = None, unsubscribe: Unsubscribe | None = None,
                metrics: Exposition | None = None, signing_secret: str = "",
-               answered: Callable[[str, float], None] | None = None) -> Starlette:
+               answered: Answered | None = None) -> Starlette:
     """Build the ASGI app; `ingest` stores and evaluates a parsed body, `ready` checks health.
 
-    `slack` (Bolt) answers POST /slack/events; its adapter reads the raw body itself, since the
-    request signature covers exactly those bytes.
+    `slack` (Bolt) answers POST /slack/events; without it that route does not exist.
     """
-
-    async def push(request: Request) -> Response:
-        if not _authorised(request, ingest_token):
-            return JSONResponse({"error": "missing or wrong bearer token"}, status_code=401,
-                                headers={"WWW-Authenticate": "Bearer"})
-        try:
-            body = await _read_body(request, MAX_PUSH_BYTES)
-        except _TooLarge:
-            return JSONResponse({"error": f"body larger than {MAX_PUSH_BYTES} bytes"},
-                                status_code=413)
-        try:
-            report = await ingest(body)
-        except UnusableInput as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        except DBAPIError as exc:  # the database is away: nothing was stored, say try again
-            log.warning("push refused while the database is unavailable: %s",
-                        type(exc.orig).__name__ if exc.orig else type(exc).__name__)
-            return JSONResponse({"error": "the database is unavailable; nothing was stored, "
-                                          "send again shortly"}, status_code=503,
-                                headers={"Retry-After": "5"})
-        return JSONResponse(report, status_code=202)
-
-    async def healthz(request: Request) -> Response:
-        return PlainTextResponse("ok")
-
-    async def readyz(request: Request) -> Response:
-        problems, degraded = await ready()
-        return JSONResponse({"ready": not problems, "problems": problems, "degraded": degraded},
-                            status_code=503 if problems else 200)
-
-    async def unsubscribe_page(request: Request) -> Response:
-        # GET shows a confirmation page (mail scanners follow links; they must not unsubscribe
-        # anyone). POST unsubscribes at once: RFC 8058's one-click POST, answered without a
-        # redirect, and the page's own button.
-        act = request.method == "POST"
-        template = page_env().get_template("unsubscribe.html")
-        try:
-            address = (await unsubscribe(request.path_params["token"], act) if unsubscribe
-                       else None)
-        except DBAPIError as exc:  # as for a push: nothing changed, say try again
-            log.warning("unsubscribe refused while the database is unavailable: %s",
-                        type(exc.orig).__name__ if exc.orig else type(exc).__name__)
-            return HTMLResponse(template.render(outcome="unavailable", address=""),
-                                status_code=503, headers={"Retry-After": "5"})
-        outcome = "invalid" if address is None else "done" if act else "confirm"
-        page = template.render(outcome=outcome, address=address or "")
-        return HTMLResponse(page, status_code=400 if address is None else 200)
-
-    async def metrics_page(request: Request) -> Response:
-        if metrics is None:
-            return PlainTextResponse("", status_code=404)
-        try:
-            text = await metrics()
-        except Exception as exc:  # the database is down: say so, as /readyz does
-            return PlainTextResponse(f"# metrics unavailable: {type(exc).__name__}\n",
-                                     status_code=503)
-        return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
-
     routes = [
         Route("/api/stories", push, methods=["POST"]),
         Route("/metrics", metrics_page, methods=["GET"]),
@@ -145,23 +198,12 @@ def create_app(ingest: Ingest, ready: Ready, ingest_token: str | None,
         Route("/readyz", readyz, methods=["GET"]),
     ]
     if slack is not None:
-        handler = AsyncSlackRequestHandler(slack)
-        verifier = SignatureVerifier(signing_secret)
-
-        async def slack_events(request: Request) -> Response:
-            started = time.perf_counter()
-            try:
-                response = await handler.handle(request)
-                if answered is not None and response.status_code == 200:
-                    answered(_slack_request_name(await request.body()),
-                             time.perf_counter() - started)
-                return response
-            except Exception as exc:  # Bolt trips on some malformed bodies (payload=0)
-                body = await request.body()
-                if not verifier.is_valid_request(body, dict(request.headers)):
-                    return PlainTextResponse("invalid request signature", status_code=401)
-                log.warning("malformed Slack request refused: %s", type(exc).__name__)
-                return PlainTextResponse("malformed request", status_code=400)
-
         routes.append(Route("/slack/events", slack_events, methods=["POST"]))
-    return Starlette(routes=routes)
+    app = Starlette(routes=routes)
+    app.state.wiring = Wiring(
+        ingest, ready, ingest_token, unsubscribe, metrics,
+        slack=AsyncSlackRequestHandler(slack) if slack is not None else None,
+        verifier=SignatureVerifier(signing_secret) if slack is not None else None,
+        answered=answered,
+    )
+    return app

@@ -15,7 +15,7 @@ down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# Kept in step with bot.archive.PG_SEARCH_VECTOR, which the query must repeat to use the index.
+# Kept in step with bot.stories.search.PG_SEARCH_VECTOR, which the query must repeat to use the index.
 PG_VECTOR = ("setweight(to_tsvector('english', title), 'A') || "
              "setweight(to_tsvector('english', coalesce(search_text, '')), 'B')")
 

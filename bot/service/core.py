@@ -1,25 +1,14 @@
-"""The service: one event loop for the HTTP server, the scheduler and the delivery workers.
-
-`Service` wires the pieces together; `run()` serves forever, `check()` does one pass for cron.
-"""
+"""`Service` wires the pieces together; `run()` serves forever, `check()` does one pass for cron."""
 
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
-import signal
-import threading
-import time
 from dataclasses import asdict
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
-import aiohttp
-import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 from bot import outbox
 from bot.db import Database
@@ -29,50 +18,19 @@ from bot.outbox import daily as digests
 from bot.pipeline import Pipeline, Report
 from bot.readers import subscribers
 from bot.readers.subscribers import secret_key, verify_token
+from bot.service import serving
+from bot.service.polling import Sources
+from bot.service.transports import build_transports
 from bot.settings import Config
-from bot.slack_app import create_slack_app
-from bot.sources import files
-from bot.sources.http import HttpSource, SourceError
 from bot.stories.parsing import parse_batch
-from bot.transports import Transport
-from bot.transports.files import EmailFileTransport, SlackFileTransport
-from bot.transports.slack import SlackTransport
-from bot.transports.smtp import SmtpTransport
-from bot.web.app import create_app
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(__package__)  # "bot.service", as the log lines have always said
 CHECK_LONGEST_WAIT = timedelta(seconds=30)  # `alertbot check` waits out a Retry-After up to 30 s
 PARSE_INLINE_BYTES = 64 * 1024
 DIGEST_EVERY = timedelta(seconds=10)  # how often due daily digests are looked for
 # On SIGTERM, how long deliveries in flight may take to finish: within Docker's and
 # Kubernetes' default 10 s (then SIGKILL), with room for the HTTP server to stop first.
 STOP_GRACE = timedelta(seconds=5)
-
-
-def build_transports(config: Config) -> dict[str, Transport]:
-    """Real transports where credentials exist, else writers under the outbox folder (said once)."""
-    settings = config.settings
-    transports: dict[str, Transport] = {}
-    if settings.slack_bot_token is not None:
-        transports["slack"] = SlackTransport(
-            settings.slack_bot_token.get_secret_value(), settings.slack_api_url,
-            timeout=config.desk.slack.timeout.total_seconds(),
-        )
-    else:
-        folder = settings.outbox_dir / "slack"
-        log.warning("no SLACK_BOT_TOKEN: Slack messages are written to %s/", folder)
-        transports["slack"] = SlackFileTransport(folder)
-    if settings.smtp_host:
-        password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
-        transports["email"] = SmtpTransport(
-            settings.smtp_host, settings.smtp_port, settings.smtp_security,
-            settings.smtp_username, password, connections=config.desk.email.connections,
-        )
-    else:
-        folder = settings.outbox_dir / "email"
-        log.warning("no SMTP_HOST: emails are written to %s/ as .eml files", folder)
-        transports["email"] = EmailFileTransport(folder)
-    return transports
 
 
 class Service:
@@ -85,13 +43,7 @@ class Service:
                                      secret_key(config.settings), clock, metrics=self.metrics)
         self.pipeline = Pipeline(self.db, config, self.dispatcher.wake, self.metrics)
         self.scheduler = AsyncIOScheduler(timezone="UTC")
-        self._seen: dict[Path, tuple[float, int]] = {}
-        self._feeds = {
-            number: HttpSource(source.url, source.poll_interval, source.timeout)
-            for number, source in enumerate(config.desk.sources)
-            if source.kind == "http" and source.url
-        }
-        self._session: aiohttp.ClientSession | None = None
+        self.sources = Sources(config, self.pipeline, clock)
 
     # -- doors ------------------------------------------------------------------------------
 
@@ -129,8 +81,7 @@ class Service:
             problems["database"] = f"unreachable: {type(exc).__name__}"
         if not self.scheduler.running:
             problems["scheduler"] = "not running"
-        degraded = {f"source {feed.url}": f"{feed.last_error} ({feed.failures} in a row)"
-                    for feed in self._feeds.values() if feed.last_error}
+        degraded = self.sources.degraded()
         degraded.update({transport: f"sends failing since {since:%H:%M:%S} UTC: {error}"
                          for transport, (since, error) in self.dispatcher.failing.items()})
         return problems, degraded
@@ -140,66 +91,9 @@ class Service:
     async def poll(self, number: int, only_changed: bool = True) -> Report:
         """Read source `number` and ingest what it holds. Unchanged files are skipped in `run`."""
         try:
-            return await self._poll(number, only_changed)
+            return await self.sources.poll(number, only_changed)
         finally:
             self._ran(f"poll-{number}")
-
-    async def _poll(self, number: int, only_changed: bool) -> Report:
-        source = self.config.desk.sources[number]
-        if source.kind == "http":
-            return await self._poll_http(self._feeds[number])
-        report = Report()
-        if source.path is None:
-            return report
-        for file in files.files_of(source.path):
-            try:
-                stat = file.stat()
-            except OSError as exc:
-                log.error("file source %s: %s", file, exc.strerror)
-                continue
-            signature = (stat.st_mtime, stat.st_size)
-            if only_changed and self._seen.get(file) == signature:
-                continue
-            started = time.perf_counter()  # parsing included
-            # Reading and parsing run off the event loop: HTTP and deliveries carry on.
-            for path, batch in await asyncio.to_thread(files.read_all, file):
-                if isinstance(batch, str):
-                    log.error("file source: %s", batch)
-                    continue
-                done = await self.pipeline.ingest(batch, f"file:{path}", self.clock())
-                elapsed = time.perf_counter() - started
-                log.info("read %s: %d stored, %d unchanged, %d rejected in %.2f s (%.0f/s)",
-                         path, len(done.accepted), len(done.unchanged), len(done.rejected),
-                         elapsed, len(batch.stories) / max(elapsed, 1e-9))
-                report.merge(done)
-            self._seen[file] = signature
-        return report
-
-    async def _poll_http(self, feed: HttpSource) -> Report:
-        """One poll of an http source; a failure backs that source off and is logged once."""
-        now = self.clock()
-        if feed.waiting(now):
-            return Report()
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        started = time.perf_counter()
-        try:
-            fetched = await feed.fetch(self._session)
-        except SourceError as exc:
-            delay = feed.failed(now, str(exc))
-            log.warning("http source %s %s; next try in %.0f s (failure %d in a row)",
-                        feed.url, exc, delay.total_seconds(), feed.failures)
-            return Report()
-        if fetched is None:
-            feed.succeeded(None)
-            log.debug("http source %s: not modified", feed.url)
-            return Report()
-        report = await self.pipeline.ingest(fetched.batch, f"http:{feed.url}", self.clock())
-        feed.succeeded(fetched)  # only now: stories that failed to store are fetched again
-        log.info("read %s: %d stored, %d unchanged, %d rejected in %.2f s", feed.url,
-                 len(report.accepted), len(report.unchanged), len(report.rejected),
-                 time.perf_counter() - started)
-        return report
 
     async def tick(self) -> None:
         """Close batch windows that have run out, and return expired leases to the queue."""
@@ -251,48 +145,14 @@ class Service:
 
     async def run(self) -> None:
         """Serve until cancelled: HTTP server, scheduler and delivery workers on this loop."""
-        settings = self.config.settings
-        token = settings.ingest_token.get_secret_value() if settings.ingest_token else None
-        if token is None:
-            log.warning("no ALERTBOT_INGEST_TOKEN: POST /api/stories answers 401")
-        lease, timeout = self.config.desk.delivery.lease, self.config.desk.slack.timeout
-        if lease <= 2 * timeout:  # a Slack send may take two calls (one retry on a reset)
-            log.warning("[delivery] lease (%s s) is not longer than two Slack calls (2 × [slack] "
-                        "timeout = %s s): a send still in progress when its lease runs out is "
-                        "sent again", lease.total_seconds(), 2 * timeout.total_seconds())
-        slack = create_slack_app(self.config, self.db, self.dispatcher.wake)
-        socket_mode = None
-        if slack is not None and settings.slack_app_token is not None:
-            # Socket Mode instead of POST /slack/events: Slack sends over a WebSocket.
-            socket_mode = AsyncSocketModeHandler(slack, settings.slack_app_token.get_secret_value())
-        secret = settings.slack_signing_secret
-        app = create_app(self.push, self.ready, token, None if socket_mode else slack,
-                         self.unsubscribe, self.exposition,
-                         signing_secret=secret.get_secret_value() if secret else "",
-                         answered=self.metrics.commands_answered)
-        server = uvicorn.Server(uvicorn.Config(
-            app, host=settings.http_host, port=settings.http_port, log_level="warning",
-            access_log=False, lifespan="off",
-        ))
+        serving.warn_about(self.config)
+        app, socket_mode = serving.doors(self)
+        server = serving.http_server(app, self.config.settings)
         self._schedule()
         self.scheduler.start()
         workers = asyncio.create_task(self.dispatcher.run())
         try:
-            if socket_mode is not None:
-                await socket_mode.connect_async()  # type: ignore[no-untyped-call]
-                log.info("Slack app connected in Socket Mode")
-            log.info("alertbot listening on http://%s:%s", settings.http_host, settings.http_port)
-            # Start-up left ~125,000 objects (Bolt, SQLAlchemy, pydantic, templates) that live
-            # as long as the process; a full garbage collection scanned them all, stalling the
-            # event loop ~60 ms, and that showed as the slowest slash-command answers. Frozen,
-            # collections scan only what was made after.
-            gc.collect()
-            gc.freeze()
-            if threading.current_thread() is threading.main_thread():
-                # uvicorn catches SIGTERM, stops, then raises it again for whoever handled it
-                # before; by default that kills the process before what is in flight settles.
-                signal.signal(signal.SIGTERM, lambda number, frame: None)
-            await server.serve()
+            await serving.serve(server, socket_mode, self.config.settings)
         finally:
             workers.cancel()  # claim nothing more, then let what is in flight settle
             await asyncio.gather(workers, return_exceptions=True)
@@ -343,7 +203,6 @@ class Service:
     async def close(self) -> None:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        if self._session is not None:
-            await self._session.close()
+        await self.sources.close()
         await self.dispatcher.stop()
         self.db.close()

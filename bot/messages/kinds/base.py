@@ -1,0 +1,113 @@
+"""What every message kind is: how a row of it loads, renders and is delivered.
+
+A kind subclasses `Kind`, sets its name and traits, overrides what differs from a message
+listing its stories (posted to Slack or emailed), and is registered in `kinds/__init__.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from sqlalchemy import Connection
+
+from bot import outbox
+from bot.messages import mail
+from bot.messages.render import Item, slack_message
+from bot.settings import CommandNames
+from bot.stories.model import Story
+from bot.transports import DeliveryError
+
+if TYPE_CHECKING:
+    from bot.messages import Renderer
+
+
+class Entry(NamedTuple):
+    """One story in a message, shaped like the outbox's `items_of` rows."""
+
+    story_id: str
+    reason: str
+    payload: str  # the stored story's JSON
+
+
+@dataclass(frozen=True)
+class Load:
+    """What a row needs to render: its stories (`Entry`-shaped rows) and, for an edit, the
+    posted message it edits."""
+
+    items: list[Any]
+    parent: Any = None
+
+
+@dataclass(frozen=True)
+class Message:
+    """One row as a kind renders it: where it goes, what the row keeps, what was loaded."""
+
+    transport: str  # "slack", "email", …
+    address: str  # the target without its transport: a channel ID, an email address
+    details: dict[str, Any]  # the row's details ({} when it has none)
+    load: Load
+    now: datetime
+
+
+# What a claim has read for the rows before this one, for those after (readers of one daily
+# digest share its stories). Keys start with the kind's name.
+Shared = dict[tuple[Any, ...], Any]
+
+
+class Kind:
+    """A message kind. The default is a message listing its stories (alert, batch, test): it
+    loads the matches its row carries and renders `templates/slack/<name>.json.j2` for Slack,
+    `templates/email/<name>.{subject.txt,txt,html}` for email."""
+
+    name: str = ""
+    formerly: tuple[str, ...] = ()  # names rows of it were stored under by older releases
+    instant: bool = False  # stories sent as they are scored: counted in scored→sent latency
+    one_try: bool = False  # reports at once: dead on its first failure, never postponed
+    needs_stories: bool = True  # refused (permanently) when its stories are no longer stored
+
+    def load(self, db: Connection, row: Any, shared: Shared) -> Load:
+        """What a claimed row needs, read in the claim's transaction (one query at most)."""
+        return Load(outbox.items_of(db, row.id))
+
+    def render(self, renderer: Renderer, message: Message) -> Any:
+        """Slack: a list of (method, arguments) calls. Email: an `EmailMessage` (or an
+        `Outgoing`, already serialized)."""
+        items = stories(renderer, message.load, self.needs_stories)
+        if message.transport == "slack":
+            return [("chat.postMessage", self.slack(items, message.address, renderer.commands))]
+        return mail.compose(self.name, items, message.address, renderer.config.settings,
+                            renderer.key, message.now)
+
+    def slack(self, items: Sequence[Item], channel: str, commands: CommandNames
+              ) -> dict[str, Any]:
+        """Its Slack message (chat.postMessage arguments): what a post sends, and what an edit
+        of a posted one (`update`) shows. Slack gets every item: the template lists as many as
+        fit and names the rest."""
+        return slack_message(self.name, items, channel, commands)
+
+
+def stories(renderer: Renderer, load: Load, required: bool = True) -> list[Item]:
+    """The loaded stories as shown now; none left (deleted since) fails the row for good."""
+    items = [renderer.item(Story.model_validate_json(m.payload), m.reason) for m in load.items]
+    if required and not items:
+        raise DeliveryError("its stories are no longer stored", permanent=True)
+    return items
+
+
+class Unknown(Kind):
+    """A name no kind here has: a kind from a newer release (rows it wrote during a rolling
+    upgrade). Its rows fail as passing failures, so that a replica that knows it sends them."""
+
+    needs_stories = False
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def load(self, db: Connection, row: Any, shared: Shared) -> Load:
+        return Load([])
+
+    def render(self, renderer: Renderer, message: Message) -> Any:
+        raise DeliveryError(f"unknown message kind {self.name!r}: written by a newer release?")

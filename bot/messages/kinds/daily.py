@@ -1,0 +1,57 @@
+"""`daily`: a subscriber's daily digest email, planned by `bot/outbox/daily.py` with the action
+items since their last one (details: `date`, `since`, `timezone`, `stories` best first,
+`alerted`). Readers whose digests hold the same stories, date and window share one load per
+claim and one rendering, addressed per reader (a mail merge). Templates:
+`email/daily.{subject.txt,txt,html}`."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection
+
+from bot import outbox
+from bot.messages.kinds.base import Kind, Load, Message, Shared
+from bot.messages.mail import Merge, Parts, render_parts
+from bot.stories.model import Story
+
+if TYPE_CHECKING:
+    from bot.messages import Renderer
+
+LISTED = 50  # a daily email lists more than an instant one, and still reads in one sitting
+
+
+class Daily(Kind):
+    name = "daily"
+    needs_stories = False  # an empty digest is sent when the desk asks for one
+
+    def load(self, db: Connection, row: Any, shared: Shared) -> Load:
+        key = (self.name, *row.details.get("stories", ()))
+        found = shared.get(key)
+        if found is None:
+            found = shared[key] = outbox.stories_of(db, row.details)
+        return Load(found)
+
+    def render(self, renderer: Renderer, message: Message) -> Any:
+        details, entries = message.details, message.load.items
+        content = (self.name, json.dumps(details, sort_keys=True),
+                   *(m.payload for m in entries))
+        merge = renderer.shared(content, lambda: Merge(
+            self._parts(renderer, details, entries), renderer.config.settings))
+        return merge.address(message.address, renderer.key, message.now)
+
+    def _parts(self, renderer: Renderer, details: dict[str, Any], entries: list[Any]) -> Parts:
+        """Its stories as stored now, in the planned order; the window in the reader's zone."""
+        alerted = set(details.get("alerted", ()))
+        items = [renderer.item(Story.model_validate_json(m.payload), "", m.story_id in alerted)
+                 for m in entries]
+        zone = ZoneInfo(details.get("timezone", "UTC"))
+        return render_parts(self.name, items[:LISTED], more=max(0, len(items) - LISTED),
+                            day=date.fromisoformat(details["date"]),
+                            since=datetime.fromisoformat(details["since"]).astimezone(zone))
+
+
+KIND = Daily()

@@ -1,0 +1,129 @@
+"""The desk's TOML file as models: rules, sources, delivery, Slack routes and email defaults.
+
+A per-route setting is `X | None = None`: None means "absent, take the desk's".
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from bot.settings.values import Command, Duration, Impact, PositiveDuration, TimeZoneName
+from bot.stories.model import Sentiment
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RulesConfig(_Section):
+    min_impact: Impact = 8
+    min_sources: int = Field(default=2, ge=1)
+    max_alert_age: Duration = timedelta(hours=24)
+
+
+class SourceConfig(_Section):
+    kind: Literal["file", "http"]
+    path: Path | None = None
+    url: str | None = None
+    poll_interval: PositiveDuration = timedelta(seconds=30)
+    timeout: PositiveDuration = timedelta(seconds=10)  # http: the longest a poll may take
+
+    @model_validator(mode="after")
+    def _needs_location(self) -> SourceConfig:
+        if self.kind == "file" and self.path is None:
+            raise ValueError("a file source needs `path`")
+        if self.kind == "http" and not self.url:
+            raise ValueError("an http source needs `url`")
+        return self
+
+
+class DeliveryConfig(_Section):
+    max_attempts: int = Field(default=8, ge=1)
+    lease: PositiveDuration = timedelta(seconds=60)
+    retry_base: Duration = timedelta(seconds=2)
+    retry_cap: Duration = timedelta(minutes=30)
+    workers: int = Field(default=4, ge=1, le=64)
+
+
+_CHANNEL = re.compile(r"^[CGDU][A-Z0-9]{2,}$")
+_HOUR = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_QUIET = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
+
+
+class RouteConfig(_Section):
+    channel: str
+    topics: tuple[str, ...] = ()
+    min_impact: Impact | None = None
+    min_sources: int | None = Field(default=None, ge=1)
+    sentiments: tuple[Sentiment, ...] = ()
+    batch_window: Duration | None = None
+    quiet_hours: str | None = None
+    timezone: TimeZoneName = "UTC"
+    break_through_impact: Impact = 10
+
+    @field_validator("channel")
+    @classmethod
+    def _channel_id(cls, value: str) -> str:
+        if not _CHANNEL.match(value):
+            raise ValueError(f"{value!r} is not a Slack channel ID (like C0SPACEOPS)")
+        return value
+
+    @field_validator("topics")
+    @classmethod
+    def _lower_topics(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(t.strip().lower() for t in value)
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            return None  # quiet_hours = "" is written to say "none", as an absent key does
+        if value is not None and not _QUIET.match(value):
+            raise ValueError(f"{value!r} is not a range such as '22:00-07:00'")
+        return value
+
+
+class CommandNames(_Section):
+    """Slash command names, as registered in the Slack app (configurable)."""
+
+    story: Command = "/story"
+    actionitems: Command = "/actionitems"
+    alerts: Command = "/alerts"
+
+
+class SlackConfig(_Section):
+    commands: CommandNames = CommandNames()
+    admins: tuple[str, ...] = ()  # user IDs allowed to change channel routes; empty = anyone
+    pacing: Duration = timedelta(seconds=1)
+    batch_window: Duration = timedelta(seconds=30)
+    timeout: PositiveDuration = timedelta(seconds=10)  # the longest one Web API call may take
+    routes: tuple[RouteConfig, ...] = ()
+
+
+class EmailConfig(_Section):
+    batch_window: Duration = timedelta(seconds=30)
+    digest_hour: str = "07:00"
+    send_empty_digest: bool = False
+    connections: int = Field(default=1, ge=1, le=16)  # SMTP sessions open at once
+
+    @field_validator("digest_hour")
+    @classmethod
+    def _hour(cls, value: str) -> str:
+        if not _HOUR.match(value):
+            raise ValueError(f"{value!r} is not a time of day as HH:MM, e.g. \"07:00\"")
+        return value
+
+
+class DeskConfig(_Section):
+    """The TOML file: rules, sources, delivery, Slack routes and email defaults."""
+
+    rules: RulesConfig = RulesConfig()
+    sources: tuple[SourceConfig, ...] = ()
+    delivery: DeliveryConfig = DeliveryConfig()
+    slack: SlackConfig = SlackConfig()
+    email: EmailConfig = EmailConfig()

@@ -1,0 +1,71 @@
+"""Deployment settings from the environment and `.env` (README, Configuration).
+
+Environment variables carry deployment facts and secrets; the desk's rules are in the TOML file
+(bot/settings/desk.py). They are two models because a TOML section such as `[email]` would
+otherwise be read from an `EMAIL` environment variable, which many machines set.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _secret(name: str) -> Any:
+    return Field(None, validation_alias=AliasChoices(name, name.lower()))
+
+
+class Settings(BaseSettings):
+    """Deployment settings from the environment and `.env`, named as in the README's table."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", case_sensitive=False, populate_by_name=True
+    )
+
+    slack_bot_token: SecretStr | None = _secret("SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = _secret("SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = _secret("SLACK_APP_TOKEN")
+    slack_api_url: str = Field("https://slack.com/api/", validation_alias="SLACK_API_URL")
+    database_url: SecretStr = Field(
+        SecretStr("sqlite:///var/alertbot.db"), validation_alias="DATABASE_URL"
+    )
+    smtp_host: str | None = Field(None, validation_alias="SMTP_HOST")
+    smtp_port: int | None = Field(None, validation_alias="SMTP_PORT", ge=1, le=65535)
+    smtp_username: str | None = Field(None, validation_alias="SMTP_USERNAME")
+    smtp_password: SecretStr | None = Field(None, validation_alias="SMTP_PASSWORD")
+    smtp_security: Literal["starttls", "tls", "none"] = Field(
+        "starttls", validation_alias="SMTP_SECURITY"
+    )
+    email_from: str = Field("alertbot@localhost", validation_alias="EMAIL_FROM")
+    config_path: Path = Field(Path("config/alertbot.toml"), validation_alias="ALERTBOT_CONFIG")
+    ingest_token: SecretStr | None = Field(None, validation_alias="ALERTBOT_INGEST_TOKEN")
+    secret_key: SecretStr | None = Field(None, validation_alias="ALERTBOT_SECRET_KEY")
+    public_url: str = Field("http://127.0.0.1:8000", validation_alias="ALERTBOT_PUBLIC_URL")
+    http_host: str = Field("127.0.0.1", validation_alias="ALERTBOT_HTTP_HOST")
+    http_port: int = Field(8000, validation_alias="ALERTBOT_HTTP_PORT", ge=0, le=65535)
+    outbox_dir: Path = Field(Path("var/outbox"), validation_alias="ALERTBOT_OUTBOX_DIR")
+
+    @field_validator(
+        "slack_bot_token", "slack_signing_secret", "slack_app_token", "smtp_password",
+        "ingest_token", "secret_key", "smtp_host", "smtp_username", mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        # `SLACK_BOT_TOKEN=` in a .env file means "not configured", not "an empty token".
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _one_key_for_every_replica(self) -> Settings:
+        # A key generated into each replica's var/ would sign links the others refuse, and
+        # readers could not unsubscribe: PostgreSQL (where replicas run) needs it given.
+        if self.secret_key is None and not self.database_url.get_secret_value().startswith(
+                "sqlite"):
+            raise ValueError(
+                "ALERTBOT_SECRET_KEY (or ALERTBOT_SECRET_KEY_FILE) is required with a "
+                "PostgreSQL DATABASE_URL, so that every replica signs unsubscribe links with "
+                "the same key; make one with `python -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))'`")
+        return self

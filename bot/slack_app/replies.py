@@ -1,0 +1,48 @@
+"""How every listener answers: ack at once, then work, then reply through response_url.
+
+Slack shows an error unless the request is acknowledged within 3 s (docs/slack-app.md). So each
+listener is split the way Bolt recommends for work that may take longer (its "lazy listeners"):
+the ack half (`ack_at_once`) sends an empty 200 before any network or database call, and the
+lazy half reads the clock once, does the work and answers with `respond()`, which posts to the
+request's response_url (ephemeral, and it works in DMs and private channels alike).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncRespond
+
+from bot.messages.render import slack_blocks
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    """The default clock; the service passes its own to `create_slack_app`."""
+    return datetime.now(UTC)
+
+
+async def ack_at_once(ack: AsyncAck) -> None:
+    """The ack half of every listener: an empty 200, before anything else happens."""
+    await ack()
+
+
+async def reply_later(respond: AsyncRespond, work: Awaitable[dict[str, Any] | None],
+                      **options: Any) -> None:
+    """Post what `work` replies to the response_url (nothing when it replies None).
+
+    Work that fails is answered too: after an empty ack, silence would be all the person saw.
+    """
+    try:
+        reply = await work
+    except Exception:
+        log.exception("a Slack command failed after it was acknowledged")
+        reply = slack_blocks("command_failed")
+    if reply is not None:
+        await respond(response_type="ephemeral", **options, **reply)
