@@ -8,7 +8,7 @@ kind reads that name too (`formerly`).
 
 Revision ID: 0009
 Revises: 0008
-Create Date: 2026-12-08 09:00:00
+Create Date: 2026-12-01 06:40:00
 """
 
 from collections.abc import Sequence
