@@ -18,10 +18,9 @@ from typing import Any
 import pytest
 
 from bot import db as database
-from tests.conftest import new_pg_database, story
+from tests.conftest import new_pg_database
 from tests.fakes import SmtpRecorder
-from tests.process import Alertbot
-from tests.test_subscribers_cli import smtp_env
+from tests.test_subscribers_cli import reader_and_two_stories
 
 TOML = '[email]\nbatch_window = "0s"\n'
 
@@ -30,13 +29,7 @@ def test_ingest_then_at_once_digest_send_now_holds_the_stories_and_a_second_send
     tmp_path: Path, smtp: tuple[SmtpRecorder, int],
 ) -> None:
     recorder, port = smtp
-    bot = Alertbot.make(tmp_path, TOML, **smtp_env(port))
-    assert bot.cli("subscribers", "add", "ed@desk.example", "--tz", "Europe/London"
-                   ).returncode == 0
-    source = tmp_path / "news.json"
-    source.write_text(json.dumps([story(id="a", title="Hypersonic test over the Pacific"),
-                                  story(id="b", title="Budget line cut", impact=9)]))
-    assert bot.cli("ingest", str(source)).returncode == 0
+    bot = reader_and_two_stories(tmp_path, TOML, port)
     sent = bot.cli("digest", "send", "--now")  # no waiting: the stories were stored first
     assert sent.stdout.startswith("1 planned, 0 empty, 0 already, 1 sent"), sent.stdout
     [(_, rcpts, raw)] = recorder.messages

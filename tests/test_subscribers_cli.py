@@ -77,17 +77,23 @@ def test_a_csv_without_the_header_is_refused_whole(tmp_path: Path) -> None:
         result.stderr)
 
 
-def test_preview_shows_exactly_the_digest_that_digest_send_then_sends_and_records_nothing(
-    tmp_path: Path, smtp: tuple[SmtpRecorder, int],
-) -> None:
-    recorder, port = smtp
-    bot = Alertbot.make(tmp_path, TOML, **smtp_env(port))
+def reader_and_two_stories(tmp_path: Path, toml: str, smtp_port: int) -> Alertbot:
+    """A daily reader in London and two action items ingested with the CLI, as a user would."""
+    bot = Alertbot.make(tmp_path, toml, **smtp_env(smtp_port))
     assert bot.cli("subscribers", "add", "ed@desk.example", "--tz", "Europe/London"
                    ).returncode == 0
     source = tmp_path / "news.json"
     source.write_text(json.dumps([story(id="a", title="Hypersonic test over the Pacific"),
                                   story(id="b", title="Budget line cut", impact=9)]))
     assert bot.cli("ingest", str(source)).returncode == 0
+    return bot
+
+
+def test_preview_shows_exactly_the_digest_that_digest_send_then_sends_and_records_nothing(
+    tmp_path: Path, smtp: tuple[SmtpRecorder, int],
+) -> None:
+    recorder, port = smtp
+    bot = reader_and_two_stories(tmp_path, TOML, port)
 
     html = bot.cli("preview", "--digest", "ed@desk.example")
     text = bot.cli("preview", "--digest", "ed@desk.example", "--format", "text")

@@ -19,7 +19,6 @@ def depth(db: Connection) -> dict[str, int]:
     return {status: int(count) for status, count in rows}
 
 
-
 def items_of(db: Connection, delivery_id: int) -> list[Any]:
     """The stories a delivery row carries, with each one's reason, oldest match first."""
     rows = db.execute(
@@ -30,10 +29,8 @@ def items_of(db: Connection, delivery_id: int) -> list[Any]:
     return list(rows)
 
 
-
 def get(db: Connection, delivery_id: int) -> Any:
     return db.execute(select(DELIVERIES).where(DELIVERIES.c.id == delivery_id)).one()
-
 
 
 def listing(db: Connection, status: str | None = None, limit: int = 200) -> list[Any]:
@@ -43,7 +40,6 @@ def listing(db: Connection, status: str | None = None, limit: int = 200) -> list
     return list(db.execute(query))
 
 
-
 def recent(db: Connection, target: str, limit: int = 5) -> list[Any]:
     """The latest deliveries to one target, newest first (for `/alerts status`)."""
     return list(db.execute(
@@ -51,7 +47,6 @@ def recent(db: Connection, target: str, limit: int = 5) -> list[Any]:
                DELIVERIES.c.sent_at, DELIVERIES.c.reason)
         .where(DELIVERIES.c.target == target).order_by(DELIVERIES.c.id.desc()).limit(limit)
     ))
-
 
 
 def posted(db: Connection, story_id: str) -> list[Any]:
@@ -65,12 +60,10 @@ def posted(db: Connection, story_id: str) -> list[Any]:
     ))
 
 
-
 def parent_of(db: Connection, delivery_id: int) -> Any:
     """The delivery row an update edits: its kind and the posted message's id (Slack ts)."""
     return db.execute(select(DELIVERIES.c.id, DELIVERIES.c.kind, DELIVERIES.c.remote_id)
                       .where(DELIVERIES.c.id == delivery_id)).one()
-
 
 
 def story_items(db: Connection, story_id: str) -> list[Any]:
