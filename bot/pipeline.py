@@ -126,7 +126,7 @@ class Pipeline:
             story, count = saved.story, saved.corroboration.count
             verdict = gate(story.impact, count, limits)
             after = Figures(float(story.impact), count, verdict.qualifies)
-            details = change(saved.before, after, verdict.reason) if saved.before else None
+            details = change(saved.before, after, verdict.why) if saved.before else None
             if details is None:
                 continue
             version = (str(story.version) if story.version is not None

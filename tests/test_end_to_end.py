@@ -71,7 +71,7 @@ async def test_each_edge_of_the_rule_produces_exactly_the_expected_messages(desk
     assert batch.body["blocks"][0]["text"]["text"] == "4 new action items"
     [launch] = desk.slack.posts("C0LAUNCHES")
     assert titles(launch.body) == ["versioned"]
-    assert "route C0LAUNCHES topics=[launch]" in launch.body["blocks"][-1]["elements"][0]["text"]
+    assert "route C0LAUNCHES (launch)" in launch.body["blocks"][-1]["elements"][0]["text"]
     assert [str(m["Subject"]) for m in desk.emails("reader@desk.example")] == [
         "4 new action items"]
     assert [str(m["Subject"]) for m in desk.emails("budget@desk.example")] == [

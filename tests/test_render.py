@@ -19,12 +19,11 @@ from bot.messages.render import (
     SECTION_LIMIT,
     Item,
     _texts,
-    clip,
-    escape_mrkdwn,
     slack_blocks,
     slack_message,
     story_context,
 )
+from bot.messages.templating import clip, escape_mrkdwn
 from bot.settings import CommandNames, Settings
 from bot.stories.model import Story
 from bot.transports import Outgoing
@@ -97,7 +96,7 @@ def test_a_batch_of_the_largest_stories_stays_inside_block_kit_limits() -> None:
     big = biggest_story(0)  # copied, not validated 50 times (seconds)
     items = [Item(big.story.model_copy(update={"id": f"big-{n}",
                                                "url": f"https://desk.example/s/big-{n}"}),
-                  big.reason) for n in range(50)]
+                  big.why) for n in range(50)]
     message = KINDS["batch"].slack(items, "C0X", CommandNames())
     assert len(message["blocks"]) <= 50
     assert sum(len(t) for t in _texts(message["blocks"])) <= MESSAGE_TEXT_BUDGET

@@ -137,7 +137,7 @@ def renderer(tmp_path: Path) -> Renderer:
 
 
 def load(of: list[Item], parent: Any = None) -> Load:
-    return Load([Entry(i.story.id, i.reason, i.story.model_dump_json()) for i in of], parent)
+    return Load([Entry(i.story.id, str(i.why), i.story.model_dump_json()) for i in of], parent)
 
 
 @pytest.mark.parametrize("stored_as", ["batch", "digest"])  # digest: before migration 0009

@@ -10,6 +10,7 @@ import pytest
 
 from bot.rules.batching import in_quiet_hours, plan
 from bot.rules.gate import Thresholds, corroborate, gate, is_newer, too_old
+from bot.rules.reasons import plain
 from bot.rules.targets import SlackRoute, match, slack_route_target, slack_targets
 from bot.settings import DeskConfig
 from bot.stories.model import Story
@@ -70,7 +71,7 @@ def test_only_a_newer_version_replaces_a_story(incoming: dict[str, Any],
 def test_a_story_older_than_max_age_is_not_alerted_and_says_why() -> None:
     assert too_old(NOW - timedelta(hours=23), NOW, timedelta(hours=24)) is None
     reason = too_old(NOW - timedelta(hours=30), NOW, timedelta(hours=24))
-    assert reason is not None and "30.0 h ago" in reason
+    assert reason is not None and "30.0 h ago" in plain((reason,))
 
 
 DESK = DeskConfig.model_validate({"slack": {"routes": [

@@ -299,7 +299,8 @@ def test_alerts_me_delivers_as_a_direct_message(alertbot: Alertbot, slack_server
     slack_server.wait_for(lambda: bool(slack_server.posts("U2")), 10, lambda: "no DM")
     [dm] = slack_server.posts("U2")
     assert "Title of cyber-dm" in dm.body["text"]
-    assert "DM to U2 topics=[cyber] (via /alerts)" in json.dumps(dm.body["blocks"])
+    assert "Why: impact 9 ≥ 8 · 2 independent sources ≥ 2 · your DM subscription (cyber)" in (
+        json.dumps(dm.body["blocks"], ensure_ascii=False))
     assert alerts(alertbot, slack_server, "me unsubscribe", user="U2").startswith(
         "Unsubscribed your DMs")
 

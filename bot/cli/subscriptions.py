@@ -220,11 +220,13 @@ def _with_reason(item: Any, config: Config) -> Entry:
     """A stored story as an alert's entry, with the rule's verdict as its reason."""
     from bot.messages import Entry
     from bot.rules.gate import corroborate, gate, global_thresholds
+    from bot.rules.reasons import Clause, plain, to_json
     from bot.stories.model import Story
 
     story = Story.model_validate_json(item.payload)
     verdict = gate(story.impact, corroborate(story).count, global_thresholds(config.desk.rules))
-    return Entry(item.story_id, f"{verdict.reason} · preview", item.payload)
+    why = (*verdict.why, Clause("preview", {}))
+    return Entry(item.story_id, plain(why), item.payload, to_json(why))
 
 
 def _digest_preview(db: Any, config: Config, renderer: Renderer, address: str, fmt: str,

@@ -140,7 +140,8 @@ MATCHES = Table(
     Column("target", String(320), nullable=False),
     Column("story_id", String(200), index=True, nullable=False),
     Column("version", Integer),
-    Column("reason", Text, nullable=False),
+    Column("reason", Text, nullable=False),  # the operator's plain form, for logs and the CLI
+    Column("why", Text),  # the same as clause data (JSON) for "Why:"; NULL before 0010
     Column("matched_at", UTCDateTime, nullable=False),
     Column("delivery_id", Integer, ForeignKey("deliveries.id"), index=True),
     UniqueConstraint("target", "story_id", name="uq_matches_target_story"),

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from bot.messages.kinds import Entry, Load, Message, kind_of
-from bot.messages.render import Item
+from bot.messages.render import Item, Why
 from bot.rules.gate import corroborate, gate, global_thresholds
 from bot.settings import CommandNames, Config
 from bot.stories.model import Story
@@ -53,8 +53,9 @@ class Renderer:
             self._shared[content] = found
         return cast(T, found)
 
-    def item(self, story: Story, reason: str, alerted: bool = False) -> Item:
+    def item(self, story: Story, why: Why, alerted: bool = False) -> Item:
         """A story as shown now: marked when a re-score took it below the desk's rule."""
         verdict = gate(story.impact, corroborate(story).count,
                        global_thresholds(self.config.desk.rules))
-        return Item(story, reason, None if verdict.qualifies else verdict.reason, alerted)
+        downgraded = None if verdict.qualifies else [c.data() for c in verdict.why]
+        return Item(story, why, downgraded, alerted)

@@ -11,17 +11,25 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from bot.messages.templating import (
+    SECTION_LIMIT,
+    Why,
+    clip,
+    email_env,
+    mrkdwn,
+    slack_env,
+    slack_url,
+    templates_dir,
+)
 from bot.rules.gate import corroborate, figure
 from bot.settings import CommandNames
 from bot.stories.model import Story
 from bot.transports import SlackCall
 
-SECTION_LIMIT = 3000
 HEADER_LIMIT = 150
 MAX_BLOCKS = 50
 MESSAGE_TEXT_BUDGET = 10_000  # Slack rejects ~11–13k chars of block text (msg_blocks_too_long)
@@ -30,69 +38,7 @@ LINK_LIMIT = 2000  # longer story URLs are shown unlinked rather than broken
 # 3000, and the rest of the ~10k budget is for the listed items.
 REST_LIMIT = 2500
 
-
-def templates_dir() -> Path:
-    """The templates shipped in the wheel (bot/templates), else the repository's top level."""
-    package = Path(__file__).parents[1]  # bot/
-    packaged = package / "templates"
-    return packaged if packaged.is_dir() else package.parent / "templates"
-
-
-def escape_mrkdwn(text: str) -> str:
-    """Neutralise Slack's control characters; `&` first so nothing is escaped twice."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def clip(text: str, limit: int) -> str:
-    """Shorten to at most `limit` characters with "…", never cutting an `&…;` entity in half."""
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    amp = cut.rfind("&")
-    if amp != -1 and ";" not in cut[amp:]:
-        cut = cut[:amp]
-    return cut + "…"
-
-
-def mrkdwn(text: Any, limit: int = SECTION_LIMIT) -> str:
-    return clip(escape_mrkdwn(str(text)), limit)
-
-
-def slack_url(url: str) -> str:
-    """Make a URL safe inside `<url|label>`: `|` and `>` would end it early."""
-    return (url.replace("&", "&amp;").replace("<", "%3C").replace(">", "%3E")
-            .replace("|", "%7C"))
-
-
-def _json_fragment(value: Any) -> Any:
-    # Every `{{ … }}` in a Slack template lands inside a JSON string or as a JSON number.
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)[1:-1]
-    if value is None or isinstance(value, bool):
-        return json.dumps(value)
-    return value
-
-
-@cache
-def slack_env() -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(templates_dir() / "slack"), autoescape=False,
-        undefined=StrictUndefined, finalize=_json_fragment, trim_blocks=True, lstrip_blocks=True,
-    )
-    env.filters.update(mrkdwn=mrkdwn, slack_url=slack_url, clip=clip, tojson=json.dumps,
-                       figure=figure)
-    return env
-
-
-@cache
-def email_env() -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(templates_dir() / "email"),
-        autoescape=select_autoescape(["html"]), undefined=StrictUndefined,
-        trim_blocks=True, lstrip_blocks=True,
-    )
-    env.filters.update(clip=clip)
-    return env
+__all__ = ["Item", "Why", "email_env", "item_context", "page_env", "slack_blocks", "templates_dir"]
 
 
 @cache
@@ -107,8 +53,8 @@ class Item:
     """One story in a message, with the reason it was sent there."""
 
     story: Story
-    reason: str
-    downgraded: str | None = None  # why it is no longer an action item, once re-scored below
+    why: Why
+    downgraded: Why | None = None  # why it is no longer an action item, once re-scored below
     alerted: bool = False  # already sent to this reader as an instant email (daily digests)
 
 
@@ -133,7 +79,7 @@ def item_context(item: Item) -> dict[str, Any]:
         "highlights": list(story.key_facts[:3] or story.key_takeaways[:3]),
         "topics": ", ".join(story.topics),
         "scored_at": story.scored_at,  # a UTC datetime: templates say it
-        "reason": item.reason,
+        "why": item.why,
         "downgraded": item.downgraded,
         "alerted": item.alerted,
     }

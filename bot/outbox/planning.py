@@ -16,6 +16,7 @@ from sqlalchemy import Connection, func, select, update
 
 from bot.db.schema import DELIVERIES, MATCHES, STORIES
 from bot.rules.batching import in_quiet_hours, plan
+from bot.rules.reasons import to_json
 from bot.rules.targets import Match, Target
 
 
@@ -44,7 +45,7 @@ def record_matches(
         db.execute(
             MATCHES.insert(),
             [{"target": m.target.key, "story_id": m.story_id, "version": m.version,
-              "reason": m.reason, "matched_at": now} for m in fresh],
+              "reason": m.reason, "why": to_json(m.why), "matched_at": now} for m in fresh],
         )
     return len(fresh)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, func, literal, select
+from sqlalchemy import Connection, func, literal, null, select
 
 from bot.db.schema import DELIVERIES, MATCHES, STORIES
 from bot.outbox.queue import DUE
@@ -22,7 +22,7 @@ def depth(db: Connection) -> dict[str, int]:
 def items_of(db: Connection, delivery_id: int) -> list[Any]:
     """The stories a delivery row carries, with each one's reason, oldest match first."""
     rows = db.execute(
-        select(MATCHES.c.story_id, MATCHES.c.reason, STORIES.c.payload)
+        select(MATCHES.c.story_id, MATCHES.c.reason, MATCHES.c.why, STORIES.c.payload)
         .join(STORIES, STORIES.c.id == MATCHES.c.story_id)
         .where(MATCHES.c.delivery_id == delivery_id).order_by(MATCHES.c.id)
     )
@@ -69,7 +69,8 @@ def parent_of(db: Connection, delivery_id: int) -> Any:
 def story_items(db: Connection, story_id: str) -> list[Any]:
     """One story shaped like `items_of` rows, for messages about a story rather than a match."""
     return list(db.execute(
-        select(STORIES.c.id.label("story_id"), literal("").label("reason"), STORIES.c.payload)
+        select(STORIES.c.id.label("story_id"), literal("").label("reason"),
+               null().label("why"), STORIES.c.payload)
         .where(STORIES.c.id == story_id)
     ))
 

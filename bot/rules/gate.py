@@ -9,8 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
+from bot.rules.reasons import Clause, Why, figure, plain
 from bot.settings import RulesConfig
 from bot.stories.model import Story
+
+__all__ = ["Corroboration", "Figures", "Thresholds", "Verdict", "change", "corroborate", "figure",
+           "gate", "global_thresholds", "is_newer", "too_old"]
 
 
 @dataclass(frozen=True)
@@ -36,11 +40,6 @@ def corroborate(story: Story) -> Corroboration:
     return Corroboration(count, outlets)
 
 
-def figure(value: float) -> str:
-    """A score as readers see it: 8, 7.9, 8.5 (no trailing .0)."""
-    return f"{value:g}"
-
-
 @dataclass(frozen=True)
 class Thresholds:
     min_impact: float
@@ -49,19 +48,20 @@ class Thresholds:
 
 class Verdict(NamedTuple):
     qualifies: bool
-    reason: str
+    why: Why
+
+    @property
+    def reason(self) -> str:
+        return plain(self.why)
 
 
 def gate(impact: float, sources: int, limits: Thresholds) -> Verdict:
-    """Apply the impact and corroboration gates; say which passed or failed."""
+    """Apply the impact and corroboration gates; say which passed or failed, with figures."""
     impact_ok = impact >= limits.min_impact
     sources_ok = sources >= limits.min_sources
-    word = "source" if sources == 1 else "sources"
-    parts = (
-        f"impact {figure(impact)} {'≥' if impact_ok else '<'} {figure(limits.min_impact)}",
-        f"{sources} independent {word} {'≥' if sources_ok else '<'} {limits.min_sources}",
-    )
-    return Verdict(impact_ok and sources_ok, " · ".join(parts))
+    why = (Clause("impact", {"value": impact, "min": limits.min_impact, "ok": impact_ok}),
+           Clause("sources", {"value": sources, "min": limits.min_sources, "ok": sources_ok}))
+    return Verdict(impact_ok and sources_ok, why)
 
 
 def global_thresholds(rules: RulesConfig) -> Thresholds:
@@ -75,13 +75,12 @@ def is_newer(incoming: Story, stored_version: int | None, stored_scored_at: date
     return incoming.scored_at > stored_scored_at
 
 
-def too_old(scored_at: datetime, now: datetime, max_age: timedelta) -> str | None:
+def too_old(scored_at: datetime, now: datetime, max_age: timedelta) -> Clause | None:
     """Say why a story is too old to alert instantly, or None when it is fresh enough."""
     age = now - scored_at
     if age <= max_age:
         return None
-    hours = age.total_seconds() / 3600
-    return f"scored {hours:.1f} h ago, older than max_alert_age {max_age}"
+    return Clause("too_old", {"hours": age.total_seconds() / 3600, "max_age": str(max_age)})
 
 
 @dataclass(frozen=True)
@@ -93,9 +92,11 @@ class Figures:
     qualifies: bool
 
 
-def change(before: Figures, after: Figures, verdict: str) -> dict[str, object] | None:
-    """Describe how a re-scored story changed, for an edited message; None when it did not."""
+def change(before: Figures, after: Figures, verdict: Why) -> dict[str, object] | None:
+    """Describe how a re-scored story changed, for an edited message; None when it did not.
+    `verdict` is kept as clause data: the update's template words it."""
     if before == after:
         return None
     return {"impact": [before.impact, after.impact], "sources": [before.sources, after.sources],
-            "qualifies": [before.qualifies, after.qualifies], "verdict": verdict}
+            "qualifies": [before.qualifies, after.qualifies],
+            "verdict": [clause.data() for clause in verdict]}

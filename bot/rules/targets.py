@@ -1,7 +1,7 @@
 """Where action items go: Slack routes and instant email subscribers, as uniform targets.
 
-`match(story, target, ...)` is the pure per-target decision; it returns a `Match` with the reason
-the delivery row will carry, e.g. "impact 9 ≥ 8 · 3 independent sources ≥ 2 · route C0SPACEOPS".
+`match(story, target, ...)` is the pure per-target decision; it returns a `Match` with its reason
+as clauses (bot/rules/reasons.py), e.g. impact 9 ≥ 8 · 3 independent sources ≥ 2 · route C0SPACEOPS.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 from typing import Literal, NamedTuple
 
 from bot.rules.gate import Corroboration, Thresholds, gate, too_old
-from bot.settings import DeskConfig, RouteConfig
+from bot.rules.reasons import Clause, Why, plain, target_clause
+from bot.settings import DeskConfig
 from bot.stories.model import Sentiment, Story
 
 Transport = Literal["slack", "email"]
@@ -41,7 +42,7 @@ class Target:
 
     transport: Transport
     address: str  # Slack channel ID or email address
-    label: str  # how the reason names it: "route C0SPACEOPS topics=[launch]"
+    named: Clause  # how a reason names it (a "target" clause)
     thresholds: Thresholds
     batch_window: timedelta
     topics: frozenset[str] = frozenset()
@@ -54,12 +55,10 @@ class Target:
     def key(self) -> str:
         return f"{self.transport}:{self.address}"
 
-
-def _route_label(route: RouteConfig) -> str:
-    parts = [f"route {route.channel}"]
-    if route.topics:
-        parts.append(f"topics=[{','.join(route.topics)}]")
-    return " ".join(parts)
+    @property
+    def label(self) -> str:
+        """The operator's name for it: "route C0SPACEOPS topics=[launch]"."""
+        return plain((self.named,))
 
 
 def _stricter(desk_value: float, route_value: float | None) -> float:
@@ -78,7 +77,7 @@ def slack_targets(desk: DeskConfig) -> list[Target]:
         Target(
             transport="slack",
             address=route.channel,
-            label=_route_label(route),
+            named=target_clause("route", route.channel, route.topics),
             thresholds=Thresholds(
                 _stricter(rules.min_impact, route.min_impact),
                 int(_stricter(rules.min_sources, route.min_sources)),
@@ -98,13 +97,11 @@ def slack_targets(desk: DeskConfig) -> list[Target]:
 def slack_route_target(route: SlackRoute, desk: DeskConfig) -> Target:
     """A route made with `/alerts`: a channel, or a person's DMs."""
     rules = desk.rules
-    label = f"DM to {route.address}" if route.direct else f"route {route.address}"
-    if route.topics:
-        label += f" topics=[{','.join(route.topics)}]"
+    kind = "dm" if route.direct else "route"
     return Target(
         transport="slack",
         address=route.address,
-        label=label + " (via /alerts)",
+        named=target_clause(kind, route.address, route.topics, via_alerts=True),
         thresholds=Thresholds(_stricter(rules.min_impact, route.min_impact), rules.min_sources),
         batch_window=desk.slack.batch_window,
         topics=frozenset(route.topics),
@@ -115,13 +112,10 @@ def slack_route_target(route: SlackRoute, desk: DeskConfig) -> Target:
 
 def email_target(address: str, topics: Iterable[str], desk: DeskConfig) -> Target:
     topic_set = frozenset(t.lower() for t in topics)
-    label = f"subscriber {address}"
-    if topic_set:
-        label += f" topics=[{','.join(sorted(topic_set))}]"
     return Target(
         transport="email",
         address=address,
-        label=label,
+        named=target_clause("subscriber", address, topic_set),
         thresholds=Thresholds(desk.rules.min_impact, desk.rules.min_sources),
         batch_window=desk.email.batch_window,
         topics=topic_set,
@@ -135,7 +129,11 @@ class Match(NamedTuple):
     story_id: str
     version: int | None
     send: bool
-    reason: str
+    why: Why
+
+    @property
+    def reason(self) -> str:
+        return plain(self.why)
 
 
 def match(
@@ -148,16 +146,18 @@ def match(
     """Decide whether `story` goes to `target` now, and say why (or why not)."""
     verdict = gate(story.impact, corroboration.count, target.thresholds)
 
-    def outcome(send: bool, reason: str) -> Match:
-        return Match(target, story.id, story.version, send, reason)
+    def outcome(send: bool, *why: Clause) -> Match:
+        return Match(target, story.id, story.version, send, why)
 
     if not verdict.qualifies:
-        return outcome(False, verdict.reason)
+        return outcome(False, *verdict.why)
+    named = dict(target.named.figures)
     if target.topics and not (target.topics & story.topic_set):
-        return outcome(False, f"no topic of {target.label}")
+        return outcome(False, Clause("no_topic", {"target": named}))
     if target.sentiments and story.sentiment not in target.sentiments:
-        return outcome(False, f"sentiment {story.sentiment.label} not wanted by {target.label}")
+        return outcome(False, Clause("sentiment", {"value": story.sentiment.label,
+                                                   "target": named}))
     stale = too_old(story.scored_at, now, max_age)
     if stale:
         return outcome(False, stale)
-    return outcome(True, f"{verdict.reason} · {target.label}")
+    return outcome(True, *verdict.why, target.named)

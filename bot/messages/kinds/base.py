@@ -6,10 +6,11 @@ listing its stories (posted to Slack or emailed), and is registered in `kinds/__
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from sqlalchemy import Connection
 
@@ -28,8 +29,9 @@ class Entry(NamedTuple):
     """One story in a message, shaped like the outbox's `items_of` rows."""
 
     story_id: str
-    reason: str
+    reason: str  # the operator's plain form; shown only when `why` is None (older rows)
     payload: str  # the stored story's JSON
+    why: str | None = None  # the reason's clauses as JSON (bot/rules/reasons.py)
 
 
 @dataclass(frozen=True)
@@ -91,10 +93,17 @@ class Kind:
 
 def stories(renderer: Renderer, load: Load, required: bool = True) -> list[Item]:
     """The loaded stories as shown now; none left (deleted since) fails the row for good."""
-    items = [renderer.item(Story.model_validate_json(m.payload), m.reason) for m in load.items]
+    items = [renderer.item(Story.model_validate_json(m.payload), shown_why(m))
+             for m in load.items]
     if required and not items:
         raise DeliveryError("its stories are no longer stored", permanent=True)
     return items
+
+
+def shown_why(row: Any) -> list[dict[str, Any]] | str:
+    """A loaded match's reason as its "Why:" template takes it: the clauses, or for a match
+    stored before they were kept, the plain reason as it was written."""
+    return cast(list[dict[str, Any]], json.loads(row.why)) if row.why else str(row.reason)
 
 
 class Unknown(Kind):
