@@ -428,3 +428,49 @@ async def test_work_that_fails_after_the_ack_is_still_answered() -> None:
     await reply_later(respond, database_away())  # type: ignore[arg-type]
     assert said[0]["response_type"] == "ephemeral"
     assert said[0]["text"].startswith("Sorry, alertbot could not answer that just now.")
+
+
+def press_item(bot: Alertbot, slack: FakeSlack, action: dict[str, Any], user: str,
+               action_ts: str) -> str:
+    """Press an action-item control as `user`; return where a refusal would be answered."""
+    path = reply_path("items")
+    payload = {"type": "block_actions", "team": {"id": "T1"}, "user": {"id": user},
+               "api_app_id": "A1", "token": "x", "trigger_id": "1.2.3",
+               "container": {"type": "message", "message_ts": "1700000000.000900",
+                             "channel_id": "C0X", "is_ephemeral": False},
+               "channel": {"id": "C0X"}, "message": {"ts": "1700000000.000900"},
+               "response_url": f"{slack.url}{path}",
+               "actions": [{"block_id": "alert_actions", "action_ts": action_ts, **action}]}
+    ack = post(bot, {"payload": json.dumps(payload)})
+    assert ack.status_code == 200 and ack.content == b""  # acked empty, before any work
+    return path
+
+
+def claim(story_id: str) -> dict[str, Any]:
+    return {"type": "button", "action_id": "item_claim", "value": story_id}
+
+
+def test_a_second_claim_by_another_person_is_told_who_holds_it_and_a_replay_is_silent(
+    alertbot: Alertbot, slack_server: FakeSlack,
+) -> None:
+    first = press_item(alertbot, slack_server, claim("pacific-range"), "U0ANA", "1700.1")
+    # Her second, separate press (a new action_ts) is refused once the first is stored: the
+    # event to await before Bo presses (lazy halves may otherwise run in either order).
+    hers = press_item(alertbot, slack_server, claim("pacific-range"), "U0ANA", "1700.15")
+    assert slack_server.wait_for_call(hers, timeout=10).body["text"] == (
+        "You have already claimed this.")
+    second = press_item(alertbot, slack_server, claim("pacific-range"), "U0BO", "1700.2")
+    # Ana's press was delivered first; Bo's is refused naming her.
+    refused = slack_server.wait_for_call(second, timeout=10)
+    assert refused.body["text"] == "Already claimed by <@U0ANA>."
+    assert refused.body["response_type"] == "ephemeral"
+    replayed = press_item(alertbot, slack_server, claim("pacific-range"), "U0ANA", "1700.1")
+    done = press_item(alertbot, slack_server,
+                      {"type": "button", "action_id": "item_done", "value": "pacific-range"},
+                      "U0ANA", "1700.3")
+    again = press_item(alertbot, slack_server, claim("pacific-range"), "U0BO", "1700.4")
+    assert slack_server.wait_for_call(again, timeout=10).body["text"] == (
+        "Already done by <@U0ANA>.")
+    # Ana's press, its replay and her Done said nothing to her: a press that applies or repeats
+    # is silent (a replay applied again would have answered "You have already claimed this.").
+    assert [c for c in slack_server.calls if c.method in (first, replayed, done)] == []
