@@ -16,7 +16,9 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
+from bot import db as database
 from bot.slack_app.replies import reply_later
+from bot.stories import actions
 from tests.conftest import story
 from tests.fakes import FakeSlack, slack_signature
 from tests.process import Alertbot
@@ -474,3 +476,53 @@ def test_a_second_claim_by_another_person_is_told_who_holds_it_and_a_replay_is_s
     # Ana's press, its replay and her Done said nothing to her: a press that applies or repeats
     # is silent (a replay applied again would have answered "You have already claimed this.").
     assert [c for c in slack_server.calls if c.method in (first, replayed, done)] == []
+
+
+def test_not_relevant_opens_a_modal_whose_submission_records_the_dismissal(
+    alertbot: Alertbot, slack_server: FakeSlack,
+) -> None:
+    press_item(alertbot, slack_server,
+               {"type": "button", "action_id": "item_dismiss", "value": "hypersonic-budget"},
+               "U0BO", "1800.1")
+    opened = slack_server.wait_for_call("views.open", timeout=10)
+    view = opened.body["view"]
+    view = json.loads(view) if isinstance(view, str) else view
+    assert opened.body["trigger_id"] == "1.2.3"
+    assert (view["callback_id"], view["private_metadata"]) == ("item_dismiss", "hypersonic-budget")
+    reasons = view["blocks"][1]["element"]["options"]
+    assert [o["value"] for o in reasons] == ["wrong_impact", "not_our_beat", "duplicate", "other"]
+
+    submission = {
+        "type": "view_submission", "team": {"id": "T1"}, "user": {"id": "U0BO"},
+        "api_app_id": "A1", "token": "x", "trigger_id": "1.2.4",
+        "view": {**view, "id": "V0DISMISS1", "state": {"values": {
+            "reason": {"reason": {"type": "radio_buttons",
+                                  "selected_option": {"value": "not_our_beat"}}},
+            "note": {"note": {"type": "plain_text_input", "value": "sports desk's"}}}}}}
+    for _ in range(2):  # delivered twice: recorded once
+        ack = post(alertbot, {"payload": json.dumps(submission)})
+        assert ack.status_code == 200 and ack.content == b""  # an empty ack closes the modal
+    # No message shows the dismissal yet, so the audit rows are the event to wait for.
+    rows = presses(alertbot, "hypersonic-budget", lambda found: len(found) >= 1)
+    assert [(r.user, r.action, r.outcome, r.reason, r.note) for r in rows] == [
+        ("U0BO", "dismiss", "dismissed", "not_our_beat", "sports desk's")]
+    refused = press_item(alertbot, slack_server,
+                         {"type": "button", "action_id": "item_claim",
+                          "value": "hypersonic-budget"}, "U0ANA", "1800.2")
+    assert slack_server.wait_for_call(refused, timeout=10).body["text"] == (
+        "Already dismissed by <@U0BO>.")
+
+
+def presses(bot: Alertbot, story_id: str, ready: Any, timeout: float = 10) -> list[Any]:
+    """The story's audit rows once `ready(rows)` holds (read from the service's database)."""
+    engine = database.create(bot.env["DATABASE_URL"])
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            with engine.connect() as db:
+                rows = actions.history(db, story_id)
+            if ready(rows) or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.02)  # the lazy half commits on its own thread; nothing to await here
+    finally:
+        engine.dispose()

@@ -185,6 +185,11 @@ def slack_blocks(template: str, **context: Any) -> dict[str, Any]:
     return _finish(_render(template, **context))
 
 
+def slack_view(template: str, **context: Any) -> dict[str, Any]:
+    """Render a modal (`views.open`) from templates/slack/<template>.json.j2, as written."""
+    return _render(template, **context)
+
+
 def _named(ids: Sequence[str]) -> list[str]:
     """The leading ids that fit in the overflow section's share of the message (REST_LIMIT)."""
     named: list[str] = []

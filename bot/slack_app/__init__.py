@@ -17,7 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.db import Database
 from bot.settings import Config
-from bot.slack_app import actionitems, alerts, buttons, claims, story
+from bot.slack_app import actionitems, alerts, buttons, claims, dismiss, story
 from bot.slack_app.replies import Clock, utcnow
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ def create_slack_app(config: Config, db: Database, wake: Callable[[], None],
     alerts.register(app, db, config.desk, clock)
     buttons.register(app, db, wake, clock)
     claims.register(app, db, config.desk, clock)
+    dismiss.register(app, db, config.desk, clock)
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:

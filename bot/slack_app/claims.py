@@ -39,7 +39,7 @@ def register(app: AsyncApp, db: Database, desk: DeskConfig, clock: Clock) -> Non
         now = clock()
         verb, story_id, until = await _what(client, body, action, now)
         user = body.get("user", {}).get("id", "?")
-        groups = await _groups(client, allowed, user)
+        groups = await groups_of(client, allowed, user)
         request = Request(verb, user, groups, until=until)
         key = actions.press_key(str(action.get("action_ts", "")), user, verb.value, story_id)
         await reply_later(respond, _store(db, story_id, request, now, key, allowed),
@@ -84,7 +84,7 @@ async def _zone(client: AsyncWebClient, user: str) -> str:
         return "UTC"
 
 
-async def _groups(client: AsyncWebClient, allowed: Collection[str] | None,
+async def groups_of(client: AsyncWebClient, allowed: Collection[str] | None,
                   user: str) -> frozenset[str]:
     """The listed user groups this person is in (asked only when a group is listed)."""
     if allowed is None or user in allowed:
