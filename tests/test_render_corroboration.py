@@ -65,7 +65,7 @@ SLACK: dict[str, Callable[[], dict[str, Any]]] = {
 }
 # Slack templates that show no story at all (the test below checks that they say nothing of one).
 NO_STORY = {"alerts", "command_failed", "dismiss_modal", "facts_already", "item_refused",
-            "story_none", "story_usage", "test"}
+            "owner", "story_none", "story_usage", "test"}
 # Each email kind that renders stories, with its extra context.
 EMAIL: dict[str, dict[str, Any]] = {
     "alert": {}, "batch": {}, "daily": {"day": NOW.date(), "since": NOW},

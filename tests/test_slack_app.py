@@ -15,8 +15,10 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from bot import db as database
+from bot.db.schema import DELIVERIES
 from bot.slack_app.replies import reply_later
 from bot.stories import actions
 from tests.conftest import story
@@ -526,3 +528,83 @@ def presses(bot: Alertbot, story_id: str, ready: Any, timeout: float = 10) -> li
             time.sleep(0.02)  # the lazy half commits on its own thread; nothing to await here
     finally:
         engine.dispose()
+
+
+def updates(slack: FakeSlack, ts: str) -> list[Any]:
+    return [c for c in slack.calls if c.method == "chat.update" and c.body.get("ts") == ts]
+
+
+def thread(slack: FakeSlack, ts: str) -> list[Any]:
+    return [c for c in slack.posts() if c.body.get("thread_ts") == ts]
+
+
+def test_each_posted_message_shows_who_owns_the_item_once_per_change(
+    alertbot: Alertbot, slack_server: FakeSlack,
+) -> None:
+    for channel in ("C0OWNA", "C0OWNB"):
+        assert alerts(alertbot, slack_server, "subscribe ownership", channel=channel).startswith(
+            "Subscribed")
+    push(alertbot, "owned-story", topics=["ownership"], impact=9)
+    slack_server.wait_for(lambda: all(slack_server.posts(c) for c in ("C0OWNA", "C0OWNB")),
+                          10, lambda: "not posted to both channels")
+    # The fake answers each post with a ts of its own; the outbox keeps it as the message's id.
+    ts = {c: _posted_ts(alertbot, c) for c in ("C0OWNA", "C0OWNB")}
+    assert len(set(ts.values())) == 2
+
+    def shown_everywhere(count: int, says: str) -> None:
+        slack_server.wait_for(
+            lambda: all(len(updates(slack_server, t)) >= count
+                        and len(thread(slack_server, t)) >= count for t in ts.values()),
+            10, lambda: f"not every message edited {count} times")
+        for channel, t in ts.items():
+            edits, replies = updates(slack_server, t), thread(slack_server, t)
+            assert (len(edits), len(replies)) == (count, count)
+            assert edits[-1].body["channel"] == channel
+            edited = json.dumps(edits[-1].body["blocks"], ensure_ascii=False)
+            assert says in edited and "Title of owned-story" in edited and "9/10" in edited
+            assert says in replies[-1].body["text"]
+
+    owned = {"type": "button", "action_id": "item_claim", "value": "owned-story"}
+    press_item(alertbot, slack_server, owned, "U0ANA", "1900.1")
+    shown_everywhere(1, "Claimed by <@U0ANA>")
+    bo = press_item(alertbot, slack_server, owned, "U0BO", "1900.2")
+    assert slack_server.wait_for_call(bo, timeout=10).body["text"] == (
+        "Already claimed by <@U0ANA>.")
+    press_item(alertbot, slack_server, owned, "U0ANA", "1900.1")  # Slack's retry of Ana's
+    done = {"type": "button", "action_id": "item_done", "value": "owned-story"}
+    press_item(alertbot, slack_server, done, "U0ANA", "1900.3")
+    # Two edits each, not three: neither Bo's refused claim nor the replay edited anything.
+    shown_everywhere(2, "Done by <@U0ANA>")
+    submission = {
+        "type": "view_submission", "team": {"id": "T1"}, "user": {"id": "U0BO"},
+        "api_app_id": "A1", "token": "x", "trigger_id": "1.2.5",
+        "view": {"id": "V0OWNED", "callback_id": "item_dismiss", "type": "modal",
+                 "private_metadata": "owned-story", "state": {"values": {
+                     "reason": {"reason": {"type": "radio_buttons",
+                                           "selected_option": {"value": "not_our_beat"}}},
+                     "note": {"note": {"type": "plain_text_input", "value": "<!channel> sport"}},
+                 }}}}
+    assert post(alertbot, {"payload": json.dumps(submission)}).status_code == 200
+    # The note is the person's text: escaped, so it pings nobody.
+    shown_everywhere(3, "Dismissed by <@U0BO>: not our beat — &lt;!channel&gt; sport")
+    reopen = {"type": "button", "action_id": "item_reopen", "value": "owned-story"}
+    press_item(alertbot, slack_server, reopen, "U0BO", "1900.4")
+    shown_everywhere(4, "Open again: nobody has it")
+
+
+def _posted_ts(bot: Alertbot, channel: str, timeout: float = 10) -> str:
+    """The Slack ts the outbox stored for the alert posted to `channel` (once it is stored:
+    the worker records it just after Slack answers)."""
+    engine = database.create(bot.env["DATABASE_URL"])
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            with engine.connect() as db:
+                ts = db.scalar(select(DELIVERIES.c.remote_id).where(
+                    DELIVERIES.c.target == f"slack:{channel}", DELIVERIES.c.kind == "alert"))
+            if ts:
+                return str(ts)
+            time.sleep(0.02)  # the worker's commit is not an event this process can await
+    finally:
+        engine.dispose()
+    raise AssertionError(f"no posted alert stored for {channel}")

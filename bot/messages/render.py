@@ -110,6 +110,7 @@ class Item:
     reason: str
     downgraded: str | None = None  # why it is no longer an action item, once re-scored below
     alerted: bool = False  # already sent to this reader as an instant email (daily digests)
+    owner: dict[str, Any] | None = None  # its action-item state (state, by, at, note, reason)
 
 
 def item_context(item: Item) -> dict[str, Any]:
@@ -136,6 +137,7 @@ def item_context(item: Item) -> dict[str, Any]:
         "reason": item.reason,
         "downgraded": item.downgraded,
         "alerted": item.alerted,
+        "owner": item.owner,
     }
 
 

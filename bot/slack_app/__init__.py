@@ -47,8 +47,8 @@ def create_slack_app(config: Config, db: Database, wake: Callable[[], None],
     actionitems.register(app, db, config.desk.slack.commands, clock)
     alerts.register(app, db, config.desk, clock)
     buttons.register(app, db, wake, clock)
-    claims.register(app, db, config.desk, clock)
-    dismiss.register(app, db, config.desk, clock)
+    claims.register(app, db, config.desk, clock, wake)
+    dismiss.register(app, db, config.desk, clock, wake)
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:

@@ -8,7 +8,7 @@ nothing), and answers the presser only when the press was refused ("already clai
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -17,10 +17,12 @@ import aiohttp
 from slack_bolt.async_app import AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import Connection
 
+from bot import outbox
 from bot.db import Database
 from bot.messages.render import slack_blocks
-from bot.rules.claims import Request, Verb, snooze_until
+from bot.rules.claims import Item, Request, Verb, snooze_until
 from bot.settings import DeskConfig
 from bot.slack_app.replies import Clock, ack_at_once, reply_later
 from bot.stories import actions
@@ -31,7 +33,8 @@ log = logging.getLogger(__name__)
 BUTTONS = {"item_claim": Verb.CLAIM, "item_done": Verb.DONE, "item_reopen": Verb.REOPEN}
 
 
-def register(app: AsyncApp, db: Database, desk: DeskConfig, clock: Clock) -> None:
+def register(app: AsyncApp, db: Database, desk: DeskConfig, clock: Clock,
+             wake: Callable[[], None]) -> None:
     allowed = desk.slack.actions_allowed
 
     async def pressed(respond: AsyncRespond, body: dict[str, Any], action: dict[str, Any],
@@ -42,7 +45,7 @@ def register(app: AsyncApp, db: Database, desk: DeskConfig, clock: Clock) -> Non
         groups = await groups_of(client, allowed, user)
         request = Request(verb, user, groups, until=until)
         key = actions.press_key(str(action.get("action_ts", "")), user, verb.value, story_id)
-        await reply_later(respond, _store(db, story_id, request, now, key, allowed),
+        await reply_later(respond, _store(db, wake, story_id, request, now, key, allowed),
                           replace_original=False)
 
     for action_id in (*BUTTONS, "item_snooze"):
@@ -60,10 +63,31 @@ async def _what(client: AsyncWebClient, body: dict[str, Any], action: dict[str, 
     return Verb.SNOOZE, story_id, snooze_until(choice, now, zone)
 
 
-async def _store(db: Database, story_id: str, request: Request, now: datetime, key: str,
-                 allowed: Collection[str] | None) -> dict[str, Any] | None:
+def record(db: Connection, story_id: str, request: Request, now: datetime, key: str,
+           allowed: Collection[str] | None) -> actions.Applied:
+    """Apply the press and, if it changed the state, queue the edit of each posted message of
+    the story, in one transaction: a stored change is always shown, a repeat never twice."""
+    applied = actions.apply(db, story_id, request, now, key, allowed)
+    if applied.outcome.applied:
+        item, version = actions.read(db, story_id)
+        outbox.enqueue_owner(db, story_id, version, owner_details(item), now)
+    return applied
+
+
+def owner_details(item: Item) -> dict[str, Any]:
+    """The state as an `owner` row keeps it (JSON): what the edit and its thread line show."""
+    return {"state": item.state.value, "by": item.by,
+            "at": item.at.isoformat() if item.at else None, "note": item.note,
+            "reason": item.reason.value if item.reason else None}
+
+
+async def _store(db: Database, wake: Callable[[], None], story_id: str, request: Request,
+                 now: datetime, key: str, allowed: Collection[str] | None
+                 ) -> dict[str, Any] | None:
     """Apply the press; say why to the presser only if it was refused (not on a repeat)."""
-    applied = await db.write(actions.apply, story_id, request, now, key, allowed)
+    applied = await db.write(record, story_id, request, now, key, allowed)
+    if applied.outcome.applied:
+        wake()  # the delivery workers edit the messages, paced and retried
     if applied.repeat or applied.outcome.applied:
         return None
     outcome = applied.outcome

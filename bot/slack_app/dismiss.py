@@ -7,7 +7,7 @@ keyed by the view's id, so a retried submission is recorded once.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import Any
 
@@ -18,14 +18,15 @@ from bot.db import Database
 from bot.messages.render import slack_view
 from bot.rules.claims import Reason, Request, Verb
 from bot.settings import DeskConfig
-from bot.slack_app.claims import groups_of
+from bot.slack_app.claims import groups_of, record
 from bot.slack_app.replies import Clock, ack_at_once
 from bot.stories import actions
 
 CALLBACK = "item_dismiss"
 
 
-def register(app: AsyncApp, db: Database, desk: DeskConfig, clock: Clock) -> None:
+def register(app: AsyncApp, db: Database, desk: DeskConfig, clock: Clock,
+             wake: Callable[[], None]) -> None:
     allowed = desk.slack.actions_allowed
 
     async def open_modal(body: dict[str, Any], action: dict[str, Any],
@@ -38,7 +39,8 @@ def register(app: AsyncApp, db: Database, desk: DeskConfig, clock: Clock) -> Non
         now = clock()
         user = body.get("user", {}).get("id", "?")
         request = _request(view, user, await groups_of(client, allowed, user))
-        await _store(db, view, request, now, allowed)
+        if (await _store(db, view, request, now, allowed)).outcome.applied:
+            wake()  # the delivery workers edit the messages, paced and retried
 
     app.action(CALLBACK)(ack=ack_at_once, lazy=[open_modal])
     app.view(CALLBACK)(ack=ack_at_once, lazy=[submitted])
@@ -59,4 +61,4 @@ async def _store(db: Database, view: dict[str, Any], request: Request, now: date
                  allowed: Collection[str] | None) -> actions.Applied:
     story_id = str(view.get("private_metadata", ""))
     key = actions.press_key(str(view.get("id", "")), request.user, request.verb.value, story_id)
-    return await db.write(actions.apply, story_id, request, now, key, allowed)
+    return await db.write(record, story_id, request, now, key, allowed)
