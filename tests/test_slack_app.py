@@ -590,6 +590,10 @@ def test_each_posted_message_shows_who_owns_the_item_once_per_change(
     reopen = {"type": "button", "action_id": "item_reopen", "value": "owned-story"}
     press_item(alertbot, slack_server, reopen, "U0BO", "1900.4")
     shown_everywhere(4, "Open again: nobody has it")
+    snooze = {"type": "static_select", "action_id": "item_snooze",
+              "selected_option": {"value": "1h:owned-story"}}
+    press_item(alertbot, slack_server, snooze, "U0ANA", "1900.5")
+    shown_everywhere(5, ":zzz: Snoozed until ")
 
 
 def _posted_ts(bot: Alertbot, channel: str, timeout: float = 10) -> str:

@@ -78,7 +78,8 @@ def owner_details(item: Item) -> dict[str, Any]:
     """The state as an `owner` row keeps it (JSON): what the edit and its thread line show."""
     return {"state": item.state.value, "by": item.by,
             "at": item.at.isoformat() if item.at else None, "note": item.note,
-            "reason": item.reason.value if item.reason else None}
+            "reason": item.reason.value if item.reason else None,
+            "snoozed_until": item.snoozed_until.isoformat() if item.snoozed_until else None}
 
 
 async def _store(db: Database, wake: Callable[[], None], story_id: str, request: Request,
