@@ -75,8 +75,11 @@ def test_an_alert_has_the_facts_buttons_and_why_it_fired() -> None:
     parsed = Story.model_validate(story(impact=9))
     message = slack_message("alert", [Item(parsed, "impact 9 ≥ 8 · route C0X")], "C0X")
     buttons = next(b for b in message["blocks"] if b["type"] == "actions")["elements"]
-    assert [b["text"]["text"] for b in buttons] == ["Key facts", "Open story"]
-    assert buttons[1]["url"] == parsed.url
+    assert [b.get("text", b.get("placeholder"))["text"] for b in buttons] == [
+        "Claim", "Done", "Snooze", "Not relevant", "Key facts", "Open story"]
+    assert [o["value"] for o in buttons[2]["options"]] == [
+        f"{choice}:{parsed.id}" for choice in ("1h", "4h", "tomorrow")]
+    assert buttons[-1]["url"] == parsed.url
     assert message["blocks"][-1]["elements"][0]["text"] == "Why: impact 9 ≥ 8 · route C0X"
     fields = message["blocks"][1]["fields"]
     assert fields[0]["text"] == "*Impact*\n9/10"

@@ -41,6 +41,8 @@ BY_NAME: dict[str, list[tuple[str, Any]]] = {
     "sentiments": [("[]", frozenset()), ('["very_negative"]', frozenset({"very_negative"}))],
     "topics": [("[]", frozenset()), ('["launch"]', frozenset({"launch"}))],
     "admins": [("[]", ()), ('["U0ADMIN"]', ("U0ADMIN",))],
+    # Written empty, nobody may act (absent: anyone, None); a user and a user group.
+    "actions_allowed": [("[]", ()), ('["U0ANA", "S0DESK"]', ("U0ANA", "S0DESK"))],
 }
 REFUSED = "refused"  # a zero that makes no sense here (a lease, a timeout) is an error by name
 # Sections and fields that are not a single value (tested elsewhere).
@@ -170,3 +172,9 @@ def test_a_route_may_only_tighten_the_desks_gate(tmp_path: Path) -> None:
     loose, strict = slack_targets(desk)
     assert (loose.thresholds.min_impact, loose.thresholds.min_sources) == (8, 2)
     assert (strict.thresholds.min_impact, strict.thresholds.min_sources) == (9.5, 2)
+
+
+def test_actions_allowed_names_an_id_that_is_not_a_slack_user_or_group(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="'@ana' is not a Slack user"):
+        desk_from(tmp_path, '[slack]\nactions_allowed = ["U0ANA", "@ana"]\n')
+    assert desk_from(tmp_path, "[slack]\n").slack.actions_allowed is None  # absent: anyone

@@ -184,3 +184,33 @@ SLACK_ROUTES = Table(
     Column("created_by", String(40), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
 )
+
+# An action item's state, one row per story acted on, desk-wide (a story posted to three
+# channels has one state). No row: open, nobody. `version` counts changes, for compare-and-set.
+ACTION_ITEMS = Table(
+    "action_items", metadata,
+    Column("story_id", String(200), primary_key=True),
+    Column("state", String(20), index=True, nullable=False),
+    Column("by", String(40)),
+    Column("at", UTCDateTime),
+    Column("note", Text),
+    Column("reason", String(20)),
+    Column("snoozed_until", UTCDateTime),
+    Column("version", Integer, nullable=False),
+)
+
+# Every press, applied or refused: who did what to which story, when, and why. `press_key`
+# (Slack's action_ts, user, action, story) is unique, so a press delivered twice is recorded once.
+ACTION_EVENTS = Table(
+    "action_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("press_key", String(300), unique=True, nullable=False),
+    Column("story_id", String(200), index=True, nullable=False),
+    Column("user", String(40), nullable=False),
+    Column("action", String(20), nullable=False),
+    Column("at", UTCDateTime, index=True, nullable=False),
+    Column("note", Text),
+    Column("reason", String(20)),
+    Column("outcome", String(40), nullable=False),  # "claimed", or why not: "already_claimed"
+    Column("applied", Boolean, nullable=False),
+)

@@ -56,6 +56,7 @@ class Item:
     why: Why
     downgraded: Why | None = None  # why it is no longer an action item, once re-scored below
     alerted: bool = False  # already sent to this reader as an instant email (daily digests)
+    owner: dict[str, Any] | None = None  # its action-item state (state, by, at, note, reason)
 
 
 def item_context(item: Item) -> dict[str, Any]:
@@ -82,6 +83,7 @@ def item_context(item: Item) -> dict[str, Any]:
         "why": item.why,
         "downgraded": item.downgraded,
         "alerted": item.alerted,
+        "owner": item.owner,
     }
 
 
@@ -129,6 +131,11 @@ def _finish(message: dict[str, Any]) -> dict[str, Any]:
 def slack_blocks(template: str, **context: Any) -> dict[str, Any]:
     """Render templates/slack/<template>.json.j2 to `text` and `blocks`, inside Slack's limits."""
     return _finish(_render(template, **context))
+
+
+def slack_view(template: str, **context: Any) -> dict[str, Any]:
+    """Render a modal (`views.open`) from templates/slack/<template>.json.j2, as written."""
+    return _render(template, **context)
 
 
 def _named(ids: Sequence[str]) -> list[str]:

@@ -4,6 +4,7 @@
 the doors, and `daily` plans the daily digests. Callers use `outbox.<function>`.
 """
 
+from bot.outbox.owners import enqueue_owner
 from bot.outbox.planning import (
     Planned,
     add,
@@ -51,6 +52,7 @@ __all__ = [
     "claim",
     "depth",
     "enqueue_facts",
+    "enqueue_owner",
     "enqueue_update",
     "get",
     "items_of",

@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from bot.settings.values import Command, Duration, Impact, PositiveDuration, TimeZoneName
 from bot.stories.model import Sentiment
 
+_SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -99,10 +101,22 @@ class CommandNames(_Section):
 class SlackConfig(_Section):
     commands: CommandNames = CommandNames()
     admins: tuple[str, ...] = ()  # user IDs allowed to change channel routes; empty = anyone
+    # Who may claim, finish, snooze, dismiss or re-open action items: user (U…/W…) or user-group
+    # (S…) IDs. Absent (None): anyone who sees the message; [] means what it says: nobody.
+    actions_allowed: tuple[str, ...] | None = None
     pacing: Duration = timedelta(seconds=1)
     batch_window: Duration = timedelta(seconds=30)
     timeout: PositiveDuration = timedelta(seconds=10)  # the longest one Web API call may take
     routes: tuple[RouteConfig, ...] = ()
+
+
+    @field_validator("actions_allowed")
+    @classmethod
+    def _slack_ids(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for given in value or ():
+            if not _SLACK_ID.match(given):
+                raise ValueError(f"{given!r} is not a Slack user (U…, W…) or user-group (S…) ID")
+        return value
 
 
 class EmailConfig(_Section):

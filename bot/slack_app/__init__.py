@@ -17,7 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.db import Database
 from bot.settings import Config
-from bot.slack_app import actionitems, alerts, buttons, story
+from bot.slack_app import actionitems, alerts, buttons, claims, dismiss, story
 from bot.slack_app.replies import Clock, utcnow
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,8 @@ def create_slack_app(config: Config, db: Database, wake: Callable[[], None],
     actionitems.register(app, db, config.desk.slack.commands, clock)
     alerts.register(app, db, config.desk, clock)
     buttons.register(app, db, wake, clock)
+    claims.register(app, db, config.desk, clock, wake)
+    dismiss.register(app, db, config.desk, clock, wake)
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:

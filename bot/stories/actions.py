@@ -1,0 +1,104 @@
+"""Action items as stored: read a story's state, apply a press, list the history.
+
+A press is applied in one transaction: its audit row first, under a unique key, so a press
+delivered twice (a Slack retry, a double click, two replicas) finds its key taken and changes
+nothing; then the decision (`bot.rules.claims.decide`) over the state as read, written back with
+a compare-and-set on `version`. Two different presses racing on one story both read the same
+version: one update wins, the other re-reads and decides again over what won.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from bot.db.schema import ACTION_EVENTS, ACTION_ITEMS
+from bot.rules.claims import Item, Outcome, Reason, Request, State, decide
+
+# A compare-and-set lost this many times in a row means something is wrong, not busy.
+ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What a press did: the decision's outcome, and whether it was a repeat of one recorded."""
+
+    outcome: Outcome
+    repeat: bool = False
+
+
+def press_key(action_ts: str, user: str, verb: str, story_id: str) -> str:
+    """One press, however often delivered: Slack sends the same `action_ts` on a retry."""
+    return f"{action_ts}:{user}:{verb}:{story_id}"
+
+
+def _item(row: Any) -> Item:
+    return Item(State(row.state), row.by, row.at, row.note,
+                Reason(row.reason) if row.reason else None, row.snoozed_until)
+
+
+def read(db: Connection, story_id: str) -> tuple[Item, int]:
+    """The story's item and its version (0: never acted on, no row yet)."""
+    row = db.execute(select(ACTION_ITEMS).where(ACTION_ITEMS.c.story_id == story_id)).first()
+    return (Item(), 0) if row is None else (_item(row), row.version)
+
+
+def _values(item: Item) -> dict[str, Any]:
+    return {"state": item.state.value, "by": item.by, "at": item.at, "note": item.note,
+            "reason": item.reason.value if item.reason else None,
+            "snoozed_until": item.snoozed_until}
+
+
+def _insert(db: Connection, table: Any) -> Any:
+    return (postgresql.insert if db.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def _write(db: Connection, story_id: str, item: Item, version: int) -> bool:
+    """Compare-and-set: write `item` only if the stored version is still `version`."""
+    if version == 0:
+        added = db.execute(_insert(db, ACTION_ITEMS).values(
+            story_id=story_id, version=1, **_values(item)).on_conflict_do_nothing()
+            .returning(ACTION_ITEMS.c.story_id))
+        return added.first() is not None
+    done = db.execute(update(ACTION_ITEMS).where(
+        ACTION_ITEMS.c.story_id == story_id, ACTION_ITEMS.c.version == version,
+    ).values(version=version + 1, **_values(item)))
+    return done.rowcount == 1
+
+
+def _record(db: Connection, key: str, story_id: str, request: Request, now: datetime) -> bool:
+    """The audit row, claimed by its key before anything changes; False if already there."""
+    done = db.execute(_insert(db, ACTION_EVENTS).values(
+        press_key=key, story_id=story_id, user=request.user, action=request.verb.value, at=now,
+        note=request.note, reason=request.reason.value if request.reason else None,
+        outcome="pending", applied=False).on_conflict_do_nothing(
+        index_elements=[ACTION_EVENTS.c.press_key]).returning(ACTION_EVENTS.c.id))
+    # RETURNING, not rowcount: with an autoincrement key the driver's rowcount is not reliable.
+    return done.first() is not None
+
+
+def apply(db: Connection, story_id: str, request: Request, now: datetime, key: str,
+          allowed: Collection[str] | None = None) -> Applied:
+    """Decide and store one press, once; call inside a transaction (`Database.write`)."""
+    if not _record(db, key, story_id, request, now):
+        item, _ = read(db, story_id)
+        return Applied(Outcome(False, item, "repeat", item.by), repeat=True)
+    for _ in range(ATTEMPTS):
+        item, version = read(db, story_id)
+        outcome = decide(item, request, now, allowed)
+        if not outcome.applied or _write(db, story_id, outcome.item, version):
+            db.execute(update(ACTION_EVENTS).where(ACTION_EVENTS.c.press_key == key).values(
+                outcome=outcome.code, applied=outcome.applied))
+            return Applied(outcome)
+    raise RuntimeError(f"action item {story_id}: state changed under {ATTEMPTS} tries in a row")
+
+
+def history(db: Connection, story_id: str) -> list[Any]:
+    """Every press on the story, oldest first, for /story and `alertbot story`."""
+    return list(db.execute(select(ACTION_EVENTS).where(ACTION_EVENTS.c.story_id == story_id)
+                           .order_by(ACTION_EVENTS.c.at, ACTION_EVENTS.c.id)))
