@@ -21,12 +21,14 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from bot.messages.render import page_env
 from bot.stories.parsing import UnusableInput
+from bot.web.headers import PageHeaders
 
 log = logging.getLogger(__name__)
 MAX_PUSH_BYTES = 5 * 1024 * 1024
@@ -199,7 +201,8 @@ def create_app(ingest: Ingest, ready: Ready, ingest_token: str | None,
     ]
     if slack is not None:
         routes.append(Route("/slack/events", slack_events, methods=["POST"]))
-    app = Starlette(routes=routes)
+    # the security headers on every HTML page (bot/web/headers.py)
+    app = Starlette(routes=routes, middleware=[Middleware(PageHeaders)])
     app.state.wiring = Wiring(
         ingest, ready, ingest_token, unsubscribe, metrics,
         slack=AsyncSlackRequestHandler(slack) if slack is not None else None,
