@@ -113,7 +113,8 @@ def slack_route_target(route: SlackRoute, desk: DeskConfig) -> Target:
     )
 
 
-def email_target(address: str, topics: Iterable[str], desk: DeskConfig) -> Target:
+def email_target(address: str, topics: Iterable[str], desk: DeskConfig,
+                 min_impact: float | None = None) -> Target:
     topic_set = frozenset(t.lower() for t in topics)
     label = f"subscriber {address}"
     if topic_set:
@@ -122,7 +123,8 @@ def email_target(address: str, topics: Iterable[str], desk: DeskConfig) -> Targe
         transport="email",
         address=address,
         label=label,
-        thresholds=Thresholds(desk.rules.min_impact, desk.rules.min_sources),
+        thresholds=Thresholds(_stricter(desk.rules.min_impact, min_impact),
+                              desk.rules.min_sources),
         batch_window=desk.email.batch_window,
         topics=topic_set,
     )
