@@ -49,6 +49,7 @@ def chromium(width: int = 600, height: int = 1000) -> Iterator[webdriver.Chrome]
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  f"--window-size={width},{height}", "--lang=en-US"):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # CSP reports land there
     driver = webdriver.Chrome(options=options, service=DriverService(str(CHROMEDRIVER)))
     try:
         yield driver

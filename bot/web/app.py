@@ -197,7 +197,8 @@ def create_app(ingest: Ingest, ready: Ready, ingest_token: str | None,
                slack: AsyncApp | None = None, unsubscribe: Unsubscribe | None = None,
                metrics: Exposition | None = None, signing_secret: str = "",
                answered: Answered | None = None,
-               preferences: PreferenceDoor | None = None) -> Starlette:
+               preferences: PreferenceDoor | None = None,
+               limit: ClientLimit | None = None) -> Starlette:
     """Build the ASGI app; `ingest` stores and evaluates a parsed body, `ready` checks health.
 
     `slack` (Bolt) answers POST /slack/events; without it that route does not exist.
@@ -219,5 +220,6 @@ def create_app(ingest: Ingest, ready: Ready, ingest_token: str | None,
         slack=AsyncSlackRequestHandler(slack) if slack is not None else None,
         verifier=SignatureVerifier(signing_secret) if slack is not None else None,
         answered=answered, preferences=preferences,
+        limit=ClientLimit() if limit is None else limit,
     )
     return app
