@@ -55,14 +55,16 @@ class Pipeline:
     wake: Callable[[], None] = lambda: None
     metrics: Metrics = field(default_factory=Metrics)
 
-    def targets(self, db: Connection) -> dict[str, Target]:
-        """Every current target: Slack routes from the config, instant email subscribers."""
+    def targets(self, db: Connection, now: datetime) -> dict[str, Target]:
+        """Every current target: Slack routes from the config, instant email subscribers not
+        paused at `now`."""
         found = {t.key: t for t in slack_targets(self.config.desk)}
         for route in slack_routes.listing(db):
             target = slack_route_target(route, self.config.desk)
             found.setdefault(target.key, target)  # a config route for the channel wins
-        for sub in subscribers.listing(db, subscribers.INSTANT):  # daily ones are not targets
-            target = email_target(sub.email, sub.topics, self.config.desk)
+        # daily ones are not targets, nor those who paused email
+        for sub in subscribers.listing(db, subscribers.INSTANT, now):
+            target = email_target(sub.email, sub.topics, self.config.desk, sub.min_impact)
             found[target.key] = target
         return found
 
@@ -99,7 +101,7 @@ class Pipeline:
         take_turns(db, PLAN_LOCK)
         rules = self.config.desk.rules
         saved = archive.save(db, stories, global_thresholds(rules), rules.max_alert_age, now)
-        targets = self.targets(db)
+        targets = self.targets(db, now)
         decisions: list[Match] = [
             match(s.story, s.corroboration, target, now, rules.max_alert_age)
             for s in saved for target in targets.values()
@@ -145,7 +147,7 @@ class Pipeline:
 
     def _plan(self, db: Connection, now: datetime, close_windows: bool) -> list[outbox.Planned]:
         take_turns(db, PLAN_LOCK)  # as in `_evaluate`
-        return outbox.plan_deliveries(db, self.targets(db), now, close_windows)
+        return outbox.plan_deliveries(db, self.targets(db, now), now, close_windows)
 
 
 def _logged(planned: list[outbox.Planned]) -> int:

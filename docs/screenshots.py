@@ -1,9 +1,11 @@
 """Render a daily digest from the bundled samples and photograph it in headless Chromium.
 
     .venv/bin/python docs/screenshots.py     # writes docs/img/digest-{600,375,375-dark}.png
+                                             # and docs/img/preferences-{600,375}.png
 
 The HTML is what `Renderer` produces for a subscriber (the same code the workers send), so the
-pictures show the real email at a desktop client's 600 px and a phone's 375 px.
+pictures show the real email at a desktop client's 600 px and a phone's 375 px. The preference
+center is the page the HTTP server renders (`templates/web/preferences.html`) for a sample reader.
 """
 
 from __future__ import annotations
@@ -27,6 +29,20 @@ from bot.stories.parsing import parse_batch  # noqa: E402
 # (file, width, height, dark): the height is the window's, sized to the sample digest.
 SHOTS = (("digest-600.png", 600, 1180, False), ("digest-375.png", 375, 1520, False),
          ("digest-375-dark.png", 375, 1520, True))
+PREFERENCE_SHOTS = (("preferences-600.png", 600, 1020, False),
+                    ("preferences-375.png", 375, 1120, False))
+
+
+def preferences_html() -> str:
+    from bot.messages.render import page_env
+    from bot.readers.subscribers import validate
+    from bot.web.preferences import _zones, guess_script
+
+    reader = validate("reader@desk.example", "both", "Europe/Berlin", ["launch", "budget"],
+                      "07:30")
+    return page_env().get_template("preferences.html").render(
+        outcome="form", reader=reader, zones=_zones(), script=guess_script(), error="",
+        saved=True, csrf="sample")
 
 
 def digest_html() -> str:
@@ -58,9 +74,13 @@ def main() -> None:
     out = REPO / "docs" / "img"
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        page = Path(tmp) / "digest.html"
-        page.write_text(digest_html(), encoding="utf-8")
-        for name, width, height, dark in SHOTS:
+        digest = Path(tmp) / "digest.html"
+        digest.write_text(digest_html(), encoding="utf-8")
+        preferences = Path(tmp) / "preferences.html"
+        preferences.write_text(preferences_html(), encoding="utf-8")
+        shots = ([(digest, *shot) for shot in SHOTS]
+                 + [(preferences, *shot) for shot in PREFERENCE_SHOTS])
+        for page, name, width, height, dark in shots:
             flags = ["--blink-settings=preferredColorScheme=0"] if dark else []
             subprocess.run([
                 browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",

@@ -20,6 +20,7 @@ from bot.readers import subscribers
 from bot.service import Service
 from bot.stories.parsing import parse_batch
 from bot.web.app import create_app
+from bot.web.preferences import PreferenceDoor
 from tests.conftest import make_config
 from tests.fakes import FakeSlack, SmtpRecorder
 
@@ -61,7 +62,9 @@ class Desk:
     def web(self) -> httpx.AsyncClient:
         """The service's HTTP app, in process (for the unsubscribe endpoints)."""
         service = self.service
-        app = create_app(service.push, service.ready, None, None, service.unsubscribe)
+        app = create_app(service.push, service.ready, None, None, service.unsubscribe,
+                         preferences=PreferenceDoor(service.db, service.dispatcher.key,
+                                                    service.clock))
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bot")
 
     def emails(self, to: str | None = None) -> list[EmailMessage]:

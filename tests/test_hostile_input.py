@@ -24,6 +24,7 @@ from bot.service import Service
 from bot.slack_app import create_slack_app
 from bot.stories.parsing import UnusableInput, parse_batch
 from bot.web.app import create_app
+from bot.web.limits import ClientLimit
 from tests.conftest import make_config, story
 from tests.fakes import FakeSlack, slack_signature
 
@@ -99,7 +100,10 @@ class InProcess:
         bolt = create_slack_app(config, self.service.db, self.service.dispatcher.wake)
         app = create_app(self.service.push, self.service.ready, TOKEN, bolt,
                          self.service.unsubscribe, self.service.exposition,
-                         signing_secret=SECRET)
+                         signing_secret=SECRET,
+                         # a fuzzer is one client sending thousands: the per-client limit
+                         # (tests/test_preferences.py) would answer it 429
+                         limit=ClientLimit(per_minute=10**9))
         self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                         base_url="http://bot")
 

@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     Dialect,
     Float,
     ForeignKey,
@@ -162,6 +163,10 @@ SUBSCRIBERS = Table(
     Column("next_digest_at", UTCDateTime, index=True),
     Column("digest_since", UTCDateTime),
     Column("digest_seq", BigInteger),
+    # Set by the reader on the preference center: a minimum impact on top of the desk's (None:
+    # the desk's alone) and a pause (no email before that local date; None: not paused).
+    Column("min_impact", Float),
+    Column("paused_until", Date),
 )
 
 # Named counters. `qualified` numbers action items in the order they were stored: its row is

@@ -24,7 +24,7 @@ from typing import Any
 import css_inline
 
 from bot.messages.render import Item, email_env, item_context
-from bot.readers.subscribers import unsubscribe_token
+from bot.readers.subscribers import preferences_token, unsubscribe_token
 from bot.settings import Settings
 from bot.transports import Outgoing
 
@@ -50,6 +50,7 @@ def _inliner() -> css_inline.CSSInliner:
 # letters: escaping and CSS inlining leave them as they are.
 _RECIPIENT = "alertbotrecipientplaceholder"
 _UNSUBSCRIBE = "https://alertbot.invalid/unsubscribeplaceholder"
+_PREFERENCES = "https://alertbot.invalid/preferencesplaceholder"
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,8 @@ def render_parts(template: str, items: Sequence[Item], more: int = 0, **extra: A
     """
     context = {
         "items": [item_context(item) for item in items], "count": len(items) + more,
-        "more": more, "recipient": _RECIPIENT, "unsubscribe_url": _UNSUBSCRIBE, **extra,
+        "more": more, "recipient": _RECIPIENT, "unsubscribe_url": _UNSUBSCRIBE,
+        "preferences_url": _PREFERENCES, **extra,
     }
     env = email_env()
     return Parts(
@@ -78,8 +80,10 @@ def render_parts(template: str, items: Sequence[Item], more: int = 0, **extra: A
     )
 
 
-def _message(parts: Parts, recipient: str, unsubscribe_url: str, settings: Settings,
+def _message(parts: Parts, recipient: str, links: tuple[str, str], settings: Settings,
              date: str, message_id: str) -> EmailMessage:
+    """`links`: the reader's unsubscribe and preferences URLs."""
+    unsubscribe_url, preferences_url = links
     message = EmailMessage(policy=_POLICY)
     message["Subject"] = parts.subject
     message["From"] = settings.email_from
@@ -92,9 +96,11 @@ def _message(parts: Parts, recipient: str, unsubscribe_url: str, settings: Setti
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     # RFC 3834: machine-sent, so auto-responders (out-of-office, vacation) do not answer it.
     message["Auto-Submitted"] = "auto-generated"
-    text = parts.text.replace(_RECIPIENT, recipient).replace(_UNSUBSCRIBE, unsubscribe_url)
+    text = (parts.text.replace(_RECIPIENT, recipient).replace(_UNSUBSCRIBE, unsubscribe_url)
+            .replace(_PREFERENCES, preferences_url))
     html = (parts.html.replace(_RECIPIENT, escape(recipient))
-            .replace(_UNSUBSCRIBE, escape(unsubscribe_url)))
+            .replace(_UNSUBSCRIBE, escape(unsubscribe_url))
+            .replace(_PREFERENCES, escape(preferences_url)))
     message.set_content(text, charset="utf-8")
     message.add_alternative(html, subtype="html", charset="utf-8")
     return message
@@ -104,16 +110,19 @@ def _sender(settings: Settings) -> str:
     return parseaddr(settings.email_from)[1] or "alertbot@localhost"
 
 
-def _unsubscribe(settings: Settings, key: bytes, recipient: str) -> str:
-    token = unsubscribe_token(key, recipient)
-    return f"{settings.public_url.rstrip('/')}/unsubscribe/{token}"
+def _links(settings: Settings, key: bytes, recipient: str) -> tuple[str, str]:
+    """The reader's one-click unsubscribe and "Manage preferences" URLs, each signed for
+    its own purpose."""
+    base = settings.public_url.rstrip("/")
+    return (f"{base}/unsubscribe/{unsubscribe_token(key, recipient)}",
+            f"{base}/preferences/{preferences_token(key, recipient)}")
 
 
 def address(parts: Parts, recipient: str, settings: Settings, key: bytes, now: datetime
             ) -> EmailMessage:
     """`parts` for one reader: their unsubscribe link, and the RFC 8058 headers."""
     sender = _sender(settings)
-    return _message(parts, recipient, _unsubscribe(settings, key, recipient), settings,
+    return _message(parts, recipient, _links(settings, key, recipient), settings,
                     format_datetime(now), make_msgid("alertbot", domain=sender.rpartition("@")[2]))
 
 
@@ -121,6 +130,7 @@ def address(parts: Parts, recipient: str, settings: Settings, key: bytes, now: d
 # parse as what they stand for; all are ASCII that no encoding or folding changes.
 _M_RECIPIENT = "reader@alertbot-merge.invalid"
 _M_URL = "https://alertbot-merge.invalid/unsubscribe/ALERTBOTMERGETOKEN"
+_M_PREFS = "https://alertbot-merge.invalid/preferences/ALERTBOTMERGEPREFS"
 _M_DATE = "Thu, 01 Jan 1970 00:00:00 -0000"
 _M_ID = "<merge@alertbot-merge.invalid>"
 _WIRE = _POLICY.clone(linesep="\r\n")
@@ -141,7 +151,7 @@ class Merge:
         self._parts = parts
         self._settings = settings
         self._sender = _sender(settings)
-        message = _message(parts, _M_RECIPIENT, _M_URL, settings, _M_DATE, _M_ID)
+        message = _message(parts, _M_RECIPIENT, (_M_URL, _M_PREFS), settings, _M_DATE, _M_ID)
         data = message.as_bytes(policy=_WIRE)
         head, _, body = data.partition(b"\r\n\r\n")
         self._head, self._body = head + b"\r\n\r\n", body
@@ -151,18 +161,19 @@ class Merge:
             for stand_in in (_M_RECIPIENT, _M_URL, _M_DATE, _M_ID))
 
     def address(self, recipient: str, key: bytes, now: datetime) -> Outgoing | EmailMessage:
-        url = _unsubscribe(self._settings, key, recipient)
+        url, prefs = links = _links(self._settings, key, recipient)
         message_id = make_msgid("alertbot", domain=self._sender.rpartition("@")[2])
         date = format_datetime(now)
         plain = (recipient.isascii() and escape(recipient) == recipient and escape(url) == url
-                 and len(recipient) <= 254 and len(url) <= 400)
+                 and escape(prefs) == prefs and len(recipient) <= 254 and len(url) <= 400)
         if not (self.usable and plain):
-            return _message(self._parts, recipient, url, self._settings, date, message_id)
+            return _message(self._parts, recipient, links, self._settings, date, message_id)
         head = (self._head.replace(_M_URL.encode(), url.encode())
                 .replace(_M_RECIPIENT.encode(), recipient.encode())
                 .replace(_M_DATE.encode(), date.encode())
                 .replace(_M_ID.encode(), message_id.encode()))
         body = (self._body.replace(_M_URL.encode(), url.encode())
+                .replace(_M_PREFS.encode(), prefs.encode())
                 .replace(_M_RECIPIENT.encode(), recipient.encode()))
         return Outgoing(self._sender, recipient, message_id, head + body)
 

@@ -24,7 +24,7 @@ from sqlalchemy import Connection, bindparam, or_, select, update
 from bot import outbox
 from bot.db import DIGEST_LOCK, take_turns
 from bot.db.schema import DELIVERIES, MATCHES, STORIES, SUBSCRIBERS
-from bot.readers.subscribers import DAILY, Subscriber
+from bot.readers.subscribers import DAILY, Subscriber, from_row
 from bot.rules.digest_clock import digest_time, due, local_date
 from bot.rules.gate import Corroboration, corroborate
 from bot.rules.targets import email_target, match
@@ -95,12 +95,14 @@ class Tally:
     empty: int = 0  # nothing to say and `send_empty_digest` off: no email
     already: int = 0  # that date's digest exists (planned before, elsewhere, or by --now)
     missed: int = 0  # the digest hour passed while alertbot was down all that local day
+    paused: int = 0  # the reader paused email past today
 
     def merge(self, other: Tally) -> None:
         self.planned += other.planned
         self.empty += other.empty
         self.already += other.already
         self.missed += other.missed
+        self.paused += other.paused
 
 
 def candidates(db: Connection, windows: Sequence[Window], desk: DeskConfig) -> list[Candidate]:
@@ -130,14 +132,16 @@ def candidates(db: Connection, windows: Sequence[Window], desk: DeskConfig) -> l
     return sorted(found, key=lambda c: (-c.story.impact, -c.corroboration.count, -c.seq))
 
 
-def select_for(topics: Iterable[str], found: Iterable[Candidate], covered: Window
-               ) -> list[Candidate]:
-    """A reader's items, in `found`'s order: in their window and, if they chose topics, in one.
+def select_for(topics: Iterable[str], found: Iterable[Candidate], covered: Window,
+               min_impact: float | None = None) -> list[Candidate]:
+    """A reader's items, in `found`'s order: in their window, if they chose topics in one, and
+    at or above the minimum impact they chose (None: the desk's rule alone).
 
     Topics match as they do for instant alerts (`routes.match`): any of the reader's topics.
     """
     wanted = frozenset(topics)
-    return [c for c in found if covered.holds(c) and (not wanted or wanted & c.story.topic_set)]
+    return [c for c in found if covered.holds(c) and (not wanted or wanted & c.story.topic_set)
+            and (min_impact is None or c.story.impact >= min_impact)]
 
 
 def _alerted(db: Connection, addresses: Sequence[str], story_ids: Sequence[str]
@@ -154,7 +158,7 @@ def _alerted(db: Connection, addresses: Sequence[str], story_ids: Sequence[str]
     return {(row.target.partition(":")[2], row.story_id) for row in rows}
 
 
-Chosen = dict[tuple[tuple[str, ...], Window], list[Candidate]]
+Chosen = dict[tuple[tuple[str, ...], Window, float | None], list[Candidate]]
 
 
 def contents(db: Connection, subscriber: Subscriber, desk: DeskConfig, now: datetime,
@@ -172,10 +176,10 @@ def contents(db: Connection, subscriber: Subscriber, desk: DeskConfig, now: date
     covered = window(subscriber, upto, now)
     if found is None:
         found = candidates(db, [covered], desk)
-    key = (subscriber.topics, covered)
+    key = (subscriber.topics, covered, subscriber.min_impact)
     picked = chosen.get(key) if chosen is not None else None
     if picked is None:
-        picked = select_for(subscriber.topics, found, covered)
+        picked = select_for(subscriber.topics, found, covered, subscriber.min_impact)
         if chosen is not None:
             chosen[key] = picked
     if alerted is None:
@@ -185,11 +189,6 @@ def contents(db: Connection, subscriber: Subscriber, desk: DeskConfig, now: date
               if subscriber.mode == "both" else frozenset())
     return Contents(local_date(now, subscriber.timezone), covered, subscriber.timezone, picked,
                     marked)
-
-
-def _subscriber(row: Any) -> Subscriber:
-    return Subscriber(row.email, row.mode, row.timezone, tuple(row.topics), row.digest_hour,
-                      row.next_digest_at, row.digest_since, row.digest_seq)
 
 
 def plan_chunk(db: Connection, desk: DeskConfig, now: datetime, force: bool = False,
@@ -208,7 +207,7 @@ def plan_chunk(db: Connection, desk: DeskConfig, now: datetime, force: bool = Fa
     # Read where the counter stands before reading stories: every number up to it is committed
     # (see archive.take_numbers), so nothing stored before this point can fall outside.
     upto = archive.last_number(db, archive.QUALIFIED)
-    readers = [_subscriber(row) for row in rows]
+    readers = [from_row(row) for row in rows]
     found = candidates(db, [window(r, upto, now) for r in readers], desk)
     both = [r.email for r in readers if r.mode == "both"]
     chunk = _Chunk(now, upto, found, _alerted(db, both, sorted({c.story.id for c in found})))
@@ -263,6 +262,12 @@ def _plan_one(db: Connection, desk: DeskConfig, chunk: _Chunk, reader: Subscribe
     chunk.moves.append(move)
     if day is None:
         chunk.tally.missed += 1
+        return
+    if reader.paused(now):
+        # Paused: no digest, and the window moves on, so the first digest after the pause
+        # covers one day, not the weeks away (docs/decisions.md).
+        chunk.tally.paused += 1
+        move.update(chunk.covered)
         return
     digest = contents(db, reader, desk, now, chunk.found, chunk.alerted, chunk.chosen,
                       chunk.upto)

@@ -11,15 +11,15 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import ColumnElement, Connection, delete, select, update
 
 from bot.db.schema import SUBSCRIBERS
-from bot.rules.digest_clock import first_due
+from bot.rules.digest_clock import first_due, local_date
 from bot.settings import Settings
 
 Mode = Literal["instant", "daily", "both"]
@@ -41,6 +41,12 @@ class Subscriber:
     next_digest_at: datetime | None = None  # as stored; None for instant-only subscribers
     digest_since: datetime | None = None  # when the last digest was planned
     digest_seq: int | None = None  # the highest action-item number it covered
+    min_impact: float | None = None  # on top of the desk's rule; None: the desk's alone
+    paused_until: date | None = None  # no email before this local date; None: not paused
+
+    def paused(self, now: datetime) -> bool:
+        """True while the reader's local date is before `paused_until`."""
+        return self.paused_until is not None and local_date(now, self.timezone) < self.paused_until
 
 
 def validate(email: str, mode: str, timezone: str, topics: Sequence[str], digest_hour: str
@@ -70,6 +76,7 @@ def add(db: Connection, subscriber: Subscriber, now: datetime) -> bool:
     values = {
         "mode": subscriber.mode, "timezone": subscriber.timezone,
         "topics": list(subscriber.topics), "digest_hour": subscriber.digest_hour,
+        "min_impact": subscriber.min_impact, "paused_until": subscriber.paused_until,
         "next_digest_at": (first_due(now, subscriber.timezone, subscriber.digest_hour)
                            if subscriber.mode in DAILY else None),
     }
@@ -86,16 +93,26 @@ def remove(db: Connection, email: str) -> bool:
     return bool(result.rowcount)
 
 
-def listing(db: Connection, modes: Sequence[str] = ("instant", "daily", "both")
-            ) -> list[Subscriber]:
-    """Subscribers in `modes`, by address (ingest asks for instant ones on every batch)."""
-    return _rows(db, SUBSCRIBERS.c.mode.in_(list(modes)))
+def listing(db: Connection, modes: Sequence[str] = ("instant", "daily", "both"),
+            now: datetime | None = None) -> list[Subscriber]:
+    """Subscribers in `modes`, by address (ingest asks for instant ones on every batch).
+
+    With `now`, only those not paused at that moment: a paused reader is no target at all.
+    """
+    found = _rows(db, SUBSCRIBERS.c.mode.in_(list(modes)))
+    return found if now is None else [s for s in found if not s.paused(now)]
+
+
+def from_row(r: Any) -> Subscriber:
+    """A `subscribers` row as a Subscriber (the daily planner reads rows itself)."""
+    return Subscriber(r.email, r.mode, r.timezone, tuple(r.topics), r.digest_hour,
+                      r.next_digest_at, r.digest_since, r.digest_seq, r.min_impact,
+                      r.paused_until)
 
 
 def _rows(db: Connection, condition: ColumnElement[bool]) -> list[Subscriber]:
     rows = db.execute(select(SUBSCRIBERS).where(condition).order_by(SUBSCRIBERS.c.email))
-    return [Subscriber(r.email, r.mode, r.timezone, tuple(r.topics), r.digest_hour,
-                       r.next_digest_at, r.digest_since, r.digest_seq) for r in rows]
+    return [from_row(r) for r in rows]
 
 
 def find(db: Connection, email: str) -> Subscriber | None:
@@ -166,23 +183,34 @@ def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def _sign(key: bytes, address: str) -> str:
-    mac = hmac.new(key, b"unsubscribe:" + address.lower().encode(), hashlib.sha256)
+# What a token is for, signed into it: an unsubscribe token opens no preference page, and a
+# preferences token unsubscribes no one.
+Purpose = Literal["unsubscribe", "preferences"]
+
+
+def _sign(key: bytes, address: str, purpose: Purpose = "unsubscribe") -> str:
+    mac = hmac.new(key, f"{purpose}:".encode() + address.lower().encode(), hashlib.sha256)
     return _b64(mac.digest()[:20])
 
 
-def unsubscribe_token(key: bytes, address: str) -> str:
+def unsubscribe_token(key: bytes, address: str, purpose: Purpose = "unsubscribe") -> str:
     """A token that names one address and cannot be made for another without the key."""
-    return f"{_b64(address.lower().encode())}.{_sign(key, address)}"
+    return f"{_b64(address.lower().encode())}.{_sign(key, address, purpose)}"
 
 
-def verify_token(key: bytes, token: str) -> str | None:
-    """Return the address a token was made for, or None if it is tampered with or foreign."""
+def preferences_token(key: bytes, address: str) -> str:
+    """The token of a reader's "Manage preferences" link."""
+    return unsubscribe_token(key, address, "preferences")
+
+
+def verify_token(key: bytes, token: str, purpose: Purpose = "unsubscribe") -> str | None:
+    """Return the address a token was made for, or None if it is tampered with, foreign or
+    made for another purpose."""
     encoded, _, signature = token.partition(".")
     try:
         address = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
     except (ValueError, UnicodeDecodeError):
         return None
     # As bytes: compare_digest refuses str with non-ASCII characters, which a URL can carry.
-    expected = _sign(key, address).encode()
+    expected = _sign(key, address, purpose).encode()
     return address if hmac.compare_digest(expected, signature.encode()) else None

@@ -110,13 +110,15 @@ def slack_route_target(route: SlackRoute, desk: DeskConfig) -> Target:
     )
 
 
-def email_target(address: str, topics: Iterable[str], desk: DeskConfig) -> Target:
+def email_target(address: str, topics: Iterable[str], desk: DeskConfig,
+                 min_impact: float | None = None) -> Target:
     topic_set = frozenset(t.lower() for t in topics)
     return Target(
         transport="email",
         address=address,
         named=target_clause("subscriber", address, topic_set),
-        thresholds=Thresholds(desk.rules.min_impact, desk.rules.min_sources),
+        thresholds=Thresholds(_stricter(desk.rules.min_impact, min_impact),
+                              desk.rules.min_sources),
         batch_window=desk.email.batch_window,
         topics=topic_set,
     )

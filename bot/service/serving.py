@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 from bot.settings import Config, Settings
 from bot.slack_app import create_slack_app
 from bot.web.app import create_app
+from bot.web.preferences import PreferenceDoor
 
 if TYPE_CHECKING:
     from bot.service.core import Service
@@ -48,7 +49,9 @@ def doors(service: Service) -> tuple[Starlette, AsyncSocketModeHandler | None]:
     app = create_app(service.push, service.ready, token.get_secret_value() if token else None,
                      None if socket_mode else slack, service.unsubscribe, service.exposition,
                      signing_secret=secret.get_secret_value() if secret else "",
-                     answered=service.metrics.commands_answered)
+                     answered=service.metrics.commands_answered,
+                     preferences=PreferenceDoor(service.db, service.dispatcher.key,
+                                                service.clock))
     return app, socket_mode
 
 

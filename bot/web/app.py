@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -21,12 +21,16 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from bot.messages.render import page_env
 from bot.stories.parsing import UnusableInput
+from bot.web.headers import PageHeaders
+from bot.web.limits import ClientLimit
+from bot.web.preferences import PreferenceDoor, preferences_page
 
 log = logging.getLogger(__name__)
 MAX_PUSH_BYTES = 5 * 1024 * 1024
@@ -53,6 +57,10 @@ class Wiring:
     slack: AsyncSlackRequestHandler | None = None
     verifier: SignatureVerifier | None = None
     answered: Answered | None = None
+    preferences: PreferenceDoor | None = None
+    # the public pages' per-client limit (bot/web/limits.py), shared by unsubscribe and
+    # preferences
+    limit: ClientLimit = field(default_factory=ClientLimit)
 
 
 def _wiring(request: Request) -> Wiring:
@@ -138,6 +146,9 @@ async def unsubscribe_page(request: Request) -> Response:
     unsubscribe = _wiring(request).unsubscribe
     act = request.method == "POST"
     template = page_env().get_template("unsubscribe.html")
+    if not _wiring(request).limit.allow(request):
+        return HTMLResponse(template.render(outcome="busy", address=""), status_code=429,
+                            headers={"Retry-After": "60"})
     try:
         address = (await unsubscribe(request.path_params["token"], act) if unsubscribe
                    else None)
@@ -185,7 +196,9 @@ async def slack_events(request: Request) -> Response:
 def create_app(ingest: Ingest, ready: Ready, ingest_token: str | None,
                slack: AsyncApp | None = None, unsubscribe: Unsubscribe | None = None,
                metrics: Exposition | None = None, signing_secret: str = "",
-               answered: Answered | None = None) -> Starlette:
+               answered: Answered | None = None,
+               preferences: PreferenceDoor | None = None,
+               limit: ClientLimit | None = None) -> Starlette:
     """Build the ASGI app; `ingest` stores and evaluates a parsed body, `ready` checks health.
 
     `slack` (Bolt) answers POST /slack/events; without it that route does not exist.
@@ -194,16 +207,19 @@ def create_app(ingest: Ingest, ready: Ready, ingest_token: str | None,
         Route("/api/stories", push, methods=["POST"]),
         Route("/metrics", metrics_page, methods=["GET"]),
         Route("/unsubscribe/{token}", unsubscribe_page, methods=["GET", "POST"]),
+        Route("/preferences/{token}", preferences_page, methods=["GET", "POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]
     if slack is not None:
         routes.append(Route("/slack/events", slack_events, methods=["POST"]))
-    app = Starlette(routes=routes)
+    # the security headers on every HTML page (bot/web/headers.py)
+    app = Starlette(routes=routes, middleware=[Middleware(PageHeaders)])
     app.state.wiring = Wiring(
         ingest, ready, ingest_token, unsubscribe, metrics,
         slack=AsyncSlackRequestHandler(slack) if slack is not None else None,
         verifier=SignatureVerifier(signing_secret) if slack is not None else None,
-        answered=answered,
+        answered=answered, preferences=preferences,
+        limit=ClientLimit() if limit is None else limit,
     )
     return app

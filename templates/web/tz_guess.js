@@ -1,0 +1,1 @@
+(function () { var field = document.getElementById("timezone"); if (field && !field.value) { try { field.value = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) {} } })();

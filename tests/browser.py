@@ -1,0 +1,57 @@
+"""Debian's headless Chromium, driven through Debian's chromedriver (docs/decisions.md), and
+the service's HTTP app served on loopback for it to open."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+
+import uvicorn
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service as DriverService
+
+from bot.service import Service, serving
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+
+def free_socket() -> socket.socket:
+    """A listening loopback socket: the browser's connections queue on it until uvicorn
+    serves, so nothing has to wait for the server to start."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    return sock
+
+
+@asynccontextmanager
+async def served(service: Service, sock: socket.socket) -> AsyncIterator[None]:
+    """The service's own HTTP app (`serving.doors`), served on `sock` in this event loop."""
+    app, _ = serving.doors(service)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await task
+
+
+@contextmanager
+def chromium(width: int = 600, height: int = 1000) -> Iterator[webdriver.Chrome]:
+    """Headless Chromium at `width` CSS pixels; never downloads a browser or a driver."""
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 f"--window-size={width},{height}", "--lang=en-US"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # CSP reports land there
+    driver = webdriver.Chrome(options=options, service=DriverService(str(CHROMEDRIVER)))
+    try:
+        yield driver
+    finally:
+        driver.quit()
