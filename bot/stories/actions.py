@@ -9,6 +9,7 @@ version: one update wins, the other re-reads and decides again over what won.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from bot.db.schema import ACTION_EVENTS, ACTION_ITEMS
+from bot.db.schema import ACTION_EVENTS, ACTION_ITEMS, STORIES
 from bot.rules.claims import Item, Outcome, Reason, Request, State, decide
 
 # A compare-and-set lost this many times in a row means something is wrong, not busy.
@@ -102,3 +103,28 @@ def history(db: Connection, story_id: str) -> list[Any]:
     """Every press on the story, oldest first, for /story and `alertbot story`."""
     return list(db.execute(select(ACTION_EVENTS).where(ACTION_EVENTS.c.story_id == story_id)
                            .order_by(ACTION_EVENTS.c.at, ACTION_EVENTS.c.id)))
+
+
+# The presses the scorers learn from: the desk's verdicts on a story.
+VERDICTS = ("dismiss", "done")
+
+
+def _topics(payload: str | None) -> list[str]:
+    return list(json.loads(payload).get("topics", [])) if payload else []
+
+
+def verdicts(db: Connection, since: datetime | None = None) -> list[dict[str, Any]]:
+    """Every applied dismissal and done, oldest first, with the story's figures and topics,
+    for `alertbot feedback`. A story since pruned keeps its verdict, with no figures."""
+    events = ACTION_EVENTS.outerjoin(STORIES, STORIES.c.id == ACTION_EVENTS.c.story_id)
+    query = (select(ACTION_EVENTS.c.story_id, STORIES.c.impact, STORIES.c.corroboration,
+                    STORIES.c.payload, ACTION_EVENTS.c.action, ACTION_EVENTS.c.reason,
+                    ACTION_EVENTS.c.note, ACTION_EVENTS.c.user, ACTION_EVENTS.c.at)
+             .select_from(events)
+             .where(ACTION_EVENTS.c.applied.is_(True), ACTION_EVENTS.c.action.in_(VERDICTS))
+             .order_by(ACTION_EVENTS.c.at, ACTION_EVENTS.c.id))
+    if since is not None:
+        query = query.where(ACTION_EVENTS.c.at >= since)
+    return [{"story_id": row.story_id, "impact": row.impact, "sources": row.corroboration,
+             "topics": _topics(row.payload), "verdict": row.action, "reason": row.reason,
+             "note": row.note, "by": row.user, "at": row.at} for row in db.execute(query)]
