@@ -48,7 +48,8 @@ def doors(service: Service) -> tuple[Starlette, AsyncSocketModeHandler | None]:
     app = create_app(service.push, service.ready, token.get_secret_value() if token else None,
                      None if socket_mode else slack, service.unsubscribe, service.exposition,
                      signing_secret=secret.get_secret_value() if secret else "",
-                     answered=service.metrics.commands_answered)
+                     answered=service.metrics.commands_answered,
+                     action_items=service.action_items)
     return app, socket_mode
 
 

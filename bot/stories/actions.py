@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.db.schema import ACTION_EVENTS, ACTION_ITEMS, STORIES
@@ -128,3 +128,22 @@ def verdicts(db: Connection, since: datetime | None = None) -> list[dict[str, An
     return [{"story_id": row.story_id, "impact": row.impact, "sources": row.corroboration,
              "topics": _topics(row.payload), "verdict": row.action, "reason": row.reason,
              "note": row.note, "by": row.user, "at": row.at} for row in db.execute(query)]
+
+
+def items(db: Connection, state: State, limit: int = 500) -> list[dict[str, Any]]:
+    """Action items in one state, newest change first, for the desk's dashboard. Open counts
+    every action item never acted on, by when it became one."""
+    joined = STORIES.outerjoin(ACTION_ITEMS, ACTION_ITEMS.c.story_id == STORIES.c.id)
+    query = select(STORIES.c.id, STORIES.c.title, STORIES.c.url, STORIES.c.impact,
+                   STORIES.c.corroboration, ACTION_ITEMS).select_from(joined)
+    if state is State.OPEN:
+        query = query.where(STORIES.c.qualified_at.is_not(None), (ACTION_ITEMS.c.state.is_(None))
+                            | (ACTION_ITEMS.c.state == State.OPEN.value))
+    else:
+        query = query.where(ACTION_ITEMS.c.state == state.value)
+    query = query.order_by(func.coalesce(ACTION_ITEMS.c.at, STORIES.c.qualified_at).desc(),
+                           STORIES.c.id).limit(limit)
+    return [{"story_id": row.id, "title": row.title, "url": row.url, "impact": row.impact,
+             "sources": row.corroboration, "state": row.state or State.OPEN.value,
+             "by": row.by, "at": row.at, "snoozed_until": row.snoozed_until,
+             "note": row.note, "reason": row.reason} for row in db.execute(query)]
