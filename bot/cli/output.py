@@ -5,6 +5,8 @@ Only the standard library and click: `alertbot --help` imports this module too.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -71,6 +73,27 @@ def emit(rows: Sequence[dict[str, Any]], as_json: bool, columns: Iterable[str]) 
         return
     for line in table(rows, list(columns)):
         click.echo(line)
+
+
+def emit_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+    """A listing as CSV for a spreadsheet: a header row, lists joined with "; ", times as
+    ISO 8601, a missing value as an empty cell."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_csv_cell(row.get(column)) for column in columns])
+    click.echo(out.getvalue(), nl=False)
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple):
+        return "; ".join(str(v) for v in value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
 
 
 # As SQLAlchemy reads a URL's credentials (sqlalchemy.engine.url._parse_url): the user runs to

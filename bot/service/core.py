@@ -18,10 +18,12 @@ from bot.outbox import daily as digests
 from bot.pipeline import Pipeline, Report
 from bot.readers import subscribers
 from bot.readers.subscribers import secret_key, verify_token
+from bot.rules.claims import State
 from bot.service import serving
 from bot.service.polling import Sources
 from bot.service.transports import build_transports
 from bot.settings import Config
+from bot.stories import actions
 from bot.stories.parsing import parse_batch
 
 log = logging.getLogger(__package__)  # "bot.service", as the log lines have always said
@@ -63,6 +65,10 @@ class Service:
             removed = await self.db.write(subscribers.remove, address)
             log.info("unsubscribed %s%s", address, "" if removed else " (already)")
         return address
+
+    async def action_items(self, state: State) -> list[dict[str, Any]]:
+        """GET /api/actionitems: the items in one state, as stored now."""
+        return await self.db.read(actions.items, state)
 
     async def exposition(self) -> bytes:
         """GET /metrics: counters kept in memory, the outbox depth read now."""

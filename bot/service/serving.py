@@ -51,7 +51,8 @@ def doors(service: Service) -> tuple[Starlette, AsyncSocketModeHandler | None]:
                      signing_secret=secret.get_secret_value() if secret else "",
                      answered=service.metrics.commands_answered,
                      preferences=PreferenceDoor(service.db, service.dispatcher.key,
-                                                service.clock))
+                                                service.clock),
+                     action_items=service.action_items)
     return app, socket_mode
 
 

@@ -9,15 +9,16 @@ version: one update wins, the other re-reads and decides again over what won.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from bot.db.schema import ACTION_EVENTS, ACTION_ITEMS
+from bot.db.schema import ACTION_EVENTS, ACTION_ITEMS, STORIES
 from bot.rules.claims import Item, Outcome, Reason, Request, State, decide
 
 # A compare-and-set lost this many times in a row means something is wrong, not busy.
@@ -102,3 +103,51 @@ def history(db: Connection, story_id: str) -> list[Any]:
     """Every press on the story, oldest first, for /story and `alertbot story`."""
     return list(db.execute(select(ACTION_EVENTS).where(ACTION_EVENTS.c.story_id == story_id)
                            .order_by(ACTION_EVENTS.c.at, ACTION_EVENTS.c.id)))
+
+
+# The presses the scorers learn from: the desk's verdicts on a story.
+VERDICTS = ("dismiss", "done")
+
+
+def _topics(payload: str | None) -> list[str]:
+    return list(json.loads(payload).get("topics", [])) if payload else []
+
+
+def verdicts(db: Connection, since: datetime | None = None) -> list[dict[str, Any]]:
+    """Every applied dismissal and done, oldest first, with the story's figures and topics,
+    for `alertbot feedback`. A story since pruned keeps its verdict, with no figures."""
+    events = ACTION_EVENTS.outerjoin(STORIES, STORIES.c.id == ACTION_EVENTS.c.story_id)
+    query = (select(ACTION_EVENTS.c.story_id, STORIES.c.impact, STORIES.c.corroboration,
+                    STORIES.c.payload, ACTION_EVENTS.c.action, ACTION_EVENTS.c.reason,
+                    ACTION_EVENTS.c.note, ACTION_EVENTS.c.user, ACTION_EVENTS.c.at)
+             .select_from(events)
+             .where(ACTION_EVENTS.c.applied.is_(True), ACTION_EVENTS.c.action.in_(VERDICTS))
+             .order_by(ACTION_EVENTS.c.at, ACTION_EVENTS.c.id))
+    if since is not None:
+        query = query.where(ACTION_EVENTS.c.at >= since)
+    return [{"story_id": row.story_id, "impact": row.impact, "sources": row.corroboration,
+             "topics": _topics(row.payload), "verdict": row.action, "reason": row.reason,
+             "note": row.note, "by": row.user, "at": row.at} for row in db.execute(query)]
+
+
+def items(db: Connection, state: State, limit: int = 500, by: str | None = None
+          ) -> list[dict[str, Any]]:
+    """Action items in one state (and owner, with `by`), newest change first, for the desk's
+    dashboard and `/actionitems`. Open counts every action item never acted on, by when it
+    became one."""
+    joined = STORIES.outerjoin(ACTION_ITEMS, ACTION_ITEMS.c.story_id == STORIES.c.id)
+    query = select(STORIES.c.id, STORIES.c.title, STORIES.c.url, STORIES.c.impact,
+                   STORIES.c.corroboration, ACTION_ITEMS).select_from(joined)
+    if state is State.OPEN:
+        query = query.where(STORIES.c.qualified_at.is_not(None), (ACTION_ITEMS.c.state.is_(None))
+                            | (ACTION_ITEMS.c.state == State.OPEN.value))
+    else:
+        query = query.where(ACTION_ITEMS.c.state == state.value)
+    if by is not None:
+        query = query.where(ACTION_ITEMS.c.by == by)
+    query = query.order_by(func.coalesce(ACTION_ITEMS.c.at, STORIES.c.qualified_at).desc(),
+                           STORIES.c.id).limit(limit)
+    return [{"story_id": row.id, "title": row.title, "url": row.url, "impact": row.impact,
+             "sources": row.corroboration, "state": row.state or State.OPEN.value,
+             "by": row.by, "at": row.at, "snoozed_until": row.snoozed_until,
+             "note": row.note, "reason": row.reason} for row in db.execute(query)]

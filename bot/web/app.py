@@ -27,6 +27,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from bot.messages.render import page_env
+from bot.rules.claims import State
 from bot.stories.parsing import UnusableInput
 from bot.web.headers import PageHeaders
 from bot.web.limits import ClientLimit
@@ -41,6 +42,7 @@ Ready = Callable[[], Awaitable[tuple[dict[str, str], dict[str, str]]]]
 # with act=True the address is unsubscribed.
 Unsubscribe = Callable[[str, bool], Awaitable[str | None]]
 Exposition = Callable[[], Awaitable[bytes]]  # the Prometheus text format
+ActionItems = Callable[[State], Awaitable[list[dict[str, Any]]]]
 Answered = Callable[[str, float], None]  # (Slack request name, seconds to answer)
 TRY_AGAIN = {"Retry-After": "5"}  # the database is away: nothing changed, say try again
 
@@ -61,6 +63,7 @@ class Wiring:
     # the public pages' per-client limit (bot/web/limits.py), shared by unsubscribe and
     # preferences
     limit: ClientLimit = field(default_factory=ClientLimit)
+    action_items: ActionItems | None = None
 
 
 def _wiring(request: Request) -> Wiring:
@@ -111,8 +114,7 @@ async def push(request: Request) -> Response:
     """POST /api/stories: 202 with the report, 400 unusable, 401, 413 too large, 503 no db."""
     wiring = _wiring(request)
     if not _authorised(request, wiring.ingest_token):
-        return JSONResponse({"error": "missing or wrong bearer token"}, status_code=401,
-                            headers={"WWW-Authenticate": "Bearer"})
+        return _unauthorised()
     try:
         body = await _read_body(request, MAX_PUSH_BYTES)
     except _TooLarge:
@@ -127,6 +129,35 @@ async def push(request: Request) -> Response:
         return JSONResponse({"error": "the database is unavailable; nothing was stored, "
                                       "send again shortly"}, status_code=503, headers=TRY_AGAIN)
     return JSONResponse(report, status_code=202)
+
+
+def _unauthorised() -> Response:
+    return JSONResponse({"error": "missing or wrong bearer token"}, status_code=401,
+                        headers={"WWW-Authenticate": "Bearer"})
+
+
+async def action_items_page(request: Request) -> Response:
+    """GET /api/actionitems?state=open|claimed|done|dismissed (bearer token, as for a push):
+    200 with the items, 400 for another state, 401, 503 no db."""
+    wiring = _wiring(request)
+    if not _authorised(request, wiring.ingest_token):
+        return _unauthorised()
+    given = request.query_params.get("state", State.OPEN.value)
+    if given not in set(State):
+        return JSONResponse({"error": f"parameter 'state' must be one of "
+                                      f"{', '.join(State)}, not {given!r}"}, status_code=400)
+    assert wiring.action_items is not None  # routed only with it
+    try:
+        found = await wiring.action_items(State(given))
+    except DBAPIError as exc:
+        log.warning("action items unavailable while the database is: %s", _cause(exc))
+        return JSONResponse({"error": "the database is unavailable; ask again shortly"},
+                            status_code=503, headers=TRY_AGAIN)
+    return Response(json.dumps(found, default=_iso), media_type="application/json")
+
+
+def _iso(value: Any) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
 async def healthz(request: Request) -> Response:
@@ -198,7 +229,8 @@ def create_app(ingest: Ingest, ready: Ready, ingest_token: str | None,
                metrics: Exposition | None = None, signing_secret: str = "",
                answered: Answered | None = None,
                preferences: PreferenceDoor | None = None,
-               limit: ClientLimit | None = None) -> Starlette:
+               limit: ClientLimit | None = None,
+               action_items: ActionItems | None = None) -> Starlette:
     """Build the ASGI app; `ingest` stores and evaluates a parsed body, `ready` checks health.
 
     `slack` (Bolt) answers POST /slack/events; without it that route does not exist.
@@ -211,6 +243,8 @@ def create_app(ingest: Ingest, ready: Ready, ingest_token: str | None,
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]
+    if action_items is not None:
+        routes.append(Route("/api/actionitems", action_items_page, methods=["GET"]))
     if slack is not None:
         routes.append(Route("/slack/events", slack_events, methods=["POST"]))
     # the security headers on every HTML page (bot/web/headers.py)
@@ -220,6 +254,6 @@ def create_app(ingest: Ingest, ready: Ready, ingest_token: str | None,
         slack=AsyncSlackRequestHandler(slack) if slack is not None else None,
         verifier=SignatureVerifier(signing_secret) if slack is not None else None,
         answered=answered, preferences=preferences,
-        limit=ClientLimit() if limit is None else limit,
+        limit=ClientLimit() if limit is None else limit, action_items=action_items,
     )
     return app
