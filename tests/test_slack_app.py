@@ -597,6 +597,26 @@ def test_each_posted_message_shows_who_owns_the_item_once_per_change(
     shown_everywhere(5, ":zzz: Snoozed until ")
 
 
+def test_a_rescored_story_keeps_showing_its_owner_when_its_message_is_edited(
+    alertbot: Alertbot, slack_server: FakeSlack,
+) -> None:
+    assert alerts(alertbot, slack_server, "subscribe rescored",
+                  channel="C0RESC").startswith("Subscribed")
+    push(alertbot, "rescored-story", topics=["rescored"], impact=9, version=1)
+    slack_server.wait_for(lambda: bool(slack_server.posts("C0RESC")), 10, lambda: "not posted")
+    ts = _posted_ts(alertbot, "C0RESC")
+    claim = {"type": "button", "action_id": "item_claim", "value": "rescored-story"}
+    press_item(alertbot, slack_server, claim, "U0ANA", "1950.1")
+    slack_server.wait_for(lambda: len(updates(slack_server, ts)) == 1, 10, lambda: "no edit")
+    # A re-score edits the message again: its figures change, and its owner stays shown.
+    push(alertbot, "rescored-story", topics=["rescored"], impact=10, version=2)
+    slack_server.wait_for(lambda: len(updates(slack_server, ts)) == 2, 10,
+                          lambda: "the re-score did not edit the message")
+    edited = json.dumps(updates(slack_server, ts)[-1].body["blocks"], ensure_ascii=False)
+    assert "10/10" in edited
+    assert "Claimed by <@U0ANA>" in edited
+
+
 def _posted_ts(bot: Alertbot, channel: str, timeout: float = 10) -> str:
     """The Slack ts the outbox stored for the alert posted to `channel` (once it is stored:
     the worker records it just after Slack answers)."""

@@ -238,3 +238,10 @@ def story_context(story: Story, versions: Sequence[Any], alerted: Sequence[Any]
                  for a in alerted],
     )
     return view
+
+
+def owner_line(owner: dict[str, Any]) -> str:
+    """Who owns an action item, as mrkdwn (templates/slack/parts/owner_line.j2, escaped there)."""
+    # The Slack environment JSON-escapes each {{ }}; read the line back as the JSON string it is.
+    text = slack_env().get_template("parts/owner_line.j2").render(owner=owner).strip()
+    return str(json.loads(f'"{text}"'))

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, literal, null, select
 
-from bot.db.schema import DELIVERIES, MATCHES, STORIES
+from bot.db.schema import ACTION_ITEMS, DELIVERIES, MATCHES, STORIES
 from bot.outbox.queue import DUE
 
 
@@ -58,6 +58,19 @@ def posted(db: Connection, story_id: str) -> list[Any]:
         .where(MATCHES.c.story_id == story_id, DELIVERIES.c.transport == "slack",
                DELIVERIES.c.status == "sent")
     ))
+
+
+def owners_of(db: Connection, story_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The action-item state of each story acted on, as an `owner` row keeps it (times as UTC
+    ISO text), so a message rendered again (a re-score's edit, a later post) still shows it."""
+    if not story_ids:
+        return {}
+    rows = db.execute(select(ACTION_ITEMS).where(ACTION_ITEMS.c.story_id.in_(story_ids)))
+    return {row.story_id: {
+        "state": row.state, "by": row.by, "at": row.at.isoformat() if row.at else None,
+        "note": row.note, "reason": row.reason,
+        "snoozed_until": row.snoozed_until.isoformat() if row.snoozed_until else None,
+    } for row in rows}
 
 
 def parent_of(db: Connection, delivery_id: int) -> Any:

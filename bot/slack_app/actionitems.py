@@ -11,8 +11,7 @@ from slack_bolt.async_app import AsyncApp, AsyncRespond
 from sqlalchemy import Connection
 
 from bot.db import Database
-from bot.messages.kinds.owner import owner_line
-from bot.messages.render import Item, item_context, slack_blocks
+from bot.messages.render import Item, item_context, owner_line, slack_blocks
 from bot.rules.claims import State
 from bot.settings import CommandNames
 from bot.slack_app.replies import Clock, ack_at_once, reply_later

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
@@ -16,7 +16,7 @@ from sqlalchemy import Connection
 
 from bot import outbox
 from bot.messages import mail
-from bot.messages.render import Item, slack_message
+from bot.messages.render import Item, owner_line, slack_message
 from bot.settings import CommandNames
 from bot.stories.model import Story
 from bot.transports import DeliveryError
@@ -41,6 +41,7 @@ class Load:
 
     items: list[Any]
     parent: Any = None
+    owners: dict[str, dict[str, Any]] = field(default_factory=dict)  # action-item states
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,10 @@ class Kind:
     needs_stories: bool = True  # refused (permanently) when its stories are no longer stored
 
     def load(self, db: Connection, row: Any, shared: Shared) -> Load:
-        """What a claimed row needs, read in the claim's transaction (one query at most)."""
-        return Load(outbox.items_of(db, row.id))
+        """What a claimed row needs, read in the claim's transaction: its stories and, for
+        Slack (whose messages show who owns an item), their action-item states."""
+        load = Load(outbox.items_of(db, row.id))
+        return with_owners(db, load) if row.transport == "slack" else load
 
     def render(self, renderer: Renderer, message: Message) -> Any:
         """Slack: a list of (method, arguments) calls. Email: an `EmailMessage` (or an
@@ -93,11 +96,21 @@ class Kind:
 
 def stories(renderer: Renderer, load: Load, required: bool = True) -> list[Item]:
     """The loaded stories as shown now; none left (deleted since) fails the row for good."""
-    items = [renderer.item(Story.model_validate_json(m.payload), shown_why(m))
+    items = [renderer.item(Story.model_validate_json(m.payload), shown_why(m),
+                           owner=_shown_owner(load.owners.get(m.story_id)))
              for m in load.items]
     if required and not items:
         raise DeliveryError("its stories are no longer stored", permanent=True)
     return items
+
+
+def with_owners(db: Connection, load: Load) -> Load:
+    """`load` with the action-item state of each of its stories that was acted on."""
+    return replace(load, owners=outbox.owners_of(db, [m.story_id for m in load.items]))
+
+
+def _shown_owner(owner: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if owner is None else {**owner, "says": owner_line(owner)}
 
 
 def shown_why(row: Any) -> list[dict[str, Any]] | str:

@@ -6,16 +6,14 @@ Template: `slack/owner.json.j2` (the reply); the edit is the message's own kind,
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
 from bot import outbox
-from bot.messages.kinds.base import Kind, Load, Message, Shared, stories
-from bot.messages.render import item_context, slack_thread_reply
-from bot.messages.templating import slack_env
+from bot.messages.kinds.base import Kind, Load, Message, Shared, stories, with_owners
+from bot.messages.render import item_context, owner_line, slack_thread_reply
 
 if TYPE_CHECKING:
     from bot.messages import Renderer
@@ -27,7 +25,7 @@ class Owner(Kind):
     def load(self, db: Connection, row: Any, shared: Shared) -> Load:
         """The posted message it edits, and the stories that message shows."""
         parent = outbox.parent_of(db, row.parent_id)
-        return Load(outbox.items_of(db, parent.id), parent)
+        return with_owners(db, Load(outbox.items_of(db, parent.id), parent))
 
     def render(self, renderer: Renderer, message: Message) -> Any:
         from bot.messages.kinds import kind_of  # the registry imports this module
@@ -42,13 +40,6 @@ class Owner(Kind):
         reply = slack_thread_reply(self.name, message.address, parent.remote_id,
                                    story=item_context(changed), owner=owner)
         return [("chat.update", {**edited, "ts": parent.remote_id}), ("chat.postMessage", reply)]
-
-
-def owner_line(owner: dict[str, Any]) -> str:
-    """Who owns an action item, as mrkdwn (templates/slack/parts/owner_line.j2, escaped there)."""
-    # The Slack environment JSON-escapes each {{ }}; read the line back as the JSON string it is.
-    text = slack_env().get_template("parts/owner_line.j2").render(owner=owner).strip()
-    return str(json.loads(f'"{text}"'))
 
 
 KIND = Owner()

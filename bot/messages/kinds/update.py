@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection
 
 from bot import outbox
-from bot.messages.kinds.base import Kind, Load, Message, Shared, stories
+from bot.messages.kinds.base import Kind, Load, Message, Shared, stories, with_owners
 from bot.messages.render import slack_update
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ class Update(Kind):
     def load(self, db: Connection, row: Any, shared: Shared) -> Load:
         """The posted message it edits (its kind and Slack ts), and the stories it shows."""
         parent = outbox.parent_of(db, row.parent_id)
-        return Load(outbox.items_of(db, parent.id), parent)
+        return with_owners(db, Load(outbox.items_of(db, parent.id), parent))
 
     def render(self, renderer: Renderer, message: Message) -> Any:
         from bot.messages.kinds import kind_of  # the registry imports this module
