@@ -28,7 +28,6 @@ from bot.messages.templating import (
 from bot.rules.gate import corroborate, figure
 from bot.settings import CommandNames
 from bot.stories.model import Story
-from bot.transports import SlackCall
 
 HEADER_LIMIT = 150
 MAX_BLOCKS = 50
@@ -196,17 +195,6 @@ def slack_listing(template: str, items: Sequence[Item], channel: str,
             else:
                 too_many = middle
     return _posted(message, channel)
-
-
-def slack_update(edited: dict[str, Any], items: Sequence[Item], channel: str, ts: str,
-                 details: dict[str, Any]) -> list[SlackCall]:
-    """Edit a posted message to show current figures (`edited`: it rendered again, as
-    chat.postMessage arguments), and say once in its thread what changed."""
-    edited = {**edited, "ts": ts}
-    changed = next((i for i in items if i.story.id == details["story_id"]), items[0])
-    reply = slack_thread_reply("update", channel, ts, change=details,
-                               story=item_context(changed))
-    return [("chat.update", edited), ("chat.postMessage", reply)]
 
 
 def slack_thread_reply(template: str, channel: str, thread_ts: str, **context: Any

@@ -16,10 +16,10 @@ from sqlalchemy import Connection
 
 from bot import outbox
 from bot.messages import mail
-from bot.messages.render import Item, owner_line, slack_message
+from bot.messages.render import Item, item_context, owner_line, slack_message, slack_thread_reply
 from bot.settings import CommandNames
 from bot.stories.model import Story
-from bot.transports import DeliveryError
+from bot.transports import DeliveryError, SlackCall
 
 if TYPE_CHECKING:
     from bot.messages import Renderer
@@ -102,6 +102,29 @@ def stories(renderer: Renderer, load: Load, required: bool = True) -> list[Item]
     if required and not items:
         raise DeliveryError("its stories are no longer stored", permanent=True)
     return items
+
+
+class Edit(Kind):
+    """A kind that edits a posted Slack message — its own kind rendered again, so it shows
+    current figures and owners — and says once in its thread what changed
+    (`templates/slack/<name>.json.j2`). `details["story_id"]` names the story it is about."""
+
+    def load(self, db: Connection, row: Any, shared: Shared) -> Load:
+        """The posted message it edits, the stories it shows, and their action-item states."""
+        parent = outbox.parent_of(db, row.parent_id)
+        return with_owners(db, Load(outbox.items_of(db, parent.id), parent))
+
+    def edit(self, renderer: Renderer, message: Message, items: list[Item],
+             **reply: Any) -> list[SlackCall]:
+        """The edit of the posted message showing `items`, and the reply (`reply`: context)."""
+        from bot.messages.kinds import kind_of  # the registry imports this module
+
+        parent = message.load.parent
+        edited = kind_of(parent.kind).slack(items, message.address, renderer.commands)
+        changed = next((i for i in items if i.story.id == message.details["story_id"]), items[0])
+        said = slack_thread_reply(self.name, message.address, parent.remote_id,
+                                  story=item_context(changed), **reply)
+        return [("chat.update", {**edited, "ts": parent.remote_id}), ("chat.postMessage", said)]
 
 
 def with_owners(db: Connection, load: Load) -> Load:

@@ -9,37 +9,23 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection
-
-from bot import outbox
-from bot.messages.kinds.base import Kind, Load, Message, Shared, stories, with_owners
-from bot.messages.render import item_context, owner_line, slack_thread_reply
+from bot.messages.kinds.base import Edit, Message, stories
+from bot.messages.render import owner_line
 
 if TYPE_CHECKING:
     from bot.messages import Renderer
 
 
-class Owner(Kind):
+class Owner(Edit):
     name = "owner"
 
-    def load(self, db: Connection, row: Any, shared: Shared) -> Load:
-        """The posted message it edits, and the stories that message shows."""
-        parent = outbox.parent_of(db, row.parent_id)
-        return with_owners(db, Load(outbox.items_of(db, parent.id), parent))
-
     def render(self, renderer: Renderer, message: Message) -> Any:
-        from bot.messages.kinds import kind_of  # the registry imports this module
-
+        # The row keeps the state as it was changed: its edit and line say that change.
         story_id, owner = message.details["story_id"], message.details["owner"]
         owner = {**owner, "says": owner_line(owner)}
         items = [replace(i, owner=owner) if i.story.id == story_id else i
                  for i in stories(renderer, message.load)]
-        parent = message.load.parent
-        edited = kind_of(parent.kind).slack(items, message.address, renderer.commands)
-        changed = next((i for i in items if i.story.id == story_id), items[0])
-        reply = slack_thread_reply(self.name, message.address, parent.remote_id,
-                                   story=item_context(changed), owner=owner)
-        return [("chat.update", {**edited, "ts": parent.remote_id}), ("chat.postMessage", reply)]
+        return self.edit(renderer, message, items, owner=owner)
 
 
 KIND = Owner()
