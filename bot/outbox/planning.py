@@ -6,7 +6,6 @@ target once however often it is planned (restarts, replicas, a re-ingested file)
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime
@@ -63,36 +62,55 @@ class Planned:
 def plan_deliveries(
     db: Connection, targets: Mapping[str, Target], now: datetime, close_windows: bool = False
 ) -> list[Planned]:
-    """Group pending matches into delivery rows, target by target, as the batch window allows."""
-    rows = db.execute(
-        select(MATCHES.c.id, MATCHES.c.target, MATCHES.c.story_id, MATCHES.c.reason,
-               STORIES.c.impact)
+    """Group pending matches into delivery rows, target by target, as the batch window allows.
+
+    Each target is decided on a count of its pending matches (and their highest impact, for
+    quiet hours); only the items of targets that send now are read. Reading every pending item
+    each time made an ingest of held batches quadratic: 10,000 stories in chunks of 1,000 read
+    39,000 rows to send none of the held ones.
+    """
+    pending = db.execute(
+        select(MATCHES.c.target, func.count().label("count"),
+               func.max(STORIES.c.impact).label("impact"))
         .join(STORIES, STORIES.c.id == MATCHES.c.story_id)
         .where(MATCHES.c.delivery_id.is_(None))
-        .order_by(MATCHES.c.id)
+        .group_by(MATCHES.c.target)
     )
-    pending: dict[str, list[Any]] = defaultdict(list)
-    for row in rows:
-        pending[row.target].append(row)
     planned: list[Planned] = []
-    for key, items in pending.items():
+    for key, count, impact in sorted(pending, key=lambda row: row.target):
         target = targets.get(key)
         if target is None:  # a route removed from the config: leave its items for the record
             continue
         if in_quiet_hours(now, target.quiet_hours, target.timezone):
             # Held until quiet hours end, then they go as one message; the urgent go now.
-            urgent = [item for item in items if item.impact >= target.break_through_impact]
-            if urgent:
+            if impact >= target.break_through_impact:
                 why = f"impact ≥ {target.break_through_impact:g} breaks through quiet hours"
+                urgent = _items(db, key, target.break_through_impact)
                 planned.append(_enqueue(db, target, urgent, now, why))
             continue
         last = db.scalar(
             select(func.max(DELIVERIES.c.created_at)).where(DELIVERIES.c.target == key)
         )
-        decision = plan(len(items), last, target.batch_window, now, close_windows)
+        decision = plan(count, last, target.batch_window, now, close_windows)
         if decision.send:
-            planned.append(_enqueue(db, target, items, now, decision.reason))
+            planned.append(_enqueue(db, target, _items(db, key), now, decision.reason))
     return planned
+
+
+
+def _items(db: Connection, target: str, min_impact: float | None = None) -> list[Any]:
+    """A target's pending matches in the order they were made (those at `min_impact` or
+    above, if given)."""
+    query = (
+        select(MATCHES.c.id, MATCHES.c.target, MATCHES.c.story_id, MATCHES.c.reason,
+               STORIES.c.impact)
+        .join(STORIES, STORIES.c.id == MATCHES.c.story_id)
+        .where(MATCHES.c.delivery_id.is_(None), MATCHES.c.target == target)
+        .order_by(MATCHES.c.id)
+    )
+    if min_impact is not None:
+        query = query.where(STORIES.c.impact >= min_impact)
+    return list(db.execute(query))
 
 
 
