@@ -204,6 +204,12 @@ def test_the_dm_modal_sets_topics_and_quiet_hours_and_dms_follow_them(
             for c in slack_server.posts(DORA)] == [True]
     assert not any("home-weather" in json.dumps(c.body) for c in slack_server.posts())
 
+    press(alertbot, DORA, "home_stop_dm", "stop")  # "Stop DMs", once Slack's confirm is passed
+    said = text(shown(wait_publishes(slack_server, DORA, 2)))
+    assert "You get no action items by DM" in said and "home_stop_dm" not in said
+    assert stored_routes(alertbot, DORA) == []
+    assert push(alertbot, "home-launch-later", ["launch"]) == 0
+
 
 def test_quiet_hours_set_in_the_modal_hold_the_dm_until_they_end_in_the_profiles_zone(
     alertbot: Alertbot, slack_server: FakeSlack,

@@ -1,4 +1,5 @@
 """The "My alerts" tab's edits: a button opens a modal; its submission is checked, then saved.
+"Stop DMs" (Slack asks to confirm) removes the DM route.
 
 A button's lazy half opens the modal at once (a `trigger_id` lasts 3 s), reading only the
 stored values it shows. A submission is checked in its ack half, before any network or database
@@ -184,7 +185,14 @@ def register(app: AsyncApp, db: Database, desk: DeskConfig, clock: Clock) -> Non
         await db.write(save_email, form.checked.email, form, now)
         await home.publish(client, db, desk, user, now)
 
+    async def stop_dm(body: dict[str, Any], client: AsyncWebClient) -> None:
+        now = clock()
+        user = str(body.get("user", {}).get("id", ""))
+        await db.write(slack_routes.remove, user)
+        await home.publish(client, db, desk, user, now)
+
     app.action("home_edit_dm")(ack=ack_at_once, lazy=[open_dm])
+    app.action("home_stop_dm")(ack=ack_at_once, lazy=[stop_dm])
     app.action("home_edit_email")(ack=ack_at_once, lazy=[open_email])
     app.view(DM)(ack=check_dm, lazy=[submitted_dm])
     app.view(EMAIL)(ack=check_email, lazy=[submitted_email])
