@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 
 from bot import db as database
 from bot.db.schema import DELIVERIES, MATCHES, STORIES
+from bot.messages.render import slack_view
 from bot.readers import slack_routes, subscribers
 from bot.rules.claims import Request, Verb
 from bot.stories import actions
@@ -320,3 +321,20 @@ def test_the_email_modal_saves_a_subscribers_settings_checked_as_the_preference_
     assert after is not None
     assert (after.mode, after.timezone, after.topics, after.digest_hour, after.paused_until) == (
         "both", "Europe/Paris", ("cyber", "launch"), "06:30", date.fromisoformat(pause))
+
+
+def test_the_tab_escapes_what_people_and_stories_wrote() -> None:
+    hostile = "<!channel> <https://evil.example|click> & <@U123>"
+    item = {"story_id": "s<1>", "title": hostile, "url": "https://desk.example/a?b=1&c=<2>",
+            "impact": 9.0, "sources": 2, "by": ANA, "at": datetime(2026, 12, 1, 9, 0, tzinfo=UTC),
+            "snoozed_until": None}
+    view = slack_view("home", user=ANA, zone="UTC", profile_zone=None, email=f"{hostile}@x",
+                      route={"topics": ["a"], "impact": 8, "sources": 2, "quiet_hours": None,
+                             "zone": "UTC"},
+                      reader=None, paused=False, claimed=[item], more_claimed=False,
+                      today=[item], more_today=False, story_command="/story")
+    View(**view).validate_json()
+    said = text(view)
+    assert "<!channel>" not in said and "<@U123>" not in said and "<https://evil" not in said
+    assert "&lt;!channel&gt; &lt;https://evil.example|click&gt; &amp; &lt;@U123&gt;" in said
+    assert "`/story s&lt;1&gt;`" in said
