@@ -61,6 +61,9 @@ class FakeSlack:
     chaos: float = 0.0
     hang: float = 1.5
     rng: random.Random = field(default_factory=lambda: random.Random(5))
+    # users.info per user ID: `tz` and `email` (Slack puts the email in `profile`, and only
+    # with the users:read.email scope); anyone not listed lives in New York without an email.
+    people: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def start(self) -> FakeSlack:
         fake = self
@@ -177,9 +180,17 @@ class FakeSlack:
             return 200, {"ok": True, "user_id": "UBOT", "team_id": "T1", "bot_id": "B1"}, {}
         if method == "apps.connections.open" and self.socket_url:
             return 200, {"ok": True, "url": self.socket_url}, {}
-        if method == "users.info":  # every test user lives in New York
+        if method == "users.info":
+            person = self.people.get(str(body.get("user")), {})
+            profile = {"email": person["email"]} if "email" in person else {}
             return 200, {"ok": True, "user": {"id": body.get("user"),
-                                              "tz": "America/New_York"}}, {}
+                                              "tz": person.get("tz", "America/New_York"),
+                                              "profile": profile}}, {}
+        if method in ("views.open", "views.publish", "views.update"):
+            # Slack answers with the view as stored, under an id of its own.
+            view = body.get("view")
+            view = json.loads(view) if isinstance(view, str) else view
+            return 200, {"ok": True, "view": {**(view or {}), "id": f"V{ts[-6:]}"}}, {}
         if method in ("chat.postMessage", "chat.update"):
             return 200, {"ok": True, "channel": body.get("channel"), "ts": body.get("ts", ts),
                          "message": {"text": body.get("text")}}, {}

@@ -130,11 +130,11 @@ def verdicts(db: Connection, since: datetime | None = None) -> list[dict[str, An
              "note": row.note, "by": row.user, "at": row.at} for row in db.execute(query)]
 
 
-def items(db: Connection, state: State, limit: int = 500, by: str | None = None
-          ) -> list[dict[str, Any]]:
-    """Action items in one state (and owner, with `by`), newest change first, for the desk's
-    dashboard and `/actionitems`. Open counts every action item never acted on, by when it
-    became one."""
+def items(db: Connection, state: State, limit: int = 500, by: str | None = None,
+          since: datetime | None = None) -> list[dict[str, Any]]:
+    """Action items in one state (and owner, with `by`; changed or qualified at or after
+    `since`), newest change first, for the desk's dashboard, `/actionitems` and the Home tab.
+    Open counts every action item never acted on, by when it became one."""
     joined = STORIES.outerjoin(ACTION_ITEMS, ACTION_ITEMS.c.story_id == STORIES.c.id)
     query = select(STORIES.c.id, STORIES.c.title, STORIES.c.url, STORIES.c.impact,
                    STORIES.c.corroboration, ACTION_ITEMS).select_from(joined)
@@ -145,8 +145,10 @@ def items(db: Connection, state: State, limit: int = 500, by: str | None = None
         query = query.where(ACTION_ITEMS.c.state == state.value)
     if by is not None:
         query = query.where(ACTION_ITEMS.c.by == by)
-    query = query.order_by(func.coalesce(ACTION_ITEMS.c.at, STORIES.c.qualified_at).desc(),
-                           STORIES.c.id).limit(limit)
+    changed = func.coalesce(ACTION_ITEMS.c.at, STORIES.c.qualified_at)
+    if since is not None:
+        query = query.where(changed >= since)
+    query = query.order_by(changed.desc(), STORIES.c.id).limit(limit)
     return [{"story_id": row.id, "title": row.title, "url": row.url, "impact": row.impact,
              "sources": row.corroboration, "state": row.state or State.OPEN.value,
              "by": row.by, "at": row.at, "snoozed_until": row.snoozed_until,
