@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select, update
 
 from bot.db.schema import DELIVERIES, MATCHES, STORIES
-from bot.outbox.escalations import plan_escalations
+from bot.outbox import escalations  # which calls back here: attributes read when called
 from bot.rules.batching import in_quiet_hours, plan
 from bot.rules.reasons import to_json
 from bot.rules.targets import Match, Target
@@ -121,7 +121,7 @@ def _enqueue(
         .values(delivery_id=delivery_id)
     )
     if delivery_id is not None:  # its escalations, if the route has any, in this transaction
-        plan_escalations(db, target, delivery_id, items, now)
+        escalations.plan_escalations(db, target, delivery_id, items, now)
     return Planned(target.key, kind, tuple(item.story_id for item in items), reason)
 
 
