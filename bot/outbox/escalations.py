@@ -36,6 +36,8 @@ def plan_escalations(db: Connection, target: Target, parent_id: int | None, item
         return 0
     added = 0
     for entry in items:
+        if entry.impact < policy.impact:
+            continue  # not escalated: spare the read of its state
         item, _ = actions.read(db, entry.story_id)
         found = plan(policy, entry.impact, now, target.quiet, item)
         for round_ in found.rounds:
