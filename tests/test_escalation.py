@@ -181,6 +181,17 @@ async def test_a_claim_the_cancel_missed_is_caught_as_it_is_sent(desk: Desk) -> 
     assert desk.service.dispatcher.outcome.counts[("escalate", "cancelled")] == 3
 
 
+async def test_a_story_rescored_below_the_impact_is_not_escalated(desk: Desk) -> None:
+    await desk.ingest(item())
+    await run_until(desk, 5)
+    rescored = {**item(impact=8.5), "scored_at": at(4).isoformat()}
+    await desk.ingest(rescored)  # a newer version, still an action item, below 9
+    await run_until(desk, 15)
+    assert escalations(desk.slack) == []
+    assert {r.last_error for r in await desk.deliveries("cancelled")} == {
+        "cancelled: re-scored to impact 8.5 < 9"}
+
+
 async def test_a_restart_before_the_delay_still_escalates_once(desk: Desk, tmp_path: Path,
                                                                sqlite_url: str) -> None:
     await desk.ingest(item())

@@ -75,6 +75,9 @@ def test_at_send_time_a_claim_cancels_and_a_snooze_holds() -> None:
     snoozed = still_applies(Item(snoozed_until=minutes(65)), minutes(15))
     assert (snoozed.send, snoozed.until) == (False, minutes(65))
     assert still_applies(Item(snoozed_until=minutes(10)), minutes(15)).send  # it has ended
+    lower = still_applies(Item(), minutes(15), impact=8.5, at_least=9)
+    assert (lower.send, lower.reason) == (False, "re-scored to impact 8.5 < 9")
+    assert still_applies(Item(), minutes(15), impact=9, at_least=9).send
 
 
 ROUTE = '[[slack.routes]]\nchannel = "C0ROUTE"\n'

@@ -62,6 +62,7 @@ def _add_round(db: Connection, target: Target, parent_id: int | None, story_id: 
                impact: float, policy: Policy, round_: Round, now: datetime) -> int:
     quiet = target.quiet
     details = {"story_id": story_id, "route": target.address, "impact": impact,
+               "escalate_impact": policy.impact,
                "round": round_.number, "of": policy.repeat,
                "after": policy.after.total_seconds(), "to": list(policy.to),
                "quiet": {"hours": quiet.hours, "zone": quiet.zone,
@@ -112,8 +113,8 @@ def follow(db: Connection, story_id: str, item: Item, now: datetime) -> int:
 def _move(db: Connection, rows: list[Any], until: datetime) -> None:
     """One route's pending rows: their rounds start again at the snooze's end."""
     first = rows[0].details
-    policy = Policy(timedelta(seconds=first["after"]), first["impact"], tuple(first["to"]),
-                    first["of"])
+    policy = Policy(timedelta(seconds=first["after"]), first["escalate_impact"],
+                    tuple(first["to"]), first["of"])
     quiet = Quiet(**first["quiet"])
     numbers = sorted({row.details["round"] for row in rows})
     due = {r.number: r for r in moved(policy, first["impact"], until, quiet, numbers)}

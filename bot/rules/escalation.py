@@ -120,12 +120,17 @@ def quiet_end(moment: datetime, hours: str, zone: str) -> datetime:
     return ends.astimezone(moment.tzinfo)
 
 
-def still_applies(item: Item, now: datetime) -> Verdict:
-    """At send time: a round whose item was claimed, done or dismissed since it was planned
-    is cancelled; one whose item is snoozed waits for the snooze's end."""
+def still_applies(item: Item, due: datetime, impact: float | None = None,
+                  at_least: float | None = None) -> Verdict:
+    """At send time: a round whose item was claimed, done or dismissed since it was planned,
+    or whose story was re-scored below the route's `escalate_impact` (`impact` now, against
+    `at_least`), is cancelled; one whose item is snoozed past its due time waits for the
+    snooze's end."""
+    if impact is not None and at_least is not None and impact < at_least:
+        return Verdict(False, f"re-scored to impact {impact:g} < {at_least:g}")
     if item.state is not State.OPEN:
         return Verdict(False, f"{item.state.value} by {item.by}")
-    if item.snoozed_until is not None and item.snoozed_until > now:
+    if item.snoozed_until is not None and item.snoozed_until > due:
         return Verdict(False, f"snoozed until {item.snoozed_until:%H:%M} UTC",
                        item.snoozed_until)
     return Verdict(True, "still open and unclaimed")

@@ -3,14 +3,16 @@ its alert's thread naming everyone in `escalate_to`, a DM to each listed user, a
 listed channel (`outbox.escalations`; details: `story_id`, `route`, `how`, `round`, `of`, `to`).
 Template: `slack/escalate.json.j2`.
 
-Checked as it is sent: an item claimed, done or dismissed since is not escalated (the row is
-settled cancelled), a snoozed one waits for the snooze's end. The thread reply waits for its
+Checked as it is sent: an item claimed, done or dismissed since, or re-scored below the route's
+`escalate_impact`, is not escalated (the row is settled cancelled); a snoozed one waits for the
+snooze's end. The thread reply waits for its
 alert to be posted (looked at again every few seconds); if the alert is dead, it is posted in
 the channel instead.
 """
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
@@ -33,13 +35,15 @@ class Escalate(Kind):
     def load(self, db: Connection, row: Any, shared: Shared) -> Load:
         story_id = row.details["story_id"]
         item, _ = actions.read(db, story_id)
+        stored = outbox.story_items(db, story_id)
+        impact = json.loads(stored[0].payload)["impact"] if stored else None
         # Due at `not_before`: a snooze that ends after that still holds it.
-        verdict = still_applies(item, row.not_before)
+        verdict = still_applies(item, row.not_before, impact, row.details["escalate_impact"])
         parent = escalations.thread_of(db, row.parent_id) if row.parent_id else None
         if verdict.send and parent is not None and parent.status not in ("sent", "dead"):
             # The alert is still to go (paced, retried): the reply follows it, not before.
             verdict = Verdict(False, "its alert is not posted yet", row.not_before)
-        return Load(outbox.story_items(db, story_id), parent,
+        return Load(stored, parent,
                     withheld=None if verdict.send else verdict)
 
     def sent(self, row: Any, metrics: Metrics) -> None:
