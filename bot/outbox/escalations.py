@@ -138,6 +138,8 @@ def cancel(db: Connection, ids: Sequence[int], why: str) -> int:
 
 
 def thread_of(db: Connection, parent_id: int) -> Any:
-    """The alert a thread reply answers: its status and posted message's id (Slack ts)."""
-    return db.execute(select(DELIVERIES.c.status, DELIVERIES.c.remote_id)
+    """The alert a thread reply answers: its status, when it is due (a retry's time) and the
+    posted message's id (Slack ts)."""
+    return db.execute(select(DELIVERIES.c.status, DELIVERIES.c.not_before,
+                             DELIVERIES.c.remote_id)
                       .where(DELIVERIES.c.id == parent_id)).first()
