@@ -5,9 +5,8 @@ Template: `slack/escalate.json.j2`.
 
 Checked as it is sent: an item claimed, done or dismissed since, or re-scored below the route's
 `escalate_impact`, is not escalated (the row is settled cancelled); a snoozed one waits for the
-snooze's end. The thread reply waits for its
-alert to be posted (looked at again at the alert's retry, or a few seconds on); if the alert is
-dead, it is posted in the channel instead.
+snooze's end. The thread reply waits for its alert to be posted (looked at again at the alert's
+retry, or a few seconds on); if the alert is dead, it is posted in the channel instead.
 """
 
 from __future__ import annotations
@@ -44,8 +43,7 @@ class Escalate(Kind):
             # The alert is still to go (paced, retried): the reply follows it, not before.
             verdict = Verdict(False, "its alert is not posted yet",
                               max(parent.not_before, row.not_before))  # its retry, at least
-        return Load(stored, parent,
-                    withheld=None if verdict.send else verdict)
+        return Load(stored, parent, withheld=None if verdict.send else verdict)
 
     def sent(self, row: Any, metrics: Metrics) -> None:
         metrics.escalations_sent.labels(row.details["route"]).inc()
