@@ -36,6 +36,10 @@ class Metrics:
         self.commands = Histogram(
             "alertbot_slash_command_seconds", "Slash commands and button presses answered, "
             "and how long each took.", ["command"], buckets=COMMAND_BUCKETS, registry=r)
+        self.escalations_sent = Counter(
+            "alertbot_escalations_sent", "Escalations of unclaimed action items sent (thread "
+            "replies, DMs and channel posts), by the route that escalated.", ["route"],
+            registry=r)
         self.job_last_run = Gauge(
             "alertbot_scheduler_last_run_timestamp_seconds", "When each scheduled job last "
             "finished (Unix time).", ["job"], registry=r)

@@ -152,7 +152,7 @@ def stories_rejected(as_json: bool) -> None:
 
 
 F = Callable[..., Any]
-STATUSES = ("pending", "sending", "sent", "failed", "dead")
+STATUSES = ("pending", "sending", "sent", "failed", "dead", "cancelled")
 
 
 def listing_options(func: F) -> F:

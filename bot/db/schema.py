@@ -110,7 +110,7 @@ DELIVERIES = Table(
     Column("target", String(320), index=True, nullable=False),
     Column("kind", String(20), nullable=False),  # a module of bot/messages/kinds (alert, batch…)
     Column("reason", Text, nullable=False),
-    Column("status", String(20), nullable=False),  # pending|sending|sent|failed|dead
+    Column("status", String(20), nullable=False),  # pending|sending|sent|failed|dead|cancelled
     Column("attempts", Integer, default=0, nullable=False),
     Column("not_before", UTCDateTime, nullable=False),
     Column("lease_until", UTCDateTime),

@@ -4,6 +4,8 @@
 the doors, and `daily` plans the daily digests. Callers use `outbox.<function>`.
 """
 
+from bot.outbox.escalations import cancel
+from bot.outbox.escalations import follow as follow_escalations
 from bot.outbox.owners import enqueue_owner
 from bot.outbox.planning import (
     Planned,
@@ -50,11 +52,13 @@ __all__ = [
     "add",
     "add_many",
     "backoff",
+    "cancel",
     "claim",
     "depth",
     "enqueue_facts",
     "enqueue_owner",
     "enqueue_update",
+    "follow_escalations",
     "get",
     "items_of",
     "listing",

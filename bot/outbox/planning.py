@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select, update
 
 from bot.db.schema import DELIVERIES, MATCHES, STORIES
+from bot.outbox import escalations  # which calls back here: attributes read when called
 from bot.rules.batching import in_quiet_hours, plan
 from bot.rules.reasons import to_json
 from bot.rules.targets import Match, Target
@@ -137,13 +138,16 @@ def _enqueue(
         update(MATCHES).where(MATCHES.c.id.in_([item.id for item in items]))
         .values(delivery_id=delivery_id)
     )
+    if delivery_id is not None:  # its escalations, if the route has any, in this transaction
+        escalations.plan_escalations(db, target, delivery_id, items, now)
     return Planned(target.key, kind, tuple(item.story_id for item in items), reason)
 
 
 
 def add(db: Connection, now: datetime, *, dedupe: str, transport: str, target: str, kind: str,
-        reason: str, **extra: Any) -> int | None:
-    """Add a pending delivery row, due now, unless one with its dedupe key exists.
+        reason: str, due: datetime | None = None, **extra: Any) -> int | None:
+    """Add a pending delivery row, due now (or at `due`), unless one with its dedupe key
+    exists.
 
     Return the new row's id, or None when the key was already there. The unique constraint
     on `dedupe_key` backs this up when two processes race.
@@ -152,7 +156,8 @@ def add(db: Connection, now: datetime, *, dedupe: str, transport: str, target: s
         return None
     result = db.execute(DELIVERIES.insert().values(
         dedupe_key=dedupe, transport=transport, target=target, kind=kind, reason=reason,
-        status="pending", attempts=0, not_before=now, created_at=now, **extra,
+        status="pending", attempts=0, not_before=now if due is None else due, created_at=now,
+        **extra,
     ))
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 

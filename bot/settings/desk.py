@@ -16,6 +16,8 @@ from bot.settings.values import Command, Duration, Impact, PositiveDuration, Tim
 from bot.stories.model import Sentiment
 
 _SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
+# Whom an escalation names: a user (U…, W…), a user group (S…) or a channel (C…, G…).
+_ESCALATE_ID = re.compile(r"^[UWSCG][A-Z0-9]{2,}$")
 
 
 class _Section(BaseModel):
@@ -67,6 +69,27 @@ class RouteConfig(_Section):
     quiet_hours: str | None = None
     timezone: TimeZoneName = "UTC"
     break_through_impact: Impact = 10
+    # Escalation of an action item nobody has claimed (docs/slack-app.md, "Escalation"):
+    # absent `escalate_after`, none. "0s" escalates with the alert itself.
+    escalate_after: Duration | None = None
+    escalate_impact: Impact = 9
+    escalate_to: tuple[str, ...] = ()
+    escalate_repeat: int = Field(default=1, ge=1)
+
+    @field_validator("escalate_to")
+    @classmethod
+    def _escalate_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for given in value:
+            if not _ESCALATE_ID.match(given):
+                raise ValueError(f"{given!r} is not a Slack user (U…, W…), user-group (S…) "
+                                 "or channel (C…, G…) ID")
+        return value
+
+    @model_validator(mode="after")
+    def _escalates_to_someone(self) -> RouteConfig:
+        if self.escalate_after is not None and not self.escalate_to:
+            raise ValueError("escalate_after is set but escalate_to names nobody to escalate to")
+        return self
 
     @field_validator("channel")
     @classmethod

@@ -71,6 +71,7 @@ def record(db: Connection, story_id: str, request: Request, now: datetime, key: 
     if applied.outcome.applied:
         item, version = actions.read(db, story_id)
         outbox.enqueue_owner(db, story_id, version, owner_details(item), now)
+        outbox.follow_escalations(db, story_id, item, now)  # cancelled, or moved by a snooze
     return applied
 
 
