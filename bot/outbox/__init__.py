@@ -10,6 +10,7 @@ from bot.outbox.planning import (
     add,
     add_many,
     enqueue_facts,
+    enqueue_unfurl,
     enqueue_update,
     plan_deliveries,
     record_matches,
@@ -25,6 +26,7 @@ from bot.outbox.queries import (
     recent,
     stories_of,
     story_items,
+    story_items_in,
 )
 from bot.outbox.queue import (
     DUE,
@@ -54,6 +56,7 @@ __all__ = [
     "depth",
     "enqueue_facts",
     "enqueue_owner",
+    "enqueue_unfurl",
     "enqueue_update",
     "get",
     "items_of",
@@ -73,5 +76,6 @@ __all__ = [
     "retry",
     "stories_of",
     "story_items",
+    "story_items_in",
     "take",
 ]

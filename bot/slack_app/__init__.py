@@ -17,7 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.db import Database
 from bot.settings import Config
-from bot.slack_app import actionitems, alerts, buttons, claims, dismiss, story
+from bot.slack_app import actionitems, alerts, buttons, claims, dismiss, story, unfurls
 from bot.slack_app.replies import Clock, utcnow
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ def create_slack_app(config: Config, db: Database, wake: Callable[[], None],
     buttons.register(app, db, wake, clock)
     claims.register(app, db, config.desk, clock, wake)
     dismiss.register(app, db, config.desk, clock, wake)
+    unfurls.register(app, db, config.desk.slack.unfurl_domains, wake, clock)
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:
