@@ -18,10 +18,13 @@ from slack_sdk.models.blocks import Block
 from bot.slack_app.unfurls import shared_links
 from tests.conftest import story
 from tests.fakes import Call, FakeSlack, slack_signature
-from tests.process import Alertbot
+from tests.process import Alertbot, until
 
 SECRET = "signing-secret-for-unfurls"
 CONFIG = """
+[delivery]
+retry_base = "50ms"
+
 [slack]
 pacing = "0s"
 batch_window = "0s"
@@ -140,6 +143,26 @@ def test_a_story_link_unfurls_once_into_its_figures_and_key_facts(
     assert len([c for c in slack_server.unfurls() if c.body.get("ts") == ts]) == 1
     keys = [key for key, _ in unfurl_rows(alertbot)]
     assert keys.count("unfurl:EvGLIDE") == 1
+
+
+def test_a_failed_unfurl_is_retried_and_one_slack_refuses_is_not(
+        alertbot: Alertbot, slack_server: FakeSlack) -> None:
+    def calls(ts: str) -> list[Call]:
+        return [c for c in slack_server.unfurls() if c.body.get("ts") == ts]
+
+    slack_server.fail_next("chat.unfurl", status=500)
+    _, ts = shared(alertbot, [GLIDE])
+    slack_server.wait_for(lambda: any(c.status == 200 for c in calls(ts)), 10,
+                          lambda: f"no answered chat.unfurl for {ts}: {calls(ts)}")
+    assert [c.status for c in calls(ts)] == [500, 200]  # retried by the delivery workers
+
+    slack_server.fail_next("chat.unfurl", error="cannot_unfurl_url")  # ok: false, for good
+    before = len(unfurl_rows(alertbot))
+    _, refused = shared(alertbot, [GLIDE])
+    until(lambda: len(unfurl_rows(alertbot)) > before
+          and unfurl_rows(alertbot)[-1][1] == "dead", 10)
+    assert unfurl_rows(alertbot)[-1][1] == "dead"  # not retried: Slack will not unfurl it
+    assert len(calls(refused)) == 1
 
 
 def test_only_stored_story_links_in_the_unfurl_domains_unfurl(

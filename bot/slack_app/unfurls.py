@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from slack_bolt.async_app import AsyncApp
+from sqlalchemy.exc import IntegrityError
 
 from bot import outbox
 from bot.db import Database
@@ -59,8 +60,11 @@ async def queue_unfurl(db: Database, body: dict[str, Any], domains: Sequence[str
     # A draft in the message composer has no ts yet: Slack names it by unfurl_id and source.
     where = ({"unfurl_id": str(event.get("unfurl_id")), "source": "composer"}
              if event.get("source") == "composer" else {"ts": str(event.get("message_ts"))})
-    return await db.write(outbox.enqueue_unfurl, event_id, str(event.get("channel")), found,
-                          where, str(event.get("user", "?")), now)
+    try:
+        return await db.write(outbox.enqueue_unfurl, event_id, str(event.get("channel")),
+                              found, where, str(event.get("user", "?")), now)
+    except IntegrityError:  # the same event queued at this moment by another replica
+        return False
 
 
 def register(app: AsyncApp, db: Database, domains: Sequence[str], wake: Callable[[], None],
