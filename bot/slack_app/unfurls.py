@@ -52,17 +52,19 @@ async def queue_unfurl(db: Database, body: dict[str, Any], domains: Sequence[str
     (no link in `domains`, no story under those URLs) or the event was queued already."""
     event, event_id = body.get("event") or {}, body.get("event_id")
     urls = shared_links(event, domains)
-    if not isinstance(event_id, str) or not urls:
-        return False
+    # A draft in the message composer has no ts yet: Slack names it by unfurl_id and source.
+    draft = event.get("source") == "composer"
+    mark = event.get("unfurl_id") if draft else event.get("message_ts")
+    channel = event.get("channel")
+    if not urls or not all(isinstance(v, str) for v in (event_id, mark, channel)):
+        return False  # nothing to unfurl, or nothing chat.unfurl could name
+    where = {"unfurl_id": str(mark), "source": "composer"} if draft else {"ts": str(mark)}
     found = await db.read(search.by_urls, urls)
     if not found:
         return False  # a link to a page that is no story: Slack shows its own preview
-    # A draft in the message composer has no ts yet: Slack names it by unfurl_id and source.
-    where = ({"unfurl_id": str(event.get("unfurl_id")), "source": "composer"}
-             if event.get("source") == "composer" else {"ts": str(event.get("message_ts"))})
     try:
-        return await db.write(outbox.enqueue_unfurl, event_id, str(event.get("channel")),
-                              found, where, str(event.get("user", "?")), now)
+        return await db.write(outbox.enqueue_unfurl, str(event_id), str(channel), found,
+                              where, str(event.get("user", "?")), now)
     except IntegrityError:  # the same event queued at this moment by another replica
         return False
 
