@@ -239,3 +239,20 @@ def test_import_takes_min_impact_and_paused_until_and_names_bad_values_by_line(
     assert listed == {"one@desk.example": ("daily", 9, "2026-12-24"),
                       "kept@desk.example": ("instant", 7, "2026-12-31"),
                       "four@desk.example": ("both", None, None)}
+
+
+def test_what_add_sets_is_what_the_reader_then_gets(tmp_path: Path,
+                                                    smtp: tuple[SmtpRecorder, int]) -> None:
+    recorder, port = smtp
+    bot = reader_and_two_stories(tmp_path, TOML, port)  # impact 8 and impact 9
+    assert bot.cli("subscribers", "add", "ed@desk.example", "--tz", "Europe/London",
+                   "--min-impact", "9").returncode == 0
+    shown = bot.cli("preview", "--digest", "ed@desk.example", "--format", "text")
+    assert "Budget line cut" in shown.stdout and "Hypersonic" not in shown.stdout, shown.stdout
+    assert bot.cli("subscribers", "add", "ed@desk.example", "--tz", "Europe/London",
+                   "--paused-until", "2099-01-01").returncode == 0
+    sent = bot.cli("digest", "send", "--now")
+    assert sent.returncode == 0, sent.stderr
+    # Not paused, this plans one digest (the test above); paused, none and no email.
+    assert sent.stdout.startswith("0 planned, 0 empty, 0 already, 0 sent"), sent.stdout
+    assert recorder.messages == []
