@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 
 
 def shared_links(event: dict[str, Any], domains: Sequence[str]) -> list[str]:
-    """The event's links in `domains` (a subdomain counts, as Slack matches them), in order,
-    each once. Slack sends the domains the app registered; `[slack] unfurl_domains` may list
+    """The event's links in `domains` (a subdomain of one counts), in order, each once.
+    Slack sends links in the domains the app registered; `[slack] unfurl_domains` may list
     fewer, and only those unfurl."""
     found: list[str] = []
     for link in event.get("links") or ():
