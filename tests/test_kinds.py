@@ -31,7 +31,7 @@ NOW = datetime(2026, 3, 5, 15, 0, tzinfo=UTC)
 # Which templates each kind renders from: Slack, email, or both.
 TEMPLATES = {"alert": {"slack", "email"}, "batch": {"slack", "email"},
              "test": {"slack", "email"}, "daily": {"email"}, "update": {"slack"},
-             "facts": {"slack"}, "owner": {"slack"}, "escalate": {"slack"}}
+             "facts": {"slack"}, "owner": {"slack"}, "escalate": {"slack"}, "unfurl": {"slack"}}
 
 
 def test_the_registry_holds_each_kind_once_under_its_name() -> None:

@@ -10,6 +10,7 @@ type; one whose type has no example fails `test_every_setting_has_examples` unti
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from datetime import UTC, datetime, timedelta
@@ -46,6 +47,8 @@ BY_NAME: dict[str, list[tuple[str, Any]]] = {
     # Whom a route escalates to: users, a user group and a channel.
     "escalate_to": [("[]", ()), ('["S0ONCALL", "U0ANA", "C0DUTY"]', ("S0ONCALL", "U0ANA",
                                                                     "C0DUTY"))],
+    # Empty: no link previews; written in capitals, read as Slack sends hosts.
+    "unfurl_domains": [("[]", ()), ('["News.Desk.example"]', ("news.desk.example",))],
 }
 # Keys a route setting is refused without, written beside it (escalate_after needs someone
 # to escalate to).
@@ -186,3 +189,13 @@ def test_actions_allowed_names_an_id_that_is_not_a_slack_user_or_group(tmp_path:
     with pytest.raises(ConfigError, match="'@ana' is not a Slack user"):
         desk_from(tmp_path, '[slack]\nactions_allowed = ["U0ANA", "@ana"]\n')
     assert desk_from(tmp_path, "[slack]\n").slack.actions_allowed is None  # absent: anyone
+
+
+@pytest.mark.parametrize("written", ["https://desk.example", "desk.example/news",
+                                     "desk.example:8443", "*.desk.example", "desk", ""])
+def test_unfurl_domains_names_a_value_that_is_not_a_bare_domain(tmp_path: Path,
+                                                                 written: str) -> None:
+    with pytest.raises(ConfigError, match=rf"unfurl_domains.*{re.escape(repr(written))} is not "
+                                          "a domain name"):
+        desk_from(tmp_path, f'[slack]\nunfurl_domains = ["desk.example", "{written}"]\n')
+    assert desk_from(tmp_path, "[slack]\n").slack.unfurl_domains == ()  # absent: off

@@ -12,6 +12,7 @@ from bot.outbox.planning import (
     add,
     add_many,
     enqueue_facts,
+    enqueue_unfurl,
     enqueue_update,
     plan_deliveries,
     record_matches,
@@ -27,6 +28,7 @@ from bot.outbox.queries import (
     recent,
     stories_of,
     story_items,
+    story_items_in,
 )
 from bot.outbox.queue import (
     DUE,
@@ -57,6 +59,7 @@ __all__ = [
     "depth",
     "enqueue_facts",
     "enqueue_owner",
+    "enqueue_unfurl",
     "enqueue_update",
     "follow_escalations",
     "get",
@@ -77,5 +80,6 @@ __all__ = [
     "retry",
     "stories_of",
     "story_items",
+    "story_items_in",
     "take",
 ]

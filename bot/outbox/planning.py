@@ -204,3 +204,13 @@ def enqueue_facts(db: Connection, channel: str, thread_ts: str, story_id: str, u
                reason=f"key facts of {story_id} asked for by {user}",
                details={"story_id": story_id, "thread_ts": thread_ts}) is not None
 
+
+
+def enqueue_unfurl(db: Connection, event_id: str, channel: str, links: dict[str, str],
+                   where: dict[str, str], user: str, now: datetime) -> bool:
+    """Queue the previews of the story links one Slack message shared (`links`: URL → story
+    id; `where`: the message's `ts`, or a draft's `unfurl_id` and `source`), once per Slack
+    event: a retry of the event (or its delivery to another replica) finds the key taken."""
+    return add(db, now, dedupe=f"unfurl:{event_id}", transport="slack", target=f"slack:{channel}",
+               kind="unfurl", reason=f"{len(links)} story link(s) shared by {user}",
+               details={**where, "links": links}) is not None

@@ -88,6 +88,15 @@ def story_items(db: Connection, story_id: str) -> list[Any]:
     ))
 
 
+def story_items_in(db: Connection, story_ids: list[str]) -> list[Any]:
+    """`story_items` for several stories at once (a message's shared links), in one read."""
+    return list(db.execute(
+        select(STORIES.c.id.label("story_id"), literal("").label("reason"),
+               null().label("why"), STORIES.c.payload)
+        .where(STORIES.c.id.in_(story_ids))
+    ))
+
+
 def stories_of(db: Connection, details: dict[str, Any]) -> list[Any]:
     """A daily row's stories as stored now, in the row's order, shaped like `items_of` rows."""
     ids: list[str] = details.get("stories", [])

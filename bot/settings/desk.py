@@ -18,6 +18,9 @@ from bot.stories.model import Sentiment
 _SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
 # Whom an escalation names: a user (U…, W…), a user group (S…) or a channel (C…, G…).
 _ESCALATE_ID = re.compile(r"^[UWSCG][A-Z0-9]{2,}$")
+# A host name as Slack's app settings take an unfurl domain: labels of letters, digits and
+# hyphens, dot-separated, ending in a letter label (no scheme, port, path or wildcard).
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
 class _Section(BaseModel):
@@ -131,7 +134,9 @@ class SlackConfig(_Section):
     batch_window: Duration = timedelta(seconds=30)
     timeout: PositiveDuration = timedelta(seconds=10)  # the longest one Web API call may take
     routes: tuple[RouteConfig, ...] = ()
-
+    # Story links in these domains (and their subdomains) unfurl into the story's figures; the
+    # same domains go in the Slack app's manifest. Empty: off.
+    unfurl_domains: tuple[str, ...] = ()
 
     @field_validator("actions_allowed")
     @classmethod
@@ -140,6 +145,16 @@ class SlackConfig(_Section):
             if not _SLACK_ID.match(given):
                 raise ValueError(f"{given!r} is not a Slack user (U…, W…) or user-group (S…) ID")
         return value
+
+    @field_validator("unfurl_domains")
+    @classmethod
+    def _domains(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        found = tuple(given.strip().lower() for given in value)
+        for given, domain in zip(value, found, strict=True):
+            if not _DOMAIN.match(domain):
+                raise ValueError(f"{given!r} is not a domain name: write the host alone, "
+                                 "without scheme, port or path, e.g. \"news.example.com\"")
+        return found
 
 
 class EmailConfig(_Section):

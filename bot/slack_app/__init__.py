@@ -17,7 +17,17 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.db import Database
 from bot.settings import Config
-from bot.slack_app import actionitems, alerts, buttons, claims, dismiss, home, home_edits, story
+from bot.slack_app import (
+    actionitems,
+    alerts,
+    buttons,
+    claims,
+    dismiss,
+    home,
+    home_edits,
+    story,
+    unfurls,
+)
 from bot.slack_app.replies import Clock, utcnow
 
 log = logging.getLogger(__name__)
@@ -51,6 +61,7 @@ def create_slack_app(config: Config, db: Database, wake: Callable[[], None],
     dismiss.register(app, db, config.desk, clock, wake)
     home.register(app, db, config.desk, clock)
     home_edits.register(app, db, config.desk, clock)
+    unfurls.register(app, db, config.desk.slack.unfurl_domains, wake, clock)
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:
