@@ -76,9 +76,10 @@ def plan_deliveries(
         .join(STORIES, STORIES.c.id == MATCHES.c.story_id)
         .where(MATCHES.c.delivery_id.is_(None))
         .group_by(MATCHES.c.target)
+        .order_by(func.min(MATCHES.c.id))  # targets in the order their first item came
     )
     planned: list[Planned] = []
-    for key, count, impact in sorted(pending, key=lambda row: row.target):
+    for key, count, impact in pending:
         target = targets.get(key)
         if target is None:  # a route removed from the config: leave its items for the record
             continue
