@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 from bot.readers import subscribers
 from bot.readers.signup import confirm_token, expiry
@@ -37,13 +38,13 @@ async def desk(tmp_path: Path, sqlite_url: str, slack: FakeSlack,
     await service.close()
 
 
-def browser(service: Service, client: str = "192.0.2.10",
-            headers: dict[str, str] | None = None) -> httpx.AsyncClient:
-    """A client of the app `alertbot run` serves (`serving.doors`), from address `client`."""
-    app, _ = serving.doors(service)
+def browser(service: Service, client: str = "192.0.2.10", app: Starlette | None = None
+            ) -> httpx.AsyncClient:
+    """A client of the app `alertbot run` serves (`serving.doors`), from address `client`;
+    the per-client limits live in the app, so clients of one running service share `app`."""
+    app = serving.doors(service)[0] if app is None else app
     transport = httpx.ASGITransport(app=app, client=(client, 40000))
-    return httpx.AsyncClient(transport=transport, base_url="https://alerts.desk.example",
-                             headers=headers)
+    return httpx.AsyncClient(transport=transport, base_url="https://alerts.desk.example")
 
 
 def csrf_of(page: httpx.Response) -> str:
@@ -167,12 +168,13 @@ async def test_an_address_gets_at_most_three_confirmations_a_day(desk: Desk) -> 
 
 
 async def test_many_addresses_from_one_client_are_limited_per_hour(desk: Desk) -> None:
-    async with browser(desk.service) as client:
+    app, _ = serving.doors(desk.service)
+    async with browser(desk.service, app=app) as client:
         answers = [await ask(client, f"reader{n}@desk.example") for n in range(5)]
     assert [a.status_code for a in answers] == [200, 200, 200, 429, 429]  # signup_per_client
     assert "Too many sign-up requests" in answers[3].text
     assert answers[3].headers["retry-after"] == "3600"
-    async with browser(desk.service, client="192.0.2.99") as other:
+    async with browser(desk.service, client="192.0.2.99", app=app) as other:
         assert (await ask(other, "reader9@desk.example")).status_code == 200
     await desk.service.check()
     assert sorted(to for _, [to], _ in desk.smtp.messages) == [
