@@ -43,6 +43,9 @@ BY_NAME: dict[str, list[tuple[str, Any]]] = {
     "admins": [("[]", ()), ('["U0ADMIN"]', ("U0ADMIN",))],
     # Written empty, nobody may act (absent: anyone, None); a user and a user group.
     "actions_allowed": [("[]", ()), ('["U0ANA", "S0DESK"]', ("U0ANA", "S0DESK"))],
+    # Empty: no sign-up page; domains are read lower-case, an "@" in front dropped.
+    "signup_domains": [("[]", ()), ('["Desk.Example", "@bureau.example"]',
+                                    ("desk.example", "bureau.example"))],
 }
 REFUSED = "refused"  # a zero that makes no sense here (a lease, a timeout) is an error by name
 # Sections and fields that are not a single value (tested elsewhere).
