@@ -129,3 +129,15 @@ def test_alertbot_run_behind_a_proxy_signs_up_and_limits_by_forwarded_client(
         assert [row["email"] for row in listed] == ["new@desk.example"]
     finally:
         bot.stop()
+
+
+@pytest.mark.parametrize(("toml", "env", "named"), [
+    ('[email]\nsignup_domains = ["desk.example", "not a domain"]\n', "",
+     "email.signup_domains: 'not a domain' is not a mail domain"),
+    ("", "10.0.0.0/33", "ALERTBOT_TRUSTED_PROXIES: '10.0.0.0/33' is not an IP address"),
+])
+def test_a_bad_sign_up_or_proxy_setting_is_refused_by_name(tmp_path: Path, toml: str,
+                                                           env: str, named: str) -> None:
+    bot = Alertbot.make(tmp_path, toml, ALERTBOT_TRUSTED_PROXIES=env)
+    checked = bot.cli("config", "check")
+    assert checked.returncode != 0 and named in checked.stderr
