@@ -6,14 +6,17 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from ipaddress import ip_network
 from pathlib import Path
 
 import httpx
 import pytest
 from starlette.applications import Starlette
+from starlette.requests import Request
 
 from bot.readers.subscribers import unsubscribe_token
 from bot.service import Service, serving
+from bot.web.limits import HOUR, ClientLimit
 from tests.conftest import make_config
 from tests.fakes import SmtpRecorder
 from tests.harness import Clock
@@ -141,3 +144,21 @@ def test_a_bad_sign_up_or_proxy_setting_is_refused_by_name(tmp_path: Path, toml:
     bot = Alertbot.make(tmp_path, toml, ALERTBOT_TRUSTED_PROXIES=env)
     checked = bot.cli("config", "check")
     assert checked.returncode != 0 and named in checked.stderr
+
+
+def test_a_clients_hourly_allowance_comes_back_an_hour_after_its_first_use() -> None:
+    now = [1000.0]
+    limit = ClientLimit(3, clock=lambda: now[0], proxies=(ip_network("10.0.0.0/8"),),
+                        window=HOUR)
+
+    def asked(peer: str, forwarded: str = "") -> bool:
+        headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded else []
+        return limit.allow(Request({"type": "http", "client": (peer, 1), "headers": headers}))
+
+    assert [asked(PROXY, "198.51.100.1") for _ in range(4)] == [True, True, True, False]
+    assert not asked("198.51.100.1")  # the same reader, come straight: the same client
+    assert asked(PROXY, "198.51.100.2")  # another reader behind the same proxy
+    now[0] += HOUR - 1
+    assert not asked(PROXY, "198.51.100.1")
+    now[0] += 1
+    assert asked(PROXY, "198.51.100.1")
