@@ -120,7 +120,9 @@ async def test_one_email_and_only_the_confirm_pages_post_subscribes(desk: Desk,
     assert reader is not None and (reader.mode, reader.timezone, reader.digest_hour) == (
         "instant", "Europe/Berlin", "07:00")
     key = desk.service.dispatcher.key
-    assert f'href="/preferences/{preferences_token(key, NEW)}"' in done.text
+    [link] = re.findall(r'href="([^"]+)">Choose topics', done.text)
+    assert str(done.url.join(link)) == (
+        f"https://alerts.desk.example/preferences/{preferences_token(key, NEW)}")
     listed = Alertbot.make(tmp_path, "").cli("subscribers", "list")
     assert listed.returncode == 0 and NEW in listed.stdout and "instant" in listed.stdout
     [row] = await confirmations(desk)
@@ -223,6 +225,8 @@ async def test_a_bad_confirmation_link_shows_an_error_page_and_subscribes_no_one
             answer = await client.request(method, f"/signup/confirm/{token}",
                                           data={"csrf": csrf_of(page), "mode": "daily"})
             assert answer.status_code == 400 and "This link is not valid" in answer.text
+            [again] = re.findall(r'href="([^"]+)">Sign up again', answer.text)
+            assert answer.url.join(again).path == "/signup"
     assert await desk.service.db.read(subscribers.listing) == []
 
 

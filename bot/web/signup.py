@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
@@ -72,11 +72,13 @@ def _token_ok(key: bytes, purpose: str, subject: str, given: str, now: datetime)
 
 
 def _page(status: int, outcome: str, **context: Any) -> Response:
+    # Links are relative to the confirmation page (/signup/confirm/<token>), so they keep a
+    # path prefix a proxy serves the service under.
     context = {"address": "", "error": "", "domains": (), "csrf": "", "email": "",
                "preferences_url": "", "zones": (), "script": "", **context}
     html = page_env().get_template("signup.html").render(outcome=outcome, **context)
     wait = int(HOUR) if outcome == "limited" else 60
-    headers = {"Retry-After": str(wait)} if status == 429 else {}
+    headers = {"Retry-After": str(wait if status == 429 else 5)} if status in (429, 503) else {}
     return HTMLResponse(html, status_code=status, headers=headers)
 
 
@@ -122,6 +124,9 @@ async def signup_page(request: Request) -> Response:
         asked = await door.db.write(confirmations.request, address, expiry(now), now)
     except IntegrityError:  # another replica queued this address's confirmation just now
         asked = confirmations.Asked.LIMITED
+    except DBAPIError as exc:  # as for a push: nothing changed, say try again
+        log.warning("sign-up refused while the database is unavailable: %s", type(exc).__name__)
+        return _page(503, "unavailable")
     log.info("sign-up asked for %s: %s", address, asked.value)
     if asked is confirmations.Asked.QUEUED:
         door.wake()
@@ -157,10 +162,15 @@ async def confirm_page(request: Request) -> Response:
                                       door.digest_hour)
     except ValueError as exc:
         return _confirm_form(door, address, 400, error=str(exc).partition(":")[0])
-    added = await door.db.write(_subscribe_if_new, wanted, now)
+    try:
+        added = await door.db.write(_subscribe_if_new, wanted, now)
+    except DBAPIError as exc:
+        log.warning("sign-up confirmation refused while the database is unavailable: %s",
+                    type(exc).__name__)
+        return _page(503, "unavailable")
     log.info("sign-up confirmed for %s%s", address, "" if added else " (already subscribed)")
     return _page(200, "subscribed" if added else "already", address=address,
-                 preferences_url=f"/preferences/{preferences_token(door.key, address)}")
+                 preferences_url=f"../../preferences/{preferences_token(door.key, address)}")
 
 
 def _confirm_form(door: SignupDoor, address: str, status: int = 200, error: str = ""
