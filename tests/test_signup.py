@@ -15,10 +15,12 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from bot import db as database
 from bot.readers import subscribers
 from bot.readers.signup import confirm_token, expiry
 from bot.readers.subscribers import preferences_token, unsubscribe_token
 from bot.service import Service, serving
+from tests.conftest import PostgresServer, new_pg_database
 from tests.fakes import FakeSlack, SmtpRecorder
 from tests.harness import Clock, Desk, desk_config
 from tests.process import Alertbot
@@ -254,3 +256,28 @@ async def test_the_forms_label_every_control(desk: Desk) -> None:
         controls = re.findall(r'<(?:input|select)(?![^>]*type="hidden")[^>]*\bid="([^"]+)"',
                               page)
         assert controls and set(controls) == set(re.findall(r'<label for="([^"]+)"', page))
+
+
+@pytest.mark.postgres
+async def test_with_the_database_away_the_pages_say_try_again_and_nothing_is_sent(
+        tmp_path: Path, slack: FakeSlack, smtp: tuple[SmtpRecorder, int]) -> None:
+    server = PostgresServer().start()  # its own: the test stops it
+    try:
+        url = new_pg_database(server.url)
+        database.upgrade(url)
+        async for desk in _desk(tmp_path, url, slack, smtp):
+            token = confirm_token(desk.service.dispatcher.key, NEW, expiry(desk.clock()))
+            async with browser(desk.service) as client:
+                form = await client.get("/signup")
+                page = await client.get(f"/signup/confirm/{token}")
+                server.stop()
+                answers = [
+                    await client.post("/signup", data={"email": NEW, "csrf": csrf_of(form)}),
+                    await client.post(f"/signup/confirm/{token}",
+                                      data={"csrf": csrf_of(page), "mode": "daily"})]
+            for answer in answers:
+                assert answer.status_code == 503 and answer.headers["retry-after"] == "5"
+                assert "Please try again in a minute" in answer.text
+    finally:
+        server.remove()
+    assert smtp[0].messages == []
