@@ -144,6 +144,18 @@ async def test_confirming_again_changes_nothing_the_reader_set(desk: Desk) -> No
     assert reader is not None and reader.mode == "daily" and reader.timezone == "UTC"
 
 
+async def test_an_address_already_subscribed_gets_no_email_and_the_same_page(desk: Desk
+                                                                            ) -> None:
+    await desk.subscribe(NEW)
+    async with browser(desk.service) as client:
+        again = await ask(client, NEW)
+        fresh = await ask(client, "someone.else@desk.example")
+    # the page does not tell a stranger who is subscribed
+    assert again.text.replace(NEW, "X") == fresh.text.replace("someone.else@desk.example", "X")
+    await desk.service.check()
+    assert desk.emails(NEW) == [] and len(desk.emails("someone.else@desk.example")) == 1
+
+
 @pytest.mark.parametrize(("given", "words"), [
     ("someone@elsewhere.example", "Only addresses at desk.example, bureau.example can sign up"),
     ("someone@sub.desk.example", "Only addresses at desk.example, bureau.example can sign up"),
