@@ -49,6 +49,9 @@ BY_NAME: dict[str, list[tuple[str, Any]]] = {
                                                                     "C0DUTY"))],
     # Empty: no link previews; written in capitals, read as Slack sends hosts.
     "unfurl_domains": [("[]", ()), ('["News.Desk.example"]', ("news.desk.example",))],
+    # Empty: no sign-up page; domains are read lower-case, an "@" in front dropped.
+    "signup_domains": [("[]", ()), ('["Desk.Example", "@bureau.example"]',
+                                    ("desk.example", "bureau.example"))],
 }
 # Keys a route setting is refused without, written beside it (escalate_after needs someone
 # to escalate to).

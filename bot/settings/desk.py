@@ -59,6 +59,7 @@ class DeliveryConfig(_Section):
 
 _CHANNEL = re.compile(r"^[CGDU][A-Z0-9]{2,}$")
 _HOUR = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_DOMAIN = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)+$")
 _QUIET = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
 
 
@@ -162,6 +163,20 @@ class EmailConfig(_Section):
     digest_hour: str = "07:00"
     send_empty_digest: bool = False
     connections: int = Field(default=1, ge=1, le=16)  # SMTP sessions open at once
+    # Self sign-up (GET /signup) for addresses in these mail domains; empty: no sign-up page.
+    signup_domains: tuple[str, ...] = ()
+    # Sign-up requests one client address may make in an hour (an office behind one NAT
+    # address signing up together may need more); each address gets at most one email in 10 min.
+    signup_per_client: int = Field(default=10, ge=1)
+
+    @field_validator("signup_domains")
+    @classmethod
+    def _domains(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        domains = tuple(d.strip().lower().removeprefix("@") for d in value)
+        for domain in domains:
+            if not _DOMAIN.match(domain):
+                raise ValueError(f"{domain!r} is not a mail domain such as \"desk.example\"")
+        return domains
 
     @field_validator("digest_hour")
     @classmethod
