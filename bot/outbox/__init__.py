@@ -16,6 +16,7 @@ from bot.outbox.planning import (
 )
 from bot.outbox.queries import (
     depth,
+    first_posted,
     get,
     items_of,
     listing,
@@ -55,6 +56,7 @@ __all__ = [
     "enqueue_facts",
     "enqueue_owner",
     "enqueue_update",
+    "first_posted",
     "get",
     "items_of",
     "listing",

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, Integer, cast, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.db.schema import ACTION_EVENTS, ACTION_ITEMS, STORIES
+from bot.metrics import Tally
 from bot.rules.claims import Item, Outcome, Reason, Request, State, decide
 
 # A compare-and-set lost this many times in a row means something is wrong, not busy.
@@ -40,7 +41,7 @@ def press_key(action_ts: str, user: str, verb: str, story_id: str) -> str:
 
 def _item(row: Any) -> Item:
     return Item(State(row.state), row.by, row.at, row.note,
-                Reason(row.reason) if row.reason else None, row.snoozed_until)
+                Reason(row.reason) if row.reason else None, row.snoozed_until, row.by_name)
 
 
 def read(db: Connection, story_id: str) -> tuple[Item, int]:
@@ -52,7 +53,7 @@ def read(db: Connection, story_id: str) -> tuple[Item, int]:
 def _values(item: Item) -> dict[str, Any]:
     return {"state": item.state.value, "by": item.by, "at": item.at, "note": item.note,
             "reason": item.reason.value if item.reason else None,
-            "snoozed_until": item.snoozed_until}
+            "snoozed_until": item.snoozed_until, "by_name": item.by_name}
 
 
 def _insert(db: Connection, table: Any) -> Any:
@@ -75,7 +76,8 @@ def _write(db: Connection, story_id: str, item: Item, version: int) -> bool:
 def _record(db: Connection, key: str, story_id: str, request: Request, now: datetime) -> bool:
     """The audit row, claimed by its key before anything changes; False if already there."""
     done = db.execute(_insert(db, ACTION_EVENTS).values(
-        press_key=key, story_id=story_id, user=request.user, action=request.verb.value, at=now,
+        press_key=key, story_id=story_id, user=request.user, name=request.name,
+        action=request.verb.value, at=now,
         note=request.note, reason=request.reason.value if request.reason else None,
         outcome="pending", applied=False).on_conflict_do_nothing(
         index_elements=[ACTION_EVENTS.c.press_key]).returning(ACTION_EVENTS.c.id))
@@ -149,5 +151,23 @@ def items(db: Connection, state: State, limit: int = 500, by: str | None = None
                            STORIES.c.id).limit(limit)
     return [{"story_id": row.id, "title": row.title, "url": row.url, "impact": row.impact,
              "sources": row.corroboration, "state": row.state or State.OPEN.value,
-             "by": row.by, "at": row.at, "snoozed_until": row.snoozed_until,
+             "by": row.by, "by_name": row.by_name, "at": row.at, "snoozed_until": row.snoozed_until,
              "note": row.note, "reason": row.reason} for row in db.execute(query)]
+
+
+def tally(db: Connection) -> Tally:
+    """What `/metrics` shows of the action items, counted now: the open ones nobody has acted
+    on by impact band, and every applied verdict by reason. Two grouped counts."""
+    band = cast(STORIES.c.impact, Integer)  # truncates: 8.9 is band 8, as impact is never < 0
+    joined = STORIES.outerjoin(ACTION_ITEMS, ACTION_ITEMS.c.story_id == STORIES.c.id)
+    open_rows = db.execute(
+        select(band, func.count()).select_from(joined)
+        .where(STORIES.c.qualified_at.is_not(None), (ACTION_ITEMS.c.state.is_(None))
+               | (ACTION_ITEMS.c.state == State.OPEN.value))
+        .group_by(band))
+    verdict_rows = db.execute(
+        select(ACTION_EVENTS.c.action, ACTION_EVENTS.c.reason, func.count())
+        .where(ACTION_EVENTS.c.applied.is_(True), ACTION_EVENTS.c.action.in_(VERDICTS))
+        .group_by(ACTION_EVENTS.c.action, ACTION_EVENTS.c.reason))
+    return Tally({int(b): int(n) for b, n in open_rows},
+                 {(action, reason or ""): int(n) for action, reason, n in verdict_rows})
