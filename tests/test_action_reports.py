@@ -49,14 +49,14 @@ class Served:
             "X-Slack-Signature": slack_signature(SECRET, stamp, body)})
         assert answer.status_code == 200 and answer.content == b""  # acked empty, at once
 
-    async def state(self, story_id: str, wanted: State, timeout: float = 10) -> Item:
+    async def state(self, story_id: str, wanted: State) -> Item:
         """The item once the press's lazy half (a task on this loop) has stored `wanted`."""
-        deadline = time.monotonic() + timeout
-        while True:
-            item, _ = await self.desk.service.db.read(actions.read, story_id)
-            if item.state is wanted or time.monotonic() > deadline:
-                return item
-            await asyncio.sleep(0.01)  # yields to the lazy task; it is not awaitable from here
+        async with asyncio.timeout(10):
+            while True:
+                item, _ = await self.desk.service.db.read(actions.read, story_id)
+                if item.state is wanted:
+                    return item
+                await asyncio.sleep(0.01)  # yields to the lazy task; not awaitable from here
 
 
 @pytest.fixture
