@@ -10,12 +10,13 @@ version: one update wins, the other re-reads and decides again over what won.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Integer, cast, func, select, update
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.db.schema import ACTION_EVENTS, ACTION_ITEMS, STORIES
@@ -158,16 +159,20 @@ def items(db: Connection, state: State, limit: int = 500, by: str | None = None
 def tally(db: Connection) -> Tally:
     """What `/metrics` shows of the action items, counted now: the open ones nobody has acted
     on by impact band, and every applied verdict by reason. Two grouped counts."""
-    band = cast(STORIES.c.impact, Integer)  # truncates: 8.9 is band 8, as impact is never < 0
     joined = STORIES.outerjoin(ACTION_ITEMS, ACTION_ITEMS.c.story_id == STORIES.c.id)
     open_rows = db.execute(
-        select(band, func.count()).select_from(joined)
+        select(STORIES.c.impact, func.count()).select_from(joined)
         .where(STORIES.c.qualified_at.is_not(None), (ACTION_ITEMS.c.state.is_(None))
                | (ACTION_ITEMS.c.state == State.OPEN.value))
-        .group_by(band))
+        .group_by(STORIES.c.impact))
+    # Banded here, not in SQL: PostgreSQL's CAST rounds (8.5 → 9) where SQLite's truncates,
+    # and FLOOR is not in every SQLite. Impacts are few distinct values.
+    bands: dict[int, int] = {}
+    for impact, count in open_rows:
+        band = math.floor(impact)
+        bands[band] = bands.get(band, 0) + int(count)
     verdict_rows = db.execute(
         select(ACTION_EVENTS.c.action, ACTION_EVENTS.c.reason, func.count())
         .where(ACTION_EVENTS.c.applied.is_(True), ACTION_EVENTS.c.action.in_(VERDICTS))
         .group_by(ACTION_EVENTS.c.action, ACTION_EVENTS.c.reason))
-    return Tally({int(b): int(n) for b, n in open_rows},
-                 {(action, reason or ""): int(n) for action, reason, n in verdict_rows})
+    return Tally(bands, {(action, reason or ""): int(n) for action, reason, n in verdict_rows})
