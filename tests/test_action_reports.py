@@ -124,6 +124,15 @@ async def desk_acts(served: Served) -> None:
     assert (await served.state("claimed-story", State.CLAIMED)).by_name == "Ana Lima"
     await served.signed(dismissal("dismissed-story", BO))
     assert (await served.state("dismissed-story", State.DISMISSED)).by == "U0BO"
+    # The batch is edited to show both, each on its own item (its context line).
+    await desk.service.dispatcher.drain(timedelta(seconds=30))
+    [*_, edit] = [c for c in desk.slack.calls if c.method == "chat.update"]
+    blocks = edit.body["blocks"]
+    shown = {blocks[n]["block_id"]: [e["text"] for e in blocks[n + 1]["elements"]][1:]
+             for n, b in enumerate(blocks) if b.get("block_id", "").startswith("item:")}
+    assert shown == {"item:claimed-story": [":raising_hand: Claimed by <@U0ANA> 06:10 UTC"],
+                     "item:open-story": [],
+                     "item:dismissed-story": [":no_entry_sign: Dismissed by <@U0BO>: not our beat"]}
 
 
 def parts(message: EmailMessage) -> tuple[str, str]:

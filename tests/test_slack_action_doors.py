@@ -189,3 +189,15 @@ def test_story_of_an_item_nobody_acted_on_says_it_is_open(
     assert "*Action item*\nOpen: nobody has it yet" in sections(answer.json())
     assert "Action item: open, nobody has it" in alertbot.cli("story", "untouched-story").stdout
 
+
+def test_a_forged_menu_choice_is_answered_and_stores_nothing(
+    alertbot: Alertbot, slack_server: FakeSlack,
+) -> None:
+    before = len(presses(alertbot, "untouched-story", lambda found: True))
+    forged = {"type": "static_select", "action_id": "item_menu",
+              "block_id": "item:untouched-story", "selected_option": {"value": "snooze:ever"}}
+    path = press_item(alertbot, slack_server, forged, ANA, "2400.1")
+    said = slack_server.wait_for_call(path, timeout=10).body
+    assert said["text"].startswith("Sorry, alertbot could not answer that just now.")
+    assert len(presses(alertbot, "untouched-story", lambda found: True)) == before
+

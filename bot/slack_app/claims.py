@@ -68,15 +68,21 @@ def register(app: AsyncApp, presses: Presses) -> None:
 async def press(presses: Presses, respond: AsyncRespond, body: dict[str, Any],
                 action: dict[str, Any], client: AsyncWebClient, choice: str | None = None
                 ) -> None:
-    """Store one press of a button, the snooze select or (`choice`) a batch item's menu."""
+    """Store one press of a button, the snooze select or (`choice`) a batch item's menu; a
+    press that fails (a forged choice) is answered too, like any command (replies.py)."""
+    await reply_later(respond, _press(presses, body, action, client, choice),
+                      replace_original=False)
+
+
+async def _press(presses: Presses, body: dict[str, Any], action: dict[str, Any],
+                 client: AsyncWebClient, choice: str | None) -> dict[str, Any] | None:
     now = presses.clock()
     verb, story_id, until = await _what(client, body, action, now, choice)
     user = body.get("user", {}).get("id", "?")
     groups = await groups_of(client, presses.allowed, user)
     request = Request(verb, user, groups, until=until, name=presser_name(body))
     key = actions.press_key(str(action.get("action_ts", "")), user, verb.value, story_id)
-    await reply_later(respond, _store(presses, story_id, request, now, key),
-                      replace_original=False)
+    return await _store(presses, story_id, request, now, key)
 
 
 def story_of(action: dict[str, Any]) -> str:
