@@ -179,6 +179,11 @@ def test_story_shows_the_items_state_and_who_did_what_in_slack_and_the_terminal(
     assert "Action item: done by bo.reyes (U0BO) at " in shown
     assert shown.rstrip().endswith("bo.reyes (U0BO): done: <!here> filed it")
     assert " U0BO: claimed\n" in shown  # that press came without a name: the ID alone
+    # What a daily digest would say of it, as `alertbot preview` shows the email.
+    assert alertbot.cli("subscribers", "add", "ed@desk.example", "--mode", "daily"
+                        ).returncode == 0
+    preview = alertbot.cli("preview", "--digest", "ed@desk.example", "--format", "text")
+    assert "   Done by bo.reyes: <!here> filed it\n" in preview.stdout, preview.stderr
 
 
 def test_story_of_an_item_nobody_acted_on_says_it_is_open(
