@@ -25,6 +25,7 @@ from tests.test_slack_app import (
     _posted_ts,
     alerts,
     command,
+    post,
     press_item,
     presses,
     push,
@@ -83,9 +84,11 @@ def test_done_opens_a_modal_whose_note_is_shown_in_the_edit_and_thread_once(
     [controls] = [b for b in posted.body["blocks"] if b["type"] == "actions"]
     [done] = [e for e in controls["elements"] if e.get("action_id") == "item_done"]
     seen = len(views_opened(slack_server))
-    press_item(alertbot, slack_server, {**done, "block_id": controls["block_id"]}, ANA, "2100.1")
+    path = press_item(alertbot, slack_server, {**done, "block_id": controls["block_id"]}, ANA,
+                      "2100.1")
     view = opened_after(slack_server, seen)
-    assert (view["callback_id"], view["private_metadata"]) == ("item_done", "done-story")
+    assert (view["callback_id"], view["private_metadata"]) == (
+        "item_done", f"done-story\n{slack_server.url}{path}")
     [note] = [b for b in view["blocks"] if b.get("block_id") == "note"]
     assert note["optional"] is True and note["element"]["action_id"] == "note"
 
@@ -100,6 +103,17 @@ def test_done_opens_a_modal_whose_note_is_shown_in_the_edit_and_thread_once(
     rows = presses(alertbot, "done-story", lambda found: len(found) >= 1)
     assert [(r.user, r.name, r.action, r.outcome, r.note) for r in rows] == [
         (ANA, "ana.lima", "done", "done", "filed follow-up")]
+    # Bo's form, opened before he saw the edit, is refused: told to him, and nothing changes.
+    bo = press_item(alertbot, slack_server, {**done, "block_id": controls["block_id"]}, "U0BO",
+                    "2100.3")
+    bo_view = opened_after(slack_server, seen + 1)
+    late = {"type": "view_submission", "team": {"id": "T1"}, "user": {"id": "U0BO"},
+            "api_app_id": "A1", "token": "x", "trigger_id": "1.2.8",
+            "view": {**bo_view, "id": "V0BOLATE", "state": {"values": {}}}}
+    assert post(alertbot, {"payload": json.dumps(late)}).status_code == 200
+    refused = slack_server.wait_for_call(bo, timeout=10).body
+    assert (refused["text"], refused["response_type"]) == (
+        f"Already done by <@{ANA}>.", "ephemeral")
     # Re-opened, it is edited a second time, not a third: the replay changed nothing.
     reopen = {"type": "button", "action_id": "item_reopen", "value": "done-story",
               "block_id": controls["block_id"]}
@@ -140,7 +154,8 @@ def test_a_200_character_story_id_fits_every_control_and_each_works(
         seen = len(views_opened(slack_server))
         choose(value, f"2200.{value}")
         view = opened_after(slack_server, seen)
-        assert (view["callback_id"], view["private_metadata"]) == (callback, LONG)
+        assert view["callback_id"] == callback
+        assert view["private_metadata"].split("\n")[0] == LONG
     # The alert's own snooze select, whose options say only the choice.
     [controls] = [b for b in alert["blocks"] if b["type"] == "actions"]
     [snooze] = [e for e in controls["elements"] if e.get("action_id") == "item_snooze"]

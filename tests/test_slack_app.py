@@ -496,14 +496,15 @@ def test_a_second_claim_by_another_person_is_told_who_holds_it_and_a_replay_is_s
 def test_not_relevant_opens_a_modal_whose_submission_records_the_dismissal(
     alertbot: Alertbot, slack_server: FakeSlack,
 ) -> None:
-    press_item(alertbot, slack_server,
-               {"type": "button", "action_id": "item_dismiss", "value": "hypersonic-budget"},
-               "U0BO", "1800.1")
+    path = press_item(alertbot, slack_server, {"type": "button", "action_id": "item_dismiss",
+                                                "value": "hypersonic-budget"}, "U0BO", "1800.1")
     opened = slack_server.wait_for_call("views.open", timeout=10)
     view = opened.body["view"]
     view = json.loads(view) if isinstance(view, str) else view
     assert opened.body["trigger_id"] == "1.2.3"
-    assert (view["callback_id"], view["private_metadata"]) == ("item_dismiss", "hypersonic-budget")
+    # The story, and where a refused submission is answered: the press's response_url.
+    assert (view["callback_id"], view["private_metadata"]) == (
+        "item_dismiss", f"hypersonic-budget\n{slack_server.url}{path}")
     reasons = view["blocks"][1]["element"]["options"]
     assert [o["value"] for o in reasons] == ["wrong_impact", "not_our_beat", "duplicate", "other"]
 

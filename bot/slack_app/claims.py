@@ -152,11 +152,37 @@ async def _store(presses: Presses, story_id: str, request: Request, now: datetim
             first = await db.read(outbox.first_posted, story_id)
             if first is not None:  # claimed from a message: it was posted
                 presses.claimed(max(0.0, (now - first).total_seconds()))
+    return refusal(applied)
+
+
+def refusal(applied: actions.Applied) -> dict[str, Any] | None:
+    """What the presser is told: nothing when the press applied or repeated, else why not."""
     if applied.repeat or applied.outcome.applied:
         return None
     outcome = applied.outcome
     return slack_blocks("item_refused", code=outcome.code, holder=outcome.holder,
                         state=outcome.item)
+
+
+def form_metadata(story_id: str, body: dict[str, Any]) -> str:
+    """A form's (modal's) private_metadata: the story, and on a second line the press's
+    response_url (a story id holds no line break). A view_submission carries no response_url
+    of its own, and a refused one ("Already done by …") must still be told to the presser."""
+    reply = body.get("response_url")
+    return f"{story_id}\n{reply}" if isinstance(reply, str) and reply else story_id
+
+
+def form_story(view: dict[str, Any]) -> tuple[str, AsyncRespond | None]:
+    """The story a submitted form is about, and where to answer its presser (if known)."""
+    story_id, _, reply = str(view.get("private_metadata", "")).partition("\n")
+    return story_id, AsyncRespond(response_url=reply) if reply else None
+
+
+async def tell_refusal(applied: actions.Applied, respond: AsyncRespond | None) -> None:
+    """Answer a form's refused submission to its presser, ephemerally."""
+    said = refusal(applied)
+    if said is not None and respond is not None:
+        await respond(response_type="ephemeral", replace_original=False, **said)
 
 
 async def _zone(client: AsyncWebClient, user: str) -> str:
