@@ -1,8 +1,11 @@
-"""Action-item buttons: Claim, Done, Snooze and Re-open on an alert or a batch's item.
+"""Action-item presses: Claim, Snooze and Re-open on an alert, and what Done's and Not
+relevant's forms (done.py, dismiss.py) and a batch item's menu (menu.py) share with them.
 
 Each acks at once (replies.py); the lazy half reads the clock once, stores the press once
 (`bot.stories.actions.apply`, keyed by Slack's `action_ts`, so a retried or doubled press changes
 nothing), and answers the presser only when the press was refused ("already claimed by …").
+A control's story is in its block's id (`item:<id>`): a select option's value holds only 150
+characters. The presser's name, as Slack sends it, is stored for email.
 """
 
 from __future__ import annotations
