@@ -119,13 +119,18 @@ def test_readers_of_one_daily_digest_share_one_read_per_claim(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     reads: list[Any] = []
+    entry = SimpleNamespace(story_id="a")
     monkeypatch.setattr(daily_kind.outbox, "stories_of",
-                        lambda db, details: reads.append(details) or ["story"])
+                        lambda db, details: reads.append(details) or [entry])
+    owners: list[Any] = []  # each story's action-item state, read with its stories
+    monkeypatch.setattr(daily_kind.outbox, "owners_of",
+                        lambda db, ids: owners.append(ids) or {})
     same = {"stories": ["a", "b"]}
     rows = [SimpleNamespace(id=n, kind="daily", details=details)
             for n, details in enumerate([same, same, {"stories": ["c"]}, same])]
     loads = Dispatcher._load(None, rows)  # type: ignore[arg-type]
-    assert len(reads) == 2 and [load.items for _, load in loads] == [["story"]] * 4
+    assert len(reads) == 2 and [load.items for _, load in loads] == [[entry]] * 4
+    assert owners == [["a"], ["a"]]  # once per distinct digest, like its stories
     Dispatcher._load(None, rows[:1])  # type: ignore[arg-type]
     assert len(reads) == 3  # a claim's reads are its own: the next claim reads anew
 

@@ -64,8 +64,8 @@ SLACK: dict[str, Callable[[], dict[str, Any]]] = {
     "facts": lambda: slack_thread_reply("facts", "C0X", "1700000000.000100", story=_one()),
 }
 # Slack templates that show no story at all (the test below checks that they say nothing of one).
-NO_STORY = {"alerts", "command_failed", "dismiss_modal", "facts_already", "item_refused",
-            "owner", "story_none", "story_usage", "test"}
+NO_STORY = {"alerts", "command_failed", "dismiss_modal", "done_modal", "facts_already",
+            "item_refused", "owner", "story_none", "story_usage", "test"}
 # Each email kind that renders stories, with its extra context.
 EMAIL: dict[str, dict[str, Any]] = {
     "alert": {}, "batch": {}, "daily": {"day": NOW.date(), "since": NOW},

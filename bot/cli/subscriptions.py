@@ -123,6 +123,7 @@ def _digest_preview(db: Any, config: Config, renderer: Renderer, address: str, f
                     now: datetime) -> EmailMessage:
     from bot import outbox
     from bot.messages import Load
+    from bot.messages.kinds.base import with_owners
     from bot.outbox import daily as digests
     from bot.readers import subscribers
     from bot.transports import Outgoing
@@ -143,7 +144,8 @@ def _digest_preview(db: Any, config: Config, renderer: Renderer, address: str, f
         raise Failure(f"{subscriber.email} would get no digest now: no action items since "
                       f"{found.since:%Y-%m-%d %H:%M} UTC (send_empty_digest is off)")
     details = found.details()
-    load = Load(outbox.stories_of(db, details))
+    # With each item's owner, as the daily kind loads it: the preview is what would be sent.
+    load = with_owners(db, Load(outbox.stories_of(db, details)))
     message: EmailMessage | Outgoing = renderer.render(
         "daily", "email", f"email:{subscriber.email}", details, load, now)
     return message.parsed() if isinstance(message, Outgoing) else message

@@ -19,6 +19,7 @@ from bot.outbox.planning import (
 )
 from bot.outbox.queries import (
     depth,
+    first_posted,
     get,
     items_of,
     listing,
@@ -61,6 +62,7 @@ __all__ = [
     "enqueue_owner",
     "enqueue_unfurl",
     "enqueue_update",
+    "first_posted",
     "follow_escalations",
     "get",
     "items_of",

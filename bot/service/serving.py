@@ -43,7 +43,8 @@ def doors(service: Service) -> tuple[Starlette, AsyncSocketModeHandler | None]:
     """The HTTP app, and the Socket Mode connection when SLACK_APP_TOKEN is set (then Slack
     sends over a WebSocket instead of POST /slack/events)."""
     settings = service.config.settings
-    slack = create_slack_app(service.config, service.db, service.dispatcher.wake, service.clock)
+    slack = create_slack_app(service.config, service.db, service.dispatcher.wake, service.clock,
+                             service.metrics)
     socket_mode = None
     if slack is not None and settings.slack_app_token is not None:
         socket_mode = AsyncSocketModeHandler(slack, settings.slack_app_token.get_secret_value())
