@@ -119,15 +119,21 @@ async def test_an_unclaimed_item_is_escalated_once_at_the_delay(desk: Desk) -> N
     assert 'alertbot_escalations_sent_total{route="C0SPACEOPS"} 3.0' in metrics
 
 
-@pytest.mark.parametrize(("action", "state"), [
-    ({"type": "button", "action_id": "item_claim", "value": "s-esc"}, "claimed"),
-    ({"type": "button", "action_id": "item_done", "value": "s-esc"}, "done"),
-])
-async def test_a_claim_or_done_before_the_delay_cancels_it(desk: Desk, action: dict[str, Any],
+# Claim is a button; Done opens a form whose submission stores it.
+CLAIM = button({"type": "button", "action_id": "item_claim", "value": "s-esc"})
+DONE = {"type": "view_submission", "team": {"id": "T1"}, "user": {"id": "U0ANA"},
+        "api_app_id": "A1", "token": "x", "trigger_id": "1.2.5",
+        "view": {"id": "V0DONE", "type": "modal", "callback_id": "item_done",
+                 "private_metadata": "s-esc", "state": {"values": {
+                     "note": {"note": {"type": "plain_text_input", "value": None}}}}}}
+
+
+@pytest.mark.parametrize(("payload", "state"), [(CLAIM, "claimed"), (DONE, "done")])
+async def test_a_claim_or_done_before_the_delay_cancels_it(desk: Desk, payload: dict[str, Any],
                                                           state: str) -> None:
     await desk.ingest(item())
     await run_until(desk, 10)
-    await press(desk, button(action), "s-esc", lambda found: found.state.value == state)
+    await press(desk, payload, "s-esc", lambda found: found.state.value == state)
     await run_until(desk, 120)
     assert escalations(desk.slack) == []
     cancelled = await desk.deliveries("cancelled")
