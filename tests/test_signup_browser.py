@@ -16,7 +16,7 @@ from selenium.webdriver.common.by import By
 
 from bot.readers import subscribers
 from bot.service import Service
-from tests.browser import CHROMEDRIVER, CHROMIUM, chromium, free_socket, served
+from tests.browser import CHROMEDRIVER, CHROMIUM, chromium, free_socket, served, submit
 from tests.conftest import make_config
 from tests.fakes import FakeSlack, SmtpRecorder
 from tests.harness import Clock, Desk
@@ -72,13 +72,13 @@ async def test_sign_up_in_chromium_from_the_form_to_the_confirmed_subscription(d
         seen = [body(driver)]
         wide = fits(driver)
         driver.find_element(By.ID, "email").send_keys("someone@elsewhere.example")
-        driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        submit(driver)
         seen.append(body(driver))  # refused, on the form itself
         field = driver.find_element(By.ID, "email")
         invalid = str(field.get_attribute("aria-invalid"))
         field.clear()
         field.send_keys(NEW)
-        driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        submit(driver)
         seen.append(body(driver))
         return seen, wide, invalid, driver.title
 
@@ -97,7 +97,7 @@ async def test_sign_up_in_chromium_from_the_form_to_the_confirmed_subscription(d
         page = body(driver)
         wide = fits(driver)
         logged = [entry["message"] for entry in driver.get_log("browser")]
-        driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        submit(driver)
         return page, wide, logged, body(driver)
 
     page, wide, logged, done = await in_browser(confirm)
