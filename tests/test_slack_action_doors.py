@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,9 @@ def test_done_opens_a_modal_whose_note_is_shown_in_the_edit_and_thread_once(
         thread(slack_server, ts)), 10, lambda: "the message was not edited")
     assert says in json.dumps(updates(slack_server, ts)[0].body["blocks"])
     assert thread(slack_server, ts)[0].body["text"] == f":white_check_mark: {says}"
+    # Done, the message offers Re-open in place of Claim, Done, Snooze and Not relevant.
+    assert control_ids(updates(slack_server, ts)[0].body) == ["item_reopen", "key_facts",
+                                                              "open_story"]
     rows = presses(alertbot, "done-story", lambda found: len(found) >= 1)
     assert [(r.user, r.name, r.action, r.outcome, r.note) for r in rows] == [
         (ANA, "ana.lima", "done", "done", "filed follow-up")]
@@ -122,6 +126,25 @@ def test_done_opens_a_modal_whose_note_is_shown_in_the_edit_and_thread_once(
                           and len(thread(slack_server, ts)) >= 2, 10, lambda: "no edit")
     assert len(updates(slack_server, ts)) == len(thread(slack_server, ts)) == 2
     assert "Open again: nobody has it" in thread(slack_server, ts)[1].body["text"]
+    assert control_ids(updates(slack_server, ts)[1].body)[:4] == [
+        "item_claim", "item_done", "item_snooze", "item_dismiss"]
+
+
+def control_ids(message: dict[str, Any]) -> list[str]:
+    """The action ids of a posted or edited alert's controls, in order."""
+    [controls] = [b for b in message["blocks"] if b["type"] == "actions"]
+    return [e["action_id"] for e in controls["elements"]]
+
+
+def test_a_done_or_dismissed_batch_item_offers_only_re_open() -> None:
+    done, other = (Item(Story.model_validate(story(id=i)), "why") for i in ("done-1", "open-1"))
+    done = replace(done, owner={"state": "done", "by": ANA, "says": "Done by <@U0ANA>"})
+    batch = KINDS["batch"].slack([done, other], "C0X", CommandNames())
+    menus = {b["block_id"]: [o["value"] for o in b["accessory"]["options"]]
+             for b in batch["blocks"] if b.get("accessory", {}).get("action_id") == "item_menu"}
+    assert menus == {"item:done-1": ["reopen"],
+                     "item:open-1": ["claim", "done", "snooze:1h", "snooze:4h",
+                                     "snooze:tomorrow", "dismiss"]}
 
 
 def test_a_200_character_story_id_fits_every_control_and_each_works(
@@ -164,6 +187,16 @@ def test_a_200_character_story_id_fits_every_control_and_each_works(
                "2200.3")
     rows = presses(alertbot, LONG, lambda found: len(found) >= 3)
     assert [(r.user, r.action, r.outcome) for r in rows[2:]] == [("U0BO", "snooze", "snoozed")]
+    # Done through its form, the item's menu offers Re-open, and choosing it re-opens it.
+    submit_done(alertbot, LONG, ANA, "V0LONGDONE")
+    presses(alertbot, LONG, lambda found: len(found) >= 4)
+    finished = replace(Item(long_story, "why"), owner={"state": "done", "by": ANA, "says": ""})
+    [section] = [b for b in KINDS["batch"].slack([finished, *others], "C0X", CommandNames())[
+        "blocks"] if b.get("block_id") == f"item:{LONG}"]
+    menu = section["accessory"]
+    choose("reopen", "2200.4")
+    rows = presses(alertbot, LONG, lambda found: len(found) >= 5)
+    assert [(r.action, r.outcome) for r in rows[3:]] == [("done", "done"), ("reopen", "reopened")]
 
 
 def sections(message: dict[str, Any]) -> list[str]:

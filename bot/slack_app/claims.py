@@ -120,6 +120,8 @@ async def _what(client: AsyncWebClient, body: dict[str, Any], action: dict[str, 
         choice = "snooze:" + str(action["selected_option"]["value"]).partition(":")[0]
     if choice == "claim":
         return Verb.CLAIM, story_id, None
+    if choice == "reopen":
+        return Verb.REOPEN, story_id, None
     zone = await _zone(client, body.get("user", {}).get("id", "?"))
     return Verb.SNOOZE, story_id, snooze_until(choice.removeprefix("snooze:"), now, zone)
 

@@ -1,4 +1,5 @@
-"""A batch item's menu: Claim, Done, Snooze 1 h / 4 h / tomorrow 08:00, Not relevant.
+"""A batch item's menu: Claim, Done, Snooze 1 h / 4 h / tomorrow 08:00, Not relevant; Re-open
+once it is done or dismissed.
 
 A batch lists up to 24 items in one message, where a row of buttons per item would not fit
 Slack's 50 blocks: each item's section carries one select instead (its block names the story,
