@@ -80,9 +80,15 @@ def test_a_reader_off_the_merge_path_gets_the_same_headers() -> None:
     assert_unsubscribe_headers(parsed(built), odd)
 
 
-def test_the_body_link_is_the_header_link() -> None:
-    message = sent("alert")
+@pytest.mark.parametrize("kind", ["alert", "batch", "daily", "test"])
+def test_the_body_links_unsubscribe_and_preferences_in_text_and_html(kind: str) -> None:
+    """Every email a reader gets (instant, digest, test) offers both links in each part: the
+    header's unsubscribe URI, and "Manage preferences"."""
+    message = sent(kind)
     uri = assert_unsubscribe_headers(message, READER)
     for part in ("plain", "html"):
         body = message.get_body((part,))
-        assert body is not None and uri in body.get_content()
+        assert body is not None
+        content = body.get_content()
+        assert uri in content, (kind, part)
+        assert "Manage preferences" in content and "/preferences/" in content, (kind, part)
