@@ -124,6 +124,9 @@ def test_opening_the_tab_publishes_one_valid_view_of_what_the_person_has(
     assert "nobody@desk.example gets no email alerts" in other
     assert "*Claimed by you*: nothing" in other
     assert len(publishes(slack_server, ANA)) == 1
+    # The events are counted under their own name (they are JSON, not a slash command's form).
+    metrics = httpx.get(f"{alertbot.url}/metrics").text
+    assert 'alertbot_slash_command_seconds_count{command="app_home_opened"} 3.0' in metrics
 
 
 def press(bot: Alertbot, user: str, action_id: str, value: str) -> None:

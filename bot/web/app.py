@@ -97,7 +97,15 @@ def _authorised(request: Request, token: str | None) -> bool:
 
 
 def _slack_request_name(body: bytes) -> str:
-    """`/story` for a slash command, `block_actions` for a button press (a metrics label)."""
+    """`/story` for a slash command, `block_actions` for a button press, `app_home_opened` for
+    an event (Events API requests are JSON, not a form): a metrics label."""
+    if body.lstrip().startswith(b"{"):
+        try:
+            document = json.loads(body)
+            event = document.get("event")
+            return str(event.get("type") if isinstance(event, dict) else document.get("type"))
+        except (ValueError, AttributeError):
+            return "other"
     form = parse_qs(body.decode(errors="replace"))
     if "command" in form:
         return form["command"][0]
