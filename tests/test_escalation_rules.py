@@ -68,6 +68,23 @@ def test_a_snooze_moves_the_pending_rounds_to_its_end() -> None:
     assert [(r.number, r.due) for r in rounds] == [(2, minutes(65)), (3, minutes(80))]
 
 
+def test_a_snooze_never_brings_a_round_forward() -> None:
+    # Due at 12:00 (2 h after a 10:00 alert); a 1 h snooze at 10:05 ends at 11:05: still 12:00.
+    policy = Policy(timedelta(hours=2), 9, ("U0ANA",), 2)
+    rounds = moved(policy, 9, minutes(65), NO_QUIET, [1, 2], first_due=minutes(120))
+    assert [(r.number, r.due) for r in rounds] == [(1, minutes(120)), (2, minutes(240))]
+
+
+def test_rounds_held_by_quiet_hours_do_not_arrive_together() -> None:
+    # Alerted 22:30, quiet 22:00-07:00: the first round goes at 07:00, the next a gap later.
+    policy = Policy(timedelta(minutes=15), 9, ("U0ANA",), 3)
+    late = datetime(2026, 12, 1, 22, 30, tzinfo=UTC)
+    rounds = plan(policy, 9, late, Quiet("22:00-07:00", "UTC")).rounds
+    seven = datetime(2026, 12, 2, 7, 0, tzinfo=UTC)
+    assert [r.due for r in rounds] == [seven, seven + timedelta(minutes=15),
+                                       seven + timedelta(minutes=30)]
+
+
 def test_at_send_time_a_claim_cancels_and_a_snooze_holds() -> None:
     assert still_applies(Item(), minutes(15)).send
     done = still_applies(Item(State.DONE, "U0BO", T0), minutes(15))
@@ -85,9 +102,12 @@ ROUTE = '[[slack.routes]]\nchannel = "C0ROUTE"\n'
 
 def test_route_settings_reach_the_target_as_written(tmp_path: Path) -> None:
     desk = desk_from(tmp_path, ROUTE + 'escalate_after = "0s"\nescalate_impact = 10\n'
-                     'escalate_to = ["S0ONCALL", "U0ANA", "C0DUTY"]\nescalate_repeat = 2\n')
+                     'escalate_to = ["S0ONCALL", "U0ANA", "C0DUTY"]\n')
     [target] = slack_targets(desk)
-    assert target.escalation == Policy(timedelta(0), 10, ("S0ONCALL", "U0ANA", "C0DUTY"), 2)
+    assert target.escalation == Policy(timedelta(0), 10, ("S0ONCALL", "U0ANA", "C0DUTY"), 1)
+    [twice] = slack_targets(desk_from(tmp_path, ROUTE + 'escalate_after = "30m"\n'
+                                      'escalate_to = ["U0ANA"]\nescalate_repeat = 2\n'))
+    assert twice.escalation == Policy(timedelta(minutes=30), 9, ("U0ANA",), 2)
     [plain] = slack_targets(desk_from(tmp_path, ROUTE + "escalate_to = []\n"))
     assert plain.escalation is None  # no escalate_after: the route does not escalate
 
@@ -99,6 +119,9 @@ def test_route_settings_reach_the_target_as_written(tmp_path: Path) -> None:
     ('escalate_after = "15m"\nescalate_to = ["U0ANA", "@oncall"]\n',
      r"slack\.routes\.0\.escalate_to: '@oncall' is not a Slack user \(U…, W…\), user-group"),
     ('escalate_repeat = 0\n', r"slack\.routes\.0\.escalate_repeat: Input should be greater"),
+    ('escalate_after = "0s"\nescalate_to = ["U0ANA"]\nescalate_repeat = 2\n',
+     r"slack\.routes\.0: escalate_after = \"0s\" with escalate_repeat > 1 would send every "
+     r"round at once"),
     ('escalate_after = "soon"\nescalate_to = ["U0ANA"]\n',
      r"slack\.routes\.0\.escalate_after: 'soon' is not a duration"),
 ])

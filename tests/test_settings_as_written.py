@@ -195,7 +195,8 @@ def test_actions_allowed_names_an_id_that_is_not_a_slack_user_or_group(tmp_path:
 
 
 @pytest.mark.parametrize("written", ["https://desk.example", "desk.example/news",
-                                     "desk.example:8443", "*.desk.example", "desk", ""])
+                                     "desk.example:8443", "*.desk.example", "desk", "",
+                                     "-x-.123", "1.2.3.4"])
 def test_unfurl_domains_names_a_value_that_is_not_a_bare_domain(tmp_path: Path,
                                                                  written: str) -> None:
     with pytest.raises(ConfigError, match=rf"unfurl_domains.*{re.escape(repr(written))} is not "

@@ -83,7 +83,7 @@ def _add_round(db: Connection, target: Target, parent_id: int | None, story_id: 
 def pending(db: Connection, story_id: str) -> list[Any]:
     """The story's escalation rows not yet sent (pending, or failed and to be retried)."""
     rows = db.execute(
-        select(DELIVERIES.c.id, DELIVERIES.c.details)
+        select(DELIVERIES.c.id, DELIVERIES.c.details, DELIVERIES.c.not_before)
         .where(DELIVERIES.c.dedupe_key.startswith(f"{KIND}:{story_id}:", autoescape=True),
                DELIVERIES.c.status.in_(DUE))
     )
@@ -111,13 +111,16 @@ def follow(db: Connection, story_id: str, item: Item, now: datetime) -> int:
 
 
 def _move(db: Connection, rows: list[Any], until: datetime) -> None:
-    """One route's pending rows: their rounds start again at the snooze's end."""
+    """One route's pending rows: their rounds start again at the snooze's end (or when the
+    first was due, if later)."""
     first = rows[0].details
     policy = Policy(timedelta(seconds=first["after"]), first["escalate_impact"],
                     tuple(first["to"]), first["of"])
     quiet = Quiet(**first["quiet"])
     numbers = sorted({row.details["round"] for row in rows})
-    due = {r.number: r for r in moved(policy, first["impact"], until, quiet, numbers)}
+    first_due = min(row.not_before for row in rows)
+    due = {r.number: r for r in moved(policy, first["impact"], until, quiet, numbers,
+                                      first_due)}
     for row in rows:
         round_ = due[row.details["round"]]
         db.execute(update(DELIVERIES)

@@ -3,8 +3,9 @@ applies: pure decisions, each with its reason, time passed in.
 
 A route with `escalate_after` escalates an item at or above `escalate_impact` that is still open
 that long after its alert was planned, `escalate_repeat` rounds `escalate_after` apart. A snooze
-moves the rounds to its end; quiet hours hold a round to their end unless the impact breaks
-through; a claim, done or dismiss cancels what is pending.
+moves the rounds to its end (never earlier than they were due); quiet hours hold a round to
+their end unless the impact breaks through, and the next round follows a full gap after it; a
+claim, done or dismiss cancels what is pending.
 """
 
 from __future__ import annotations
@@ -84,19 +85,24 @@ def rounds(policy: Policy, impact: float, start: datetime, quiet: Quiet,
     the item has waited long enough already), each held by quiet hours."""
     numbers = numbers if numbers is not None else range(1, policy.repeat + 1)
     found = []
-    for n, number in enumerate(numbers):
-        due = start + policy.after * (n if first_at_start else n + 1)
+    due = start if first_at_start else start + policy.after
+    for number in numbers:
         why = (f"open {policy.after} after its alert" if not first_at_start
                else "open at the end of its snooze")
         held, said = hold(due, impact, quiet)
         found.append(Round(number, held, f"{why}{said}"))
+        # The next round is a full gap after this one goes: rounds held by quiet hours do not
+        # pile up at their end and arrive together.
+        due = held + policy.after
     return tuple(found)
 
 
 def moved(policy: Policy, impact: float, until: datetime, quiet: Quiet,
-          numbers: Sequence[int]) -> tuple[Round, ...]:
-    """A snooze to `until`: the pending rounds (`numbers`) start again at its end."""
-    return rounds(policy, impact, until, quiet, first_at_start=True, numbers=sorted(numbers))
+          numbers: Sequence[int], first_due: datetime | None = None) -> tuple[Round, ...]:
+    """A snooze to `until`: the pending rounds (`numbers`) start again at its end, or when the
+    first of them was due if that is later (`first_due`): a snooze never brings one forward."""
+    start = until if first_due is None else max(until, first_due)
+    return rounds(policy, impact, start, quiet, first_at_start=True, numbers=sorted(numbers))
 
 
 def hold(due: datetime, impact: float, quiet: Quiet) -> tuple[datetime, str]:

@@ -59,7 +59,6 @@ class DeliveryConfig(_Section):
 
 _CHANNEL = re.compile(r"^[CGDU][A-Z0-9]{2,}$")
 _HOUR = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
-_DOMAIN = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)+$")
 _QUIET = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
 
 
@@ -93,6 +92,9 @@ class RouteConfig(_Section):
     def _escalates_to_someone(self) -> RouteConfig:
         if self.escalate_after is not None and not self.escalate_to:
             raise ValueError("escalate_after is set but escalate_to names nobody to escalate to")
+        if self.escalate_after is not None and not self.escalate_after and self.escalate_repeat > 1:
+            raise ValueError("escalate_after = \"0s\" with escalate_repeat > 1 would send every "
+                             "round at once: give the rounds a gap, or one round")
         return self
 
     @field_validator("channel")
