@@ -134,6 +134,29 @@ def test_alertbot_run_behind_a_proxy_signs_up_and_limits_by_forwarded_client(
         bot.stop()
 
 
+def test_alertbot_run_without_trusted_proxies_counts_a_local_proxy_as_one_client(
+        tmp_path: Path, smtp: tuple[SmtpRecorder, int]) -> None:
+    """A proxy on the same host, not declared: whatever X-Forwarded-For it passes on, every
+    request is the proxy's (the HTTP server itself must not believe the header either)."""
+    _, port = smtp
+    bot = Alertbot.make(tmp_path, '[email]\nsignup_domains = ["desk.example"]\n'
+                        'signup_per_client = 2\n', SMTP_HOST="127.0.0.1", SMTP_PORT=str(port),
+                        SMTP_SECURITY="none", EMAIL_FROM="Desk <alerts@desk.example>")
+    bot.env["ALERTBOT_PUBLIC_URL"] = bot.url
+    bot.start()
+    try:
+        answers = []
+        for n in range(4):
+            with httpx.Client(base_url=bot.url,
+                              headers={"X-Forwarded-For": f"203.0.113.{n}"}) as web:
+                [csrf] = re.findall(r'name="csrf" value="([^"]+)"', web.get("/signup").text)
+                answers.append(web.post("/signup", data={"email": f"r{n}@desk.example",
+                                                         "csrf": csrf}).status_code)
+        assert answers == [200, 200, 429, 429]
+    finally:
+        bot.stop()
+
+
 @pytest.mark.parametrize(("toml", "env", "named"), [
     ('[email]\nsignup_domains = ["desk.example", "not a domain"]\n', "",
      "email.signup_domains: 'not a domain' is not a mail domain"),

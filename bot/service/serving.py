@@ -73,9 +73,12 @@ def signup_door(service: Service) -> SignupDoor | None:
 
 
 def http_server(app: Starlette, settings: Settings) -> uvicorn.Server:
+    # proxy_headers off: uvicorn otherwise believes X-Forwarded-For from loopback, so a client
+    # behind a local proxy could pick its own address past the pages' limits. Who is a proxy
+    # is ALERTBOT_TRUSTED_PROXIES's to say, and bot/web/limits.py reads the header by it.
     return uvicorn.Server(uvicorn.Config(
         app, host=settings.http_host, port=settings.http_port, log_level="warning",
-        access_log=False, lifespan="off",
+        access_log=False, lifespan="off", proxy_headers=False,
     ))
 
 
