@@ -164,6 +164,8 @@ async def confirm_page(request: Request) -> Response:
         return _confirm_form(door, address, 400, error=str(exc).partition(":")[0])
     try:
         added = await door.db.write(_subscribe_if_new, wanted, now)
+    except IntegrityError:  # confirmed at this moment by another request (a double click)
+        added = False
     except DBAPIError as exc:
         log.warning("sign-up confirmation refused while the database is unavailable: %s",
                     type(exc).__name__)
