@@ -134,3 +134,17 @@ def test_the_check_catches_the_old_rendering() -> None:
     for old in ("Impact 9 · verified by 3:  · neutral", "*Verified by 3 independent sources*\n"):
         with pytest.raises(AssertionError):
             assert_no_empty_outlets(old)
+
+
+def test_every_slack_text_that_shows_a_value_is_verbatim() -> None:
+    """Slack parses plain "@channel", "#channel" and bare links in mrkdwn that is not verbatim:
+    text that shows a value (a title, a note, a name) is verbatim, so it shows as written and
+    only the markup the templates write (`<@U…>`, `<url|title>`) is markup."""
+    loose = []
+    for path in sorted((templates_dir() / "slack").rglob("*.j2")):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            for found in re.finditer(r'"type": "mrkdwn", "text": "', line):
+                text = line[found.end():].split('"}', 1)[0]
+                if "{{" in text:
+                    loose.append(f"{path.name}:{number}")
+    assert loose == []
