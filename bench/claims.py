@@ -1,0 +1,289 @@
+"""Action items under load through a real `alertbot run` (issue 12's benchmark).
+
+1. Ack latency: STORIES stories (impact 9), one alert each across 100 channel routes, are
+   ingested and posted (pacing off); then 20 concurrent clients press Claim, each story once,
+   as signed `block_actions` requests to POST /slack/events (Slack's v0 signature over the raw
+   form body). The ack time is from just before a request is sent to its HTTP response. The
+   owner edits the claims queue run at the same time (pacing off), so they compete with the
+   presses; the run ends when every message shows its owner.
+2. Owner edits with pacing on: 200 stories, each posted to three channels (600 alerts, posted
+   by a first run with pacing "0s"); the service is stopped and started again on the same
+   database with `pacing = "1s"`, as an operator restart would, and all 200 are claimed at
+   once. The clock runs from the first press until the local Slack sink has seen 600
+   chat.update calls showing the owner (and, counted apart, the 600 thread lines). The floor is
+   200 paced messages per channel at 1 s: 200 s.
+The Slack Web API is bench/owner_sink.py, in a process of its own.
+Usage: python bench/claims.py [--quick] [--runs N] [--only ack|edits]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.machine import describe, peak_rss_mb, percentile
+from bench.owner_sink import owner_sink
+from bench.sinks import Sink
+from tests.fakes import free_port, slack_signature
+from tests.process import INGEST_TOKEN, Alertbot, write_toml
+
+SECRET = "bench-signing-secret"
+CLIENTS = 20
+ACK_CHANNELS = [f"C0CLAIM{n:03d}" for n in range(100)]
+EDIT_CHANNELS = ["C0DESKA", "C0DESKB", "C0DESKC"]
+
+
+def load() -> str:
+    return "load average " + " / ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def ack_config() -> str:
+    return ('[slack]\npacing = "0s"\nbatch_window = "0s"\n'
+            + "".join(f'\n[[slack.routes]]\nchannel = "{c}"\ntopics = ["t{n:03d}"]\n'
+                      for n, c in enumerate(ACK_CHANNELS)))
+
+
+def edits_config(pacing: str) -> str:
+    # Every route takes every action item: each story is posted to all three channels.
+    return (f'[slack]\npacing = "{pacing}"\nbatch_window = "0s"\n'
+            + "".join(f'\n[[slack.routes]]\nchannel = "{c}"\n' for c in EDIT_CHANNELS))
+
+
+def story(story_id: str, n: int) -> dict[str, Any]:
+    return {"id": story_id, "url": f"https://desk.example/bench/{story_id}",
+            "title": f"Operator loses contact with satellite {n}",
+            "scored_at": datetime.now(UTC).isoformat(), "impact": 9, "sentiment": "negative",
+            "topics": [f"t{n % len(ACK_CHANNELS):03d}"],
+            "sources": [{"outlet": "SpaceNews", "url": f"https://spacenews.example/{n}"},
+                        {"outlet": "Reuters", "url": f"https://reuters.example/{n}"}],
+            "key_takeaways": ["Operator confirms loss of contact"],
+            "key_facts": ["Launched in 2024", "Serves three government customers"]}
+
+
+@dataclass
+class Press:
+    story_id: str
+    channel: str
+    ts: str
+    user: str
+
+    def body(self, sink: str, serial: int) -> str:
+        """The form body Slack sends when this person presses Claim on this message."""
+        payload = {
+            "type": "block_actions", "team": {"id": "T0BENCH"}, "api_app_id": "A0BENCH",
+            "user": {"id": self.user, "team_id": "T0BENCH"}, "token": "x",
+            "trigger_id": f"{serial}.1.bench",
+            "container": {"type": "message", "message_ts": self.ts, "channel_id": self.channel,
+                          "is_ephemeral": False},
+            "channel": {"id": self.channel}, "message": {"type": "message", "ts": self.ts},
+            "response_url": f"{sink}/response/{serial}",
+            "actions": [{"type": "button", "block_id": "alert_actions",
+                         "action_id": "item_claim", "value": self.story_id, "style": "primary",
+                         "text": {"type": "plain_text", "text": "Claim"},
+                         "action_ts": f"{time.time():.6f}"}]}
+        return urlencode({"payload": json.dumps(payload)})
+
+
+async def press_all(url: str, sink: str, presses: list[Press], clients: int
+                    ) -> list[tuple[float, float]]:
+    """Press each once from `clients` concurrent clients; (sent, answered) monotonic times."""
+    todo: Iterator[tuple[int, Press]] = iter(enumerate(presses))
+    times: list[tuple[float, float]] = []
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        async def client() -> None:
+            for serial, press in todo:  # one iterator shared by all: each press once
+                body = press.body(sink, serial)
+                stamp = str(int(time.time()))
+                headers = {"Content-Type": "application/x-www-form-urlencoded",
+                           "X-Slack-Request-Timestamp": stamp,
+                           "X-Slack-Signature": slack_signature(SECRET, stamp, body)}
+                sent = time.monotonic()
+                async with session.post(url, data=body.encode(), headers=headers) as answer:
+                    content = await answer.read()
+                    answered = time.monotonic()
+                if answer.status != 200 or content:
+                    raise RuntimeError(f"press {press.story_id}: {answer.status} {content!r}")
+                times.append((sent, answered))
+
+        await asyncio.gather(*(client() for _ in range(clients)))
+    return times
+
+
+class Run:
+    """A sink, a temp folder and `alertbot run` in it; `posted` pushes the stories."""
+
+    def __init__(self, sink: Sink, toml: str, prefix: str, stories: int) -> None:
+        self.sink, self.stories = sink, stories
+        self.folder = tempfile.TemporaryDirectory(prefix="bench-claims-")
+        self.bot = Alertbot.make(Path(self.folder.name), toml,
+                                 f"http://127.0.0.1:{sink.port}/api/", SLACK_SIGNING_SECRET=SECRET)
+        self.bot.env["SLACK_BOT_TOKEN"] = "xoxb-bench"
+        self.ids = [f"{prefix}-{n:05d}" for n in range(stories)]
+        result = self.bot.cli("db", "upgrade")
+        if result.returncode != 0:
+            raise RuntimeError(f"alertbot db upgrade:\n{result.stderr}")
+        sink.reset()
+
+    def posted(self, per_push: int, per_story: int) -> list[Press]:
+        """Push the stories, `per_push` at a time, and wait until each of their alerts is
+        posted; one press per story, on its first message."""
+        # Items planned together for one channel go out as one batch message: a push holds
+        # at most one story per channel (the routes split them by topic), so each is an alert.
+        with httpx.Client(headers={"Authorization": f"Bearer {INGEST_TOKEN}"},
+                          timeout=60) as client:
+            for start in range(0, self.stories, per_push):
+                batch = [story(i, n) for n, i in enumerate(self.ids) if
+                         start <= n < start + per_push]
+                answer = client.post(f"{self.bot.url}/api/stories", json=batch)
+                if answer.status_code != 202:
+                    raise RuntimeError(f"push: {answer.status_code} {answer.text[:300]}")
+        want = self.stories * per_story
+        snap = self.sink.call("wait", "posted", want, 30, 600)
+        got = sum(len(m) for m in snap["posted"].values())
+        if got != want or snap["batched"]:
+            raise RuntimeError(f"{got} of {want} alerts posted, {snap['batched']} batches")
+        return [Press(story_id, messages[0][0], messages[0][1], f"U0BENCH{n % CLIENTS:02d}")
+                for n, (story_id, messages) in enumerate(sorted(snap["posted"].items()))]
+
+    @property
+    def pid(self) -> int:
+        assert self.bot.process is not None
+        return self.bot.process.pid
+
+    def close(self) -> None:
+        self.bot.stop()
+        self.folder.cleanup()
+
+
+def ack_run(sink: Sink, serial: int, stories: int) -> dict[str, float]:
+    run = Run(sink, ack_config(), f"claims-{serial:02d}", stories)
+    try:
+        run.bot.start()
+        presses = run.posted(len(ACK_CHANNELS), 1)
+        before = load()
+        times = asyncio.run(press_all(f"{run.bot.url}/slack/events", f"http://127.0.0.1:"
+                                      f"{sink.port}", presses, CLIENTS))
+        first = min(sent for sent, _ in times)
+        snap = sink.call("wait", "edited", stories, 30, 600)
+        acks = [(answered - sent) * 1000 for sent, answered in times]
+        edited = sorted(snap["edited"].values())
+        figures = {"presses": len(acks), "p50": percentile(acks, 50),
+                   "p95": percentile(acks, 95), "p99": percentile(acks, 99), "max": max(acks),
+                   "pressing_s": max(a for _, a in times) - first,
+                   "edited": len(edited), "all_shown_s": (edited[-1] - first) if edited else 0,
+                   "updates": snap["updates"], "refusals": snap["responses"],
+                   "rss_mb": peak_rss_mb(run.pid)}
+        print(f"  ack run {serial}: {before} before the presses, {load()} after", flush=True)
+        return figures
+    finally:
+        run.close()
+
+
+def edits_run(sink: Sink, serial: int, stories: int) -> dict[str, float]:
+    run = Run(sink, edits_config("0s"), f"claims-{serial:02d}", stories)
+    try:
+        run.bot.start()
+        presses = run.posted(1, len(EDIT_CHANNELS))
+        # The operator's restart: the same database, the shipped pacing.
+        run.bot.stop()
+        write_toml(Path(run.bot.env["ALERTBOT_CONFIG"]), edits_config("1s"))
+        run.bot.start()
+        before = load()
+        want = stories * len(EDIT_CHANNELS)
+        times = asyncio.run(press_all(f"{run.bot.url}/slack/events", f"http://127.0.0.1:"
+                                      f"{sink.port}", presses, stories))
+        first = min(sent for sent, _ in times)
+        sink.call("wait", "edited", want, 30, 3 * stories + 60)
+        snap = sink.call("wait", "replied", want, 30, 60)
+        edited = sorted(snap["edited"].values())
+        replied = sorted(snap["replied"].values())
+        floor = float(stories)  # one paced message per channel per second
+        figures = {"edited": len(edited), "replied": len(replied),
+                   "pressing_s": max(a for _, a in times) - first,
+                   "edits_s": (edited[-1] - first) if edited else 0,
+                   "lines_s": (replied[-1] - first) if replied else 0,
+                   "first_edit_s": (edited[0] - first) if edited else 0,
+                   "floor_s": floor, "updates": snap["updates"], "refusals": snap["responses"],
+                   "ack_p99": percentile([(a - s) * 1000 for s, a in times], 99)}
+        figures["ratio"] = figures["edits_s"] / floor
+        print(f"  edits run {serial}: {before} at the presses, {load()} at the end", flush=True)
+        return figures
+    finally:
+        run.close()
+
+
+def show(name: str, figures: dict[str, float]) -> None:
+    print(f"{name}: " + ", ".join(f"{k} {v:,.0f}" if float(v).is_integer() else f"{k} {v:,.2f}"
+                                  for k, v in figures.items()), flush=True)
+
+
+def table(acks: list[dict[str, float]], edits: list[dict[str, float]]) -> str:
+    lines = ["| run | figure | value | bar |", "|---|---|---|---|"]
+    for n, f in enumerate(acks, 1):
+        lines += [f"| ack {n} | {f['presses']:,.0f} Claim presses, {CLIENTS} clients: ack p50 / "
+                  f"p95 / p99 / max | {f['p50']:.1f} / {f['p95']:.1f} / **{f['p99']:.1f}** / "
+                  f"{f['max']:.1f} ms | p99 ≤ 50 ms |",
+                  f"| ack {n} | every message showing its owner, from the first press "
+                  f"({f['edited']:,.0f} edits; refusals {f['refusals']:.0f}) | "
+                  f"{f['all_shown_s']:.1f} s | |"]
+    for n, f in enumerate(edits, 1):
+        lines += [f"| edits {n} | {f['edited']:,.0f} owner edits (chat.update), first press → "
+                  f"last | **{f['edits_s']:.1f} s** ({f['ratio']:.3f} × the {f['floor_s']:.0f} s"
+                  " floor) | ≤ 220 s |",
+                  f"| edits {n} | {f['replied']:,.0f} thread lines, first press → last | "
+                  f"{f['lines_s']:.1f} s | |",
+                  f"| edits {n} | all presses acked (p99 {f['ack_p99']:.1f} ms) | "
+                  f"{f['pressing_s']:.2f} s | |"]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: 200 presses, 20 stories × 3 channels")
+    parser.add_argument("--runs", type=int, default=1, help="runs of each scenario")
+    parser.add_argument("--only", choices=("ack", "edits"))
+    args = parser.parse_args()
+    ack_stories, edit_stories = (200, 20) if args.quick else (2000, 200)
+    sink = Sink.start(owner_sink, free_port())
+    acks: list[dict[str, float]] = []
+    edits: list[dict[str, float]] = []
+    serial = 0
+    try:
+        for _ in range(args.runs):
+            if args.only != "edits":
+                serial += 1
+                acks.append(ack_run(sink, serial, ack_stories))
+                show(f"ack {len(acks)}", acks[-1])
+            if args.only != "ack":
+                serial += 1
+                edits.append(edits_run(sink, serial, edit_stories))
+                show(f"edits {len(edits)}", edits[-1])
+    finally:
+        sink.stop()
+    print()
+    print(describe())
+    print("command:", " ".join([".venv/bin/python bench/claims.py", *sys.argv[1:]]))
+    print()
+    print(table(acks, edits))
+
+
+if __name__ == "__main__":
+    main()
