@@ -1,11 +1,13 @@
 """Action items under load through a real `alertbot run` (issue 12's benchmark).
 
-1. Ack latency: STORIES stories (impact 9), one alert each across 100 channel routes, are
-   ingested and posted (pacing off); then 20 concurrent clients press Claim, each story once,
-   as signed `block_actions` requests to POST /slack/events (Slack's v0 signature over the raw
-   form body). The ack time is from just before a request is sent to its HTTP response. The
-   owner edits the claims queue run at the same time (pacing off), so they compete with the
-   presses; the run ends when every message shows its owner.
+1. Ack latency: 2,100 stories (impact 9), one alert each across 100 channel routes, are pushed
+   and posted (pacing "0s"); the service restarts with the shipped `pacing = "1s"`. One client
+   presses Claim on 100 of them one at a time (the cost of a press with nothing queued), then
+   20 concurrent clients press Claim on the other 2,000, each story once, as signed
+   `block_actions` requests to POST /slack/events (Slack's v0 signature over the raw form
+   body). The ack time is from just before a request is sent to its HTTP response. The owner
+   edits the claims queue are sent meanwhile (paced per channel), competing with the presses;
+   the run ends when every message shows its owner.
 2. Owner edits with pacing on: 200 stories, each posted to three channels (600 alerts, posted
    by a first run with pacing "0s"); the service is stopped and started again on the same
    database with `pacing = "1s"`, as an operator restart would, and all 200 are claimed at
@@ -40,11 +42,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.machine import describe, peak_rss_mb, percentile
 from bench.owner_sink import owner_sink
 from bench.sinks import Sink
+from bench.vs_alertmanager import cpu_seconds
 from tests.fakes import free_port, slack_signature
 from tests.process import INGEST_TOKEN, Alertbot, write_toml
 
 SECRET = "bench-signing-secret"
 CLIENTS = 20
+SERIAL = 100  # presses by one client before the 20 start
 ACK_CHANNELS = [f"C0CLAIM{n:03d}" for n in range(100)]
 EDIT_CHANNELS = ["C0DESKA", "C0DESKB", "C0DESKC"]
 
@@ -53,8 +57,8 @@ def load() -> str:
     return "load average " + " / ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
-def ack_config() -> str:
-    return ('[slack]\npacing = "0s"\nbatch_window = "0s"\n'
+def ack_config(pacing: str) -> str:
+    return (f'[slack]\npacing = "{pacing}"\nbatch_window = "0s"\n'
             + "".join(f'\n[[slack.routes]]\nchannel = "{c}"\ntopics = ["t{n:03d}"]\n'
                       for n, c in enumerate(ACK_CHANNELS)))
 
@@ -162,6 +166,12 @@ class Run:
         return [Press(story_id, messages[0][0], messages[0][1], f"U0BENCH{n % CLIENTS:02d}")
                 for n, (story_id, messages) in enumerate(sorted(snap["posted"].items()))]
 
+    def restart(self, toml: str) -> None:
+        """The operator's restart: the same database, a new setting (here the pacing)."""
+        self.bot.stop()
+        write_toml(Path(self.bot.env["ALERTBOT_CONFIG"]), toml)
+        self.bot.start()
+
     @property
     def pid(self) -> int:
         assert self.bot.process is not None
@@ -173,22 +183,37 @@ class Run:
 
 
 def ack_run(sink: Sink, serial: int, stories: int) -> dict[str, float]:
-    run = Run(sink, ack_config(), f"claims-{serial:02d}", stories)
+    run = Run(sink, ack_config("0s"), f"claims-{serial:02d}", stories + SERIAL)
     try:
         run.bot.start()
         presses = run.posted(len(ACK_CHANNELS), 1)
-        before = load()
-        times = asyncio.run(press_all(f"{run.bot.url}/slack/events", f"http://127.0.0.1:"
-                                      f"{sink.port}", presses, CLIENTS))
+        run.restart(ack_config("1s"))
+        url, answers = f"{run.bot.url}/slack/events", f"http://127.0.0.1:{sink.port}"
+        # One client first, one press at a time: what a press costs with nothing queued (and
+        # the service's first requests, e.g. Bolt's auth.test, are out of the way).
+        alone = asyncio.run(press_all(url, answers, presses[:SERIAL], 1))[SERIAL // 10:]
+        sink.call("wait", "edited", SERIAL, 30, 120)
+        presses = presses[SERIAL:]
+        before, cpu, own = load(), cpu_seconds(run.pid), time.process_time()
+        times = asyncio.run(press_all(url, answers, presses, CLIENTS))
+        # CPU per press: the service's (its ack, its lazy half and the edits sent meanwhile)
+        # and this client's own, to show the client did not set the pace.
+        cpu_pressing, own = cpu_seconds(run.pid) - cpu, time.process_time() - own
         first = min(sent for sent, _ in times)
-        snap = sink.call("wait", "edited", stories, 30, 600)
+        snap = sink.call("wait", "edited", stories + SERIAL, 30, 600)
+        cpu_all = cpu_seconds(run.pid) - cpu
         acks = [(answered - sent) * 1000 for sent, answered in times]
-        edited = sorted(snap["edited"].values())
+        one = [(answered - sent) * 1000 for sent, answered in alone]
+        edited = sorted(at for at in snap["edited"].values() if at >= first)
         figures = {"presses": len(acks), "p50": percentile(acks, 50),
                    "p95": percentile(acks, 95), "p99": percentile(acks, 99), "max": max(acks),
+                   "alone_p50": percentile(one, 50), "alone_p99": percentile(one, 99),
                    "pressing_s": max(a for _, a in times) - first,
                    "edited": len(edited), "all_shown_s": (edited[-1] - first) if edited else 0,
                    "updates": snap["updates"], "refusals": snap["responses"],
+                   "cpu_ms_per_press": cpu_pressing / len(acks) * 1000,
+                   "client_cpu_ms_per_press": own / len(acks) * 1000,
+                   "cpu_ms_per_claim_shown": cpu_all / len(acks) * 1000,
                    "rss_mb": peak_rss_mb(run.pid)}
         print(f"  ack run {serial}: {before} before the presses, {load()} after", flush=True)
         return figures
@@ -201,10 +226,7 @@ def edits_run(sink: Sink, serial: int, stories: int) -> dict[str, float]:
     try:
         run.bot.start()
         presses = run.posted(1, len(EDIT_CHANNELS))
-        # The operator's restart: the same database, the shipped pacing.
-        run.bot.stop()
-        write_toml(Path(run.bot.env["ALERTBOT_CONFIG"]), edits_config("1s"))
-        run.bot.start()
+        run.restart(edits_config("1s"))
         before = load()
         want = stories * len(EDIT_CHANNELS)
         times = asyncio.run(press_all(f"{run.bot.url}/slack/events", f"http://127.0.0.1:"
@@ -240,6 +262,12 @@ def table(acks: list[dict[str, float]], edits: list[dict[str, float]]) -> str:
         lines += [f"| ack {n} | {f['presses']:,.0f} Claim presses, {CLIENTS} clients: ack p50 / "
                   f"p95 / p99 / max | {f['p50']:.1f} / {f['p95']:.1f} / **{f['p99']:.1f}** / "
                   f"{f['max']:.1f} ms | p99 ≤ 50 ms |",
+                  f"| ack {n} | one client, one press at a time: ack p50 / p99 | "
+                  f"{f['alone_p50']:.1f} / {f['alone_p99']:.1f} ms | |",
+                  f"| ack {n} | CPU of the service per press while pressing / per claim until "
+                  f"shown (the client's own) | {f['cpu_ms_per_press']:.2f} / "
+                  f"{f['cpu_ms_per_claim_shown']:.2f} ms ({f['client_cpu_ms_per_press']:.2f})"
+                  " | |",
                   f"| ack {n} | every message showing its owner, from the first press "
                   f"({f['edited']:,.0f} edits; refusals {f['refusals']:.0f}) | "
                   f"{f['all_shown_s']:.1f} s | |"]
