@@ -22,31 +22,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
-import aiohttp
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.machine import describe, peak_rss_mb, percentile
 from bench.owner_sink import owner_sink
+from bench.presses import SECRET, Press, press_all
 from bench.sinks import Sink
 from bench.vs_alertmanager import cpu_seconds
-from tests.fakes import free_port, slack_signature
+from tests.fakes import free_port
 from tests.process import INGEST_TOKEN, Alertbot, write_toml
 
-SECRET = "bench-signing-secret"
 CLIENTS = 20
 SERIAL = 100  # presses by one client before the 20 start
 ACK_CHANNELS = [f"C0CLAIM{n:03d}" for n in range(100)]
@@ -78,56 +73,6 @@ def story(story_id: str, n: int) -> dict[str, Any]:
                         {"outlet": "Reuters", "url": f"https://reuters.example/{n}"}],
             "key_takeaways": ["Operator confirms loss of contact"],
             "key_facts": ["Launched in 2024", "Serves three government customers"]}
-
-
-@dataclass
-class Press:
-    story_id: str
-    channel: str
-    ts: str
-    user: str
-
-    def body(self, sink: str, serial: int) -> str:
-        """The form body Slack sends when this person presses Claim on this message."""
-        payload = {
-            "type": "block_actions", "team": {"id": "T0BENCH"}, "api_app_id": "A0BENCH",
-            "user": {"id": self.user, "team_id": "T0BENCH"}, "token": "x",
-            "trigger_id": f"{serial}.1.bench",
-            "container": {"type": "message", "message_ts": self.ts, "channel_id": self.channel,
-                          "is_ephemeral": False},
-            "channel": {"id": self.channel}, "message": {"type": "message", "ts": self.ts},
-            "response_url": f"{sink}/response/{serial}",
-            "actions": [{"type": "button", "block_id": "alert_actions",
-                         "action_id": "item_claim", "value": self.story_id, "style": "primary",
-                         "text": {"type": "plain_text", "text": "Claim"},
-                         "action_ts": f"{time.time():.6f}"}]}
-        return urlencode({"payload": json.dumps(payload)})
-
-
-async def press_all(url: str, sink: str, presses: list[Press], clients: int
-                    ) -> list[tuple[float, float]]:
-    """Press each once from `clients` concurrent clients; (sent, answered) monotonic times."""
-    todo: Iterator[tuple[int, Press]] = iter(enumerate(presses))
-    times: list[tuple[float, float]] = []
-    connector = aiohttp.TCPConnector(limit=clients)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        async def client() -> None:
-            for serial, press in todo:  # one iterator shared by all: each press once
-                body = press.body(sink, serial)
-                stamp = str(int(time.time()))
-                headers = {"Content-Type": "application/x-www-form-urlencoded",
-                           "X-Slack-Request-Timestamp": stamp,
-                           "X-Slack-Signature": slack_signature(SECRET, stamp, body)}
-                sent = time.monotonic()
-                async with session.post(url, data=body.encode(), headers=headers) as answer:
-                    content = await answer.read()
-                    answered = time.monotonic()
-                if answer.status != 200 or content:
-                    raise RuntimeError(f"press {press.story_id}: {answer.status} {content!r}")
-                times.append((sent, answered))
-
-        await asyncio.gather(*(client() for _ in range(clients)))
-    return times
 
 
 class Run:
