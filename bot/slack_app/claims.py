@@ -1,8 +1,9 @@
 """Action-item buttons: Claim, Done, Snooze and Re-open on an alert or a batch's item.
 
-Each acks at once (replies.py); the lazy half reads the clock once, stores the press once
-(`bot.stories.actions.apply`, keyed by Slack's `action_ts`, so a retried or doubled press changes
-nothing), and answers the presser only when the press was refused ("already claimed by …").
+Each acks at once and hands its work to `replies.later`, which reads the clock once, stores the
+press once (`bot.stories.actions.apply`, keyed by Slack's `action_ts`, so a retried or doubled
+press changes nothing), and answers the presser only when the press was refused ("already
+claimed by …").
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import aiohttp
-from slack_bolt.async_app import AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import Connection
@@ -24,7 +25,7 @@ from bot.db import Database
 from bot.messages.render import slack_blocks
 from bot.rules.claims import Item, Request, Verb, snooze_until
 from bot.settings import DeskConfig
-from bot.slack_app.replies import Clock, ack_at_once, reply_later
+from bot.slack_app.replies import Clock, ack_at_once, later, reply_later
 from bot.stories import actions
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,15 @@ def register(app: AsyncApp, db: Database, desk: DeskConfig, clock: Clock,
         await reply_later(respond, _store(db, wake, story_id, request, now, key, allowed),
                           replace_original=False)
 
+    async def press(ack: AsyncAck, respond: AsyncRespond, body: dict[str, Any],
+                    action: dict[str, Any], client: AsyncWebClient) -> None:
+        # Pressed in bursts (a desk claiming a morning's items): no lazy listener, whose
+        # per-request copies cost more than the press (replies.later).
+        await ack_at_once(ack)
+        later(pressed(respond, body, action, client))
+
     for action_id in (*BUTTONS, "item_snooze"):
-        app.action(action_id)(ack=ack_at_once, lazy=[pressed])
+        app.action(action_id)(press)
 
 
 async def _what(client: AsyncWebClient, body: dict[str, Any], action: dict[str, Any],
