@@ -34,13 +34,14 @@ class Press:
         """The form body Slack sends when this person presses Claim on this message."""
         payload = {
             "type": "block_actions", "team": {"id": "T0BENCH"}, "api_app_id": "A0BENCH",
-            "user": {"id": self.user, "team_id": "T0BENCH"}, "token": "x",
+            "user": {"id": self.user, "username": self.user.lower(), "name": self.user.lower(),
+                     "team_id": "T0BENCH"}, "token": "x",
             "trigger_id": f"{serial}.1.bench",
             "container": {"type": "message", "message_ts": self.ts, "channel_id": self.channel,
                           "is_ephemeral": False},
             "channel": {"id": self.channel}, "message": {"type": "message", "ts": self.ts},
             "response_url": f"{sink}/response/{serial}",
-            "actions": [{"type": "button", "block_id": "alert_actions",
+            "actions": [{"type": "button", "block_id": f"item:{self.story_id}",
                          "action_id": "item_claim", "value": self.story_id, "style": "primary",
                          "text": {"type": "plain_text", "text": "Claim"},
                          "action_ts": f"{time.time():.6f}"}]}

@@ -28,11 +28,15 @@ from bot.logs import fields
 from bot.messages import Load, Renderer
 from bot.messages.kinds import Kind, Shared, kind_of
 from bot.metrics import Metrics
+from bot.rules.escalation import Verdict
 from bot.settings import Config
 from bot.transports import DeliveryError, Transport
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
+# A row withheld until a moment already past (an escalation waiting for its alert to be
+# posted) is looked at again no sooner than this.
+RECHECK = timedelta(seconds=5)
 
 
 def utcnow() -> datetime:
@@ -202,6 +206,9 @@ class Dispatcher:
 
     async def _attempt(self, row: Any, load: Load) -> None:
         kind = kind_of(row.kind)
+        if load.withheld is not None:
+            await self._withhold(row, kind, load.withheld)
+            return
         transport = self.transports[row.transport]
         failure: DeliveryError | None = None
         try:
@@ -226,10 +233,29 @@ class Dispatcher:
         self.failing.pop(row.transport, None)
         await self._record(row, lambda db: outbox.mark_sent(db, row.id, sent, remote_id))
         self._count(row, kind, "sent")
+        kind.sent(row, self.metrics)
         if kind.instant:
             self._latency(row.transport, load, sent)
         log.info("sent delivery %s (%s %s) to %s: %s", row.id, row.transport, row.kind,
                  row.target, row.reason[:300], extra=self._facts(row))
+
+    async def _withhold(self, row: Any, kind: Kind, withheld: Verdict) -> None:
+        """Settle a row its kind says must not be sent now, sending nothing: cancelled for
+        good, or back to pending until `withheld.until` (not counted as an attempt)."""
+        now = self.clock()
+        if withheld.until is None:
+            def cancel(db: Connection) -> None:
+                outbox.cancel(db, [row.id], withheld.reason)
+
+            await self._record(row, cancel)
+            self._count(row, kind, "cancelled")
+        else:
+            retry_at = max(withheld.until, now + RECHECK)
+            await self._record(row, lambda db: outbox.postpone(db, row.id, withheld.reason,
+                                                               retry_at))
+            self._count(row, kind, "postponed")
+        log.info("delivery %s (%s) to %s not sent: %s", row.id, row.kind, row.target,
+                 withheld.reason, extra=self._facts(row))
 
     def _latency(self, transport: str, load: Load, sent: datetime) -> None:
         """How long after scoring each story of an instant message went out."""

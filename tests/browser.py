@@ -12,6 +12,9 @@ from pathlib import Path
 import uvicorn
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service as DriverService
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
 
 from bot.service import Service, serving
 
@@ -55,3 +58,11 @@ def chromium(width: int = 600, height: int = 1000) -> Iterator[webdriver.Chrome]
         yield driver
     finally:
         driver.quit()
+
+
+def submit(driver: webdriver.Chrome) -> None:
+    """Press the form's submit button and wait for the page it answers with: until the old
+    page is gone, its body may be read (or go stale while being read) in its place."""
+    before = driver.find_element(By.TAG_NAME, "body")
+    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    WebDriverWait(driver, 10).until(expected_conditions.staleness_of(before))

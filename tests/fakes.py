@@ -61,6 +61,9 @@ class FakeSlack:
     chaos: float = 0.0
     hang: float = 1.5
     rng: random.Random = field(default_factory=lambda: random.Random(5))
+    # users.info per user ID: `tz` and `email` (Slack puts the email in `profile`, and only
+    # with the users:read.email scope); anyone not listed lives in New York without an email.
+    people: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def start(self) -> FakeSlack:
         fake = self
@@ -177,9 +180,19 @@ class FakeSlack:
             return 200, {"ok": True, "user_id": "UBOT", "team_id": "T1", "bot_id": "B1"}, {}
         if method == "apps.connections.open" and self.socket_url:
             return 200, {"ok": True, "url": self.socket_url}, {}
-        if method == "users.info":  # every test user lives in New York
+        if method == "users.info":
+            person = self.people.get(str(body.get("user")), {})
+            profile = {"email": person["email"]} if "email" in person else {}
             return 200, {"ok": True, "user": {"id": body.get("user"),
-                                              "tz": "America/New_York"}}, {}
+                                              "tz": person.get("tz", "America/New_York"),
+                                              "profile": profile}}, {}
+        if method in ("views.open", "views.publish", "views.update"):
+            # Slack answers with the view as stored, under an id of its own.
+            view = body.get("view")
+            view = json.loads(view) if isinstance(view, str) else view
+            return 200, {"ok": True, "view": {**(view or {}), "id": f"V{ts[-6:]}"}}, {}
+        if method == "chat.unfurl":
+            return 200, unfurl_answer(body), {}
         if method in ("chat.postMessage", "chat.update"):
             return 200, {"ok": True, "channel": body.get("channel"), "ts": body.get("ts", ts),
                          "message": {"text": body.get("text")}}, {}
@@ -204,6 +217,11 @@ class FakeSlack:
             return [c for c in self.calls if c.method == "chat.postMessage"
                     and (channel is None or c.body.get("channel") == channel)]
 
+    def unfurls(self) -> list[Call]:
+        """Every chat.unfurl call, answered or not."""
+        with self._lock:
+            return [c for c in self.calls if c.method == "chat.unfurl"]
+
     def wait_for_posts(self, count: int, timeout: float = 10.0) -> list[Call]:
         """Block until at least `count` chat.postMessage calls arrived (an event, not a sleep)."""
         self.wait_for(lambda: len(self.posts()) >= count, timeout,
@@ -226,6 +244,34 @@ class FakeSlack:
                 if left <= 0:
                     raise AssertionError(failure())
                 self._changed.wait(left)
+
+
+def unfurl_answer(body: dict[str, Any]) -> dict[str, Any]:
+    """chat.unfurl as Slack checks it (https://docs.slack.dev/reference/methods/chat.unfurl):
+    channel and ts together, or unfurl_id and source; `unfurls` a JSON map (a string when the
+    call is form-encoded) of URL to blocks or an attachment. Errors come back as ok: false."""
+    if not (body.get("unfurl_id") and body.get("source")):
+        if not body.get("channel"):
+            return {"ok": False, "error": "missing_channel"}
+        if not body.get("ts"):
+            return {"ok": False, "error": "missing_ts"}
+    unfurls = body.get("unfurls")
+    if unfurls is None:
+        return {"ok": False, "error": "missing_unfurls"}
+    if isinstance(unfurls, str):
+        try:
+            unfurls = json.loads(unfurls)
+        except ValueError:
+            return {"ok": False, "error": "invalid_unfurls_format"}
+    if not isinstance(unfurls, dict) or not all(
+            isinstance(url, str) and isinstance(shown, dict) for url, shown in unfurls.items()):
+        return {"ok": False, "error": "invalid_unfurls_format"}
+    for shown in unfurls.values():
+        blocks = shown.get("blocks")
+        if blocks is not None and not (isinstance(blocks, list) and blocks
+                                       and all(isinstance(b, dict) for b in blocks)):
+            return {"ok": False, "error": "cannot_parse_attachment"}
+    return {"ok": True}
 
 
 class SmtpRecorder:

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 
 from bot import db as database
-from bot.db.schema import ACTION_EVENTS
+from bot.db.schema import ACTION_EVENTS, STORIES
 from bot.rules.claims import Item, Reason, Request, State, Verb
 from bot.stories import actions
 
@@ -105,3 +105,31 @@ def test_on_postgresql_concurrent_presses_change_the_state_once(
         applied = db.scalar(select(func.count()).select_from(ACTION_EVENTS)
                             .where(ACTION_EVENTS.c.applied))
         assert applied == 1
+
+
+def _action_item(engine: Engine, story_id: str, impact: float) -> None:
+    """A stored story that became an action item (the columns `tally` reads, and the required)."""
+    with engine.begin() as db:
+        db.execute(STORIES.insert().values(
+            id=story_id, scored_at=NOW, impact=impact, corroboration=2, qualifies=True,
+            title=story_id, url=f"https://desk.example/{story_id}", payload="{}",
+            updated_at=NOW, qualified_at=NOW))
+
+
+def test_the_presser_name_is_kept_and_the_tally_bands_open_items_and_counts_verdicts(
+    engine: Engine,
+) -> None:
+    for story_id, impact in (("a", 8.0), ("b", 8.5), ("c", 9.5), ("d", 9.0), ("e", 9.9)):
+        _action_item(engine, story_id, impact)
+    press(engine, Request(Verb.CLAIM, ANA, name="Ana Lima"), "5.1", story="d")
+    press(engine, Request(Verb.SNOOZE, BO, until=NOW + timedelta(hours=1)), "5.2", story="c")
+    press(engine, Request(Verb.DISMISS, BO, reason=Reason.DUPLICATE, name="bo"), "5.3",
+          story="e")
+    with engine.connect() as db:
+        assert actions.read(db, "d")[0].by_name == "Ana Lima"
+        assert [r.name for r in actions.history(db, "e")] == ["bo"]
+        counted = actions.tally(db)
+    # 8.5 is band 8 on both databases (PostgreSQL's CAST would round it to 9); a snoozed item
+    # is still open; the claimed and the dismissed are not.
+    assert counted.open_by_impact == {8: 2, 9: 1}
+    assert counted.verdicts == {("dismiss", "duplicate"): 1}

@@ -65,7 +65,7 @@ def test_action_items_by_state_with_owner_and_figures(alertbot: Alertbot) -> Non
     claimed = listed(alertbot, "claimed").json()
     assert claimed == [{"story_id": "b-claimed", "title": "Title of b-claimed",
                         "url": "https://desk.example/s/b-claimed", "impact": 9.0, "sources": 2,
-                        "state": "claimed", "by": ANA, "at": NOW.isoformat(),
+                        "state": "claimed", "by": ANA, "by_name": None, "at": NOW.isoformat(),
                         "snoozed_until": None, "note": None, "reason": None}]
     [done] = listed(alertbot, "done").json()
     assert (done["story_id"], done["by"], done["note"], done["at"]) == (

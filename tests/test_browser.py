@@ -16,7 +16,7 @@ from selenium.webdriver.support.ui import Select
 
 from bot.readers import subscribers
 from bot.service import Service
-from tests.browser import CHROMEDRIVER, CHROMIUM, chromium, free_socket, served
+from tests.browser import CHROMEDRIVER, CHROMIUM, chromium, free_socket, served, submit
 from tests.conftest import make_config, story
 from tests.fakes import FakeSlack, SmtpRecorder
 from tests.harness import Clock, Desk
@@ -74,7 +74,7 @@ def fill(driver: webdriver.Chrome, values: dict[str, str]) -> str:
         else:
             field.clear()
             field.send_keys(value)
-    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    submit(driver)
     return str(driver.find_element(By.TAG_NAME, "body").text)
 
 

@@ -117,7 +117,8 @@ def test_subscribers_are_added_listed_and_removed(tmp_path: Path) -> None:
     [listed] = json.loads(bot.cli("subscribers", "list", "--json").stdout)
     next_digest = listed.pop("next_digest")
     assert listed == {"email": "ed@desk.example", "mode": "both", "tz": "Europe/London",
-                      "topics": "ai,launch", "digest_hour": "06:30"}
+                      "topics": "ai,launch", "digest_hour": "06:30", "min_impact": None,
+                      "paused_until": None}
     assert re.fullmatch(r"\d{4}-\d\d-\d\d 06:30 (GMT|BST)", next_digest), next_digest
     bad = bot.cli("subscribers", "add", "x@y.example", "--tz", "Nowhere/Town")
     assert bad.returncode != 0 and "tz" in bad.stderr and "Traceback" not in bad.stderr

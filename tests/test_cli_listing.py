@@ -83,7 +83,8 @@ def test_subscribers_list_prints_a_header_and_aligned_columns(tmp_path: Path) ->
                  ("long.name.reader@desk.example", "--tz", "Europe/London", "--topics", "ai")):
         assert bot.cli("subscribers", "add", *args).returncode == 0
     lines = bot.cli("subscribers", "list").stdout.splitlines()
-    assert lines[0].split() == ["EMAIL", "MODE", "TZ", "TOPICS", "DIGEST_HOUR", "NEXT_DIGEST"]
+    assert lines[0].split() == ["EMAIL", "MODE", "TZ", "TOPICS", "DIGEST_HOUR", "NEXT_DIGEST",
+                                "MIN_IMPACT", "PAUSED_UNTIL"]
     rows = read_table(lines)
     assert [(r["EMAIL"], r["MODE"], r["TZ"], r["TOPICS"]) for r in rows] == [
         ("a@desk.example", "instant", "UTC", "-"),  # "-": no topics chosen, so all of them

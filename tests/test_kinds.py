@@ -15,14 +15,16 @@ from sqlalchemy import text
 
 from bot import db as database
 from bot.delivery import Dispatcher
+from bot.messages import Renderer
 from bot.messages.kinds import KINDS, Load, Message, Unknown, kind_of
 from bot.messages.kinds import daily as daily_kind
 from bot.messages.mail import render_parts
 from bot.messages.render import Item, item_context, story_context, templates_dir
+from bot.readers.signup import verify_confirm_token
 from bot.service import Service
 from bot.stories.model import Story
 from bot.transports import DeliveryError
-from tests.conftest import story
+from tests.conftest import make_config, story
 from tests.fakes import FakeSlack, SmtpRecorder
 from tests.harness import Clock, Desk, desk_config, titles
 
@@ -31,7 +33,8 @@ NOW = datetime(2026, 3, 5, 15, 0, tzinfo=UTC)
 # Which templates each kind renders from: Slack, email, or both.
 TEMPLATES = {"alert": {"slack", "email"}, "batch": {"slack", "email"},
              "test": {"slack", "email"}, "daily": {"email"}, "update": {"slack"},
-             "facts": {"slack"}, "owner": {"slack"}}
+             "facts": {"slack"}, "owner": {"slack"}, "escalate": {"slack"}, "unfurl": {"slack"},
+             "confirm": {"email"}}
 
 
 def test_the_registry_holds_each_kind_once_under_its_name() -> None:
@@ -116,13 +119,18 @@ def test_readers_of_one_daily_digest_share_one_read_per_claim(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     reads: list[Any] = []
+    entry = SimpleNamespace(story_id="a")
     monkeypatch.setattr(daily_kind.outbox, "stories_of",
-                        lambda db, details: reads.append(details) or ["story"])
+                        lambda db, details: reads.append(details) or [entry])
+    owners: list[Any] = []  # each story's action-item state, read with its stories
+    monkeypatch.setattr(daily_kind.outbox, "owners_of",
+                        lambda db, ids: owners.append(ids) or {})
     same = {"stories": ["a", "b"]}
     rows = [SimpleNamespace(id=n, kind="daily", details=details)
             for n, details in enumerate([same, same, {"stories": ["c"]}, same])]
     loads = Dispatcher._load(None, rows)  # type: ignore[arg-type]
-    assert len(reads) == 2 and [load.items for _, load in loads] == [["story"]] * 4
+    assert len(reads) == 2 and [load.items for _, load in loads] == [[entry]] * 4
+    assert owners == [["a"], ["a"]]  # once per distinct digest, like its stories
     Dispatcher._load(None, rows[:1])  # type: ignore[arg-type]
     assert len(reads) == 3  # a claim's reads are its own: the next claim reads anew
 
@@ -182,3 +190,22 @@ def test_migration_0009_renames_stored_batches_and_keeps_their_keys(
             ("batch", "digest:slack:C1:1-3"), ("alert", "alert:slack:C1:s1"),
             ("daily", "daily:ed@desk.example:2026-11-20")]
     engine.dispose()
+
+
+def test_a_confirmation_links_a_signed_expiring_token_and_offers_no_unsubscribe(
+        tmp_path: Path) -> None:
+    config = make_config(tmp_path, "sqlite://", public_url="https://alerts.desk.example/")
+    renderer, expires = Renderer(config, b"key"), int(NOW.timestamp()) + 3600
+    sent = [renderer.render("confirm", "email", "email:new@desk.example",
+                            {"expires": expires}, Load([]), NOW) for _ in range(2)]
+    links = [re.findall(r"https://alerts\.desk\.example/signup/confirm/([\w.-]+)",
+                        m.get_body(("plain",)).get_content()) for m in sent]
+    assert links[0] == links[1] and len(links[0]) == 1  # a retry sends the same link
+    assert verify_confirm_token(b"key", links[0][0], NOW) == "new@desk.example"
+    assert verify_confirm_token(b"key", links[0][0], NOW + timedelta(hours=1)) is None
+    assert sent[0]["List-Unsubscribe"] is None and sent[0]["List-Unsubscribe-Post"] is None
+    assert sent[0]["Auto-Submitted"] == "auto-generated"
+    assert [p.get_content_type() for p in sent[0].iter_parts()] == ["text/plain", "text/html"]
+    with pytest.raises(DeliveryError) as refused:
+        renderer.render("confirm", "slack", "slack:C0X", {"expires": expires}, Load([]), NOW)
+    assert refused.value.permanent

@@ -8,11 +8,13 @@ import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 from starlette.routing import Route
 
+from bot.readers.signup import confirm_token, expiry
 from bot.readers.subscribers import preferences_token, unsubscribe_token
-from bot.service import Service
+from bot.service import Service, serving
 from bot.web.app import create_app
 from bot.web.preferences import PreferenceDoor
 from tests.fakes import FakeSlack, SmtpRecorder
@@ -24,7 +26,8 @@ ADDRESS = "reader@desk.example"
 @pytest.fixture
 async def desk(tmp_path: Path, sqlite_url: str, slack: FakeSlack,
                smtp: tuple[SmtpRecorder, int]) -> AsyncIterator[Desk]:
-    service = Service(desk_config(tmp_path, sqlite_url, slack, smtp[1]), Clock())
+    service = Service(desk_config(tmp_path, sqlite_url, slack, smtp[1],
+                                  email={"signup_domains": ["desk.example"]}), Clock())
     yield Desk(service, slack, smtp[0], Clock())
     await service.close()
 
@@ -33,6 +36,7 @@ def _tokens(desk: Desk) -> dict[str, list[str]]:
     """For each path parameter a page takes: a valid value and a forged one."""
     key = desk.service.dispatcher.key
     return {"token": [unsubscribe_token(key, ADDRESS), preferences_token(key, ADDRESS),
+                      confirm_token(key, "new@desk.example", expiry(desk.clock())),
                       "forged.token"]}
 
 
@@ -41,10 +45,12 @@ async def test_every_html_page_sends_the_security_headers(desk: Desk) -> None:
     service = desk.service
     app = create_app(service.push, service.ready, None, None, service.unsubscribe,
                      preferences=PreferenceDoor(service.db, service.dispatcher.key,
-                                                service.clock))
+                                                service.clock),
+                     signup=serving.signup_door(service))
     html_routes: set[str] = set()
     scripts = 0
-    async with desk.web() as client:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bot") as client:
         for route in app.routes:
             assert isinstance(route, Route)
             values = [""] if not route.param_convertors else _tokens(desk)["token"]
@@ -72,7 +78,8 @@ async def test_every_html_page_sends_the_security_headers(desk: Desk) -> None:
                         scripts += 1
                     # nothing from elsewhere: no absolute URL to load a style or script from
                     assert "src=\"http" not in answer.text and "href=\"http" not in answer.text
-    assert html_routes >= {"/unsubscribe/{token}", "/preferences/{token}"}
+    assert html_routes >= {"/unsubscribe/{token}", "/preferences/{token}", "/signup",
+                           "/signup/confirm/{token}"}
     assert scripts >= 1  # the preference form's zone guess was checked
 
 

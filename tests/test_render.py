@@ -74,11 +74,13 @@ def test_the_only_link_in_an_alert_is_the_story_url() -> None:
 def test_an_alert_has_the_facts_buttons_and_why_it_fired() -> None:
     parsed = Story.model_validate(story(impact=9))
     message = slack_message("alert", [Item(parsed, "impact 9 ≥ 8 · route C0X")], "C0X")
-    buttons = next(b for b in message["blocks"] if b["type"] == "actions")["elements"]
+    controls = next(b for b in message["blocks"] if b["type"] == "actions")
+    buttons = controls["elements"]
     assert [b.get("text", b.get("placeholder"))["text"] for b in buttons] == [
         "Claim", "Done", "Snooze", "Not relevant", "Key facts", "Open story"]
-    assert [o["value"] for o in buttons[2]["options"]] == [
-        f"{choice}:{parsed.id}" for choice in ("1h", "4h", "tomorrow")]
+    # The block names the story; the snooze options say only the choice (Slack's 150 cap).
+    assert controls["block_id"] == f"item:{parsed.id}"
+    assert [o["value"] for o in buttons[2]["options"]] == ["1h", "4h", "tomorrow"]
     assert buttons[-1]["url"] == parsed.url
     assert message["blocks"][-1]["elements"][0]["text"] == "Why: impact 9 ≥ 8 · route C0X"
     fields = message["blocks"][1]["fields"]

@@ -10,6 +10,7 @@ type; one whose type has no example fails `test_every_setting_has_examples` unti
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from datetime import UTC, datetime, timedelta
@@ -43,7 +44,18 @@ BY_NAME: dict[str, list[tuple[str, Any]]] = {
     "admins": [("[]", ()), ('["U0ADMIN"]', ("U0ADMIN",))],
     # Written empty, nobody may act (absent: anyone, None); a user and a user group.
     "actions_allowed": [("[]", ()), ('["U0ANA", "S0DESK"]', ("U0ANA", "S0DESK"))],
+    # Whom a route escalates to: users, a user group and a channel.
+    "escalate_to": [("[]", ()), ('["S0ONCALL", "U0ANA", "C0DUTY"]', ("S0ONCALL", "U0ANA",
+                                                                    "C0DUTY"))],
+    # Empty: no link previews; written in capitals, read as Slack sends hosts.
+    "unfurl_domains": [("[]", ()), ('["News.Desk.example"]', ("news.desk.example",))],
+    # Empty: no sign-up page; domains are read lower-case, an "@" in front dropped.
+    "signup_domains": [("[]", ()), ('["Desk.Example", "@bureau.example"]',
+                                    ("desk.example", "bureau.example"))],
 }
+# Keys a route setting is refused without, written beside it (escalate_after needs someone
+# to escalate to).
+COMPANIONS = {"escalate_after": 'escalate_to = ["U0ANA"]\n'}
 REFUSED = "refused"  # a zero that makes no sense here (a lease, a timeout) is an error by name
 # Sections and fields that are not a single value (tested elsewhere).
 NOT_VALUES = {"channel", "routes", "commands", "sources", "rules", "delivery", "slack", "email"}
@@ -126,7 +138,8 @@ DESK = '[rules]\nmin_impact = 1\nmin_sources = 1\n\n[slack]\nbatch_window = "30s
                          ids=[f"{n}={t}" for n, t, _ in ROUTE_CASES])
 def test_a_route_takes_the_value_it_wrote(tmp_path: Path, name: str, toml: str, read: Any
                                           ) -> None:
-    desk = desk_from(tmp_path, f'{DESK}\n[[slack.routes]]\nchannel = "C0ROUTE"\n{name} = {toml}\n')
+    desk = desk_from(tmp_path, f'{DESK}\n[[slack.routes]]\nchannel = "C0ROUTE"\n{name} = {toml}\n'
+                               f'{COMPANIONS.get(name, "")}')
     [target] = slack_targets(desk)
     assert seen(target, name) == read
 
@@ -136,7 +149,8 @@ def test_a_route_without_the_key_takes_the_desks(tmp_path: Path, name: str) -> N
     desk = desk_from(tmp_path, f'{DESK}\n[[slack.routes]]\nchannel = "C0ROUTE"\n')
     [target] = slack_targets(desk)
     default = RouteConfig.model_fields[name].default
-    fallback = {"batch_window": timedelta(seconds=30), "min_impact": 1, "min_sources": 1}
+    fallback = {"batch_window": timedelta(seconds=30), "min_impact": 1, "min_sources": 1,
+                "escalate_to": ()}  # a tuple on the target: mentions keep the written order
     expected = fallback.get(name, frozenset(default) if isinstance(default, tuple) else default)
     assert seen(target, name) == expected
 
@@ -178,3 +192,13 @@ def test_actions_allowed_names_an_id_that_is_not_a_slack_user_or_group(tmp_path:
     with pytest.raises(ConfigError, match="'@ana' is not a Slack user"):
         desk_from(tmp_path, '[slack]\nactions_allowed = ["U0ANA", "@ana"]\n')
     assert desk_from(tmp_path, "[slack]\n").slack.actions_allowed is None  # absent: anyone
+
+
+@pytest.mark.parametrize("written", ["https://desk.example", "desk.example/news",
+                                     "desk.example:8443", "*.desk.example", "desk", ""])
+def test_unfurl_domains_names_a_value_that_is_not_a_bare_domain(tmp_path: Path,
+                                                                 written: str) -> None:
+    with pytest.raises(ConfigError, match=rf"unfurl_domains.*{re.escape(repr(written))} is not "
+                                          "a domain name"):
+        desk_from(tmp_path, f'[slack]\nunfurl_domains = ["desk.example", "{written}"]\n')
+    assert desk_from(tmp_path, "[slack]\n").slack.unfurl_domains == ()  # absent: off

@@ -473,6 +473,20 @@ def claim(story_id: str) -> dict[str, Any]:
     return {"type": "button", "action_id": "item_claim", "value": story_id}
 
 
+def submit_done(bot: Alertbot, story_id: str, user: str, view_id: str, note: str | None = None,
+                name: str | None = None) -> None:
+    """Submit the Done modal (its button opens it: tests/test_slack_action_doors.py)."""
+    submission = {
+        "type": "view_submission", "team": {"id": "T1"},
+        "user": {"id": user, **({"name": name} if name else {})},
+        "api_app_id": "A1", "token": "x", "trigger_id": "1.2.9",
+        "view": {"id": view_id, "callback_id": "item_done", "type": "modal",
+                 "private_metadata": story_id, "state": {"values": {
+                     "note": {"note": {"type": "plain_text_input", "value": note}}}}}}
+    ack = post(bot, {"payload": json.dumps(submission)})
+    assert ack.status_code == 200 and ack.content == b""  # an empty ack closes the modal
+
+
 def test_a_second_claim_by_another_person_is_told_who_holds_it_and_a_replay_is_silent(
     alertbot: Alertbot, slack_server: FakeSlack,
 ) -> None:
@@ -488,28 +502,27 @@ def test_a_second_claim_by_another_person_is_told_who_holds_it_and_a_replay_is_s
     assert refused.body["text"] == "Already claimed by <@U0ANA>."
     assert refused.body["response_type"] == "ephemeral"
     replayed = press_item(alertbot, slack_server, claim("pacific-range"), "U0ANA", "1700.1")
-    done = press_item(alertbot, slack_server,
-                      {"type": "button", "action_id": "item_done", "value": "pacific-range"},
-                      "U0ANA", "1700.3")
+    submit_done(alertbot, "pacific-range", "U0ANA", "V0PACIFIC")
     again = press_item(alertbot, slack_server, claim("pacific-range"), "U0BO", "1700.4")
     assert slack_server.wait_for_call(again, timeout=10).body["text"] == (
         "Already done by <@U0ANA>.")
     # Ana's press, its replay and her Done said nothing to her: a press that applies or repeats
     # is silent (a replay applied again would have answered "You have already claimed this.").
-    assert [c for c in slack_server.calls if c.method in (first, replayed, done)] == []
+    assert [c for c in slack_server.calls if c.method in (first, replayed)] == []
 
 
 def test_not_relevant_opens_a_modal_whose_submission_records_the_dismissal(
     alertbot: Alertbot, slack_server: FakeSlack,
 ) -> None:
-    press_item(alertbot, slack_server,
-               {"type": "button", "action_id": "item_dismiss", "value": "hypersonic-budget"},
-               "U0BO", "1800.1")
+    path = press_item(alertbot, slack_server, {"type": "button", "action_id": "item_dismiss",
+                                                "value": "hypersonic-budget"}, "U0BO", "1800.1")
     opened = slack_server.wait_for_call("views.open", timeout=10)
     view = opened.body["view"]
     view = json.loads(view) if isinstance(view, str) else view
     assert opened.body["trigger_id"] == "1.2.3"
-    assert (view["callback_id"], view["private_metadata"]) == ("item_dismiss", "hypersonic-budget")
+    # The story, and where a refused submission is answered: the press's response_url.
+    assert (view["callback_id"], view["private_metadata"]) == (
+        "item_dismiss", f"hypersonic-budget\n{slack_server.url}{path}")
     reasons = view["blocks"][1]["element"]["options"]
     assert [o["value"] for o in reasons] == ["wrong_impact", "not_our_beat", "duplicate", "other"]
 
@@ -590,8 +603,7 @@ def test_each_posted_message_shows_who_owns_the_item_once_per_change(
     assert slack_server.wait_for_call(bo, timeout=10).body["text"] == (
         "Already claimed by <@U0ANA>.")
     press_item(alertbot, slack_server, owned, "U0ANA", "1900.1")  # Slack's retry of Ana's
-    done = {"type": "button", "action_id": "item_done", "value": "owned-story"}
-    press_item(alertbot, slack_server, done, "U0ANA", "1900.3")
+    submit_done(alertbot, "owned-story", "U0ANA", "V0OWNDONE")
     # Two edits each, not three: neither Bo's refused claim nor the replay edited anything.
     shown_everywhere(2, "Done by <@U0ANA>")
     submission = {

@@ -165,3 +165,94 @@ def test_test_email_and_test_slack_go_through_the_real_transports(
     rows = json.loads(bot.cli("deliveries", "list", "--json").stdout)
     assert [(r["kind"], r["status"]) for r in rows] == [
         ("test", "dead"), ("test", "sent"), ("test", "sent")]
+
+
+def test_add_sets_min_impact_and_paused_until_and_list_shows_them(tmp_path: Path) -> None:
+    from tests.test_cli_listing import read_table
+
+    bot = Alertbot.make(tmp_path, TOML)
+    added = bot.cli("subscribers", "add", "ana@desk.example", "--min-impact", "9",
+                    "--paused-until", "2026-12-24")
+    assert added.returncode == 0, added.stderr
+    assert added.stdout == ("subscribed ana@desk.example (daily, UTC, min impact 9, "
+                            "paused until 2026-12-24)\n")
+    assert bot.cli("subscribers", "add", "bo.long.name@desk.example", "--min-impact",
+                   "8.5").returncode == 0
+    lines = bot.cli("subscribers", "list").stdout.splitlines()
+    rows = read_table(lines)  # every column starts at one place on every line
+    assert [(r["EMAIL"], r["MIN_IMPACT"], r["PAUSED_UNTIL"]) for r in rows] == [
+        ("ana@desk.example", "9", "2026-12-24"), ("bo.long.name@desk.example", "8.5", "-")]
+    listed = {s["email"]: s for s in json.loads(bot.cli("subscribers", "list", "--json").stdout)}
+    assert (listed["ana@desk.example"]["min_impact"],
+            listed["ana@desk.example"]["paused_until"]) == (9, "2026-12-24")
+    assert listed["bo.long.name@desk.example"]["paused_until"] is None
+
+    # Updated without the options, the reader's own settings stay as they are; `none` clears.
+    again = bot.cli("subscribers", "add", "ana@desk.example", "--mode", "both")
+    assert again.stdout == ("updated ana@desk.example (both, UTC, min impact 9, "
+                            "paused until 2026-12-24)\n")
+    cleared = bot.cli("subscribers", "add", "ana@desk.example", "--mode", "both",
+                      "--min-impact", "none")
+    assert cleared.stdout == "updated ana@desk.example (both, UTC, paused until 2026-12-24)\n"
+    same = bot.cli("subscribers", "add", "ana@desk.example", "--mode", "both",
+                   "--paused-until", "2026-12-24")
+    assert "is already subscribed" in same.stdout
+
+    for option, value, named in (("--min-impact", "11", "min_impact: '11'"),
+                                 ("--min-impact", "high", "min_impact: 'high'"),
+                                 ("--min-impact", "nan", "min_impact: 'nan'"),
+                                 ("--paused-until", "24/12/2026", "paused_until: '24/12/2026'"),
+                                 ("--paused-until", "2026-02-30", "paused_until: '2026-02-30'")):
+        bad = bot.cli("subscribers", "add", "ana@desk.example", option, value)
+        assert bad.returncode != 0 and named in bad.stderr, bad.stderr
+        assert "Traceback" not in bad.stderr
+    after = {s["email"]: s for s in json.loads(bot.cli("subscribers", "list", "--json").stdout)}
+    assert after == {**listed, "ana@desk.example": {**listed["ana@desk.example"],
+                                                    "mode": "both", "min_impact": None}}
+
+
+def test_import_takes_min_impact_and_paused_until_and_names_bad_values_by_line(
+    tmp_path: Path,
+) -> None:
+    bot = Alertbot.make(tmp_path, TOML)
+    # A reader who set both on the preference page: an import that leaves them empty keeps them.
+    assert bot.cli("subscribers", "add", "kept@desk.example", "--min-impact", "7",
+                   "--paused-until", "2026-12-31").returncode == 0
+    source = tmp_path / "readers.csv"
+    source.write_text(
+        "email,mode,tz,topics,digest_hour,min_impact,paused_until\n"
+        "one@desk.example,daily,UTC,,07:00,9,2026-12-24\n"
+        "two@desk.example,daily,UTC,,07:00,eleven,\n"
+        "three@desk.example,daily,UTC,,07:00,,2026-02-30\n"
+        "kept@desk.example,instant,UTC,,07:00,,\n"
+        "four@desk.example,both,UTC,,07:00,none,none\n"
+        "five@desk.example,daily,UTC,,07:00,10.5,\n", encoding="utf-8")
+    result = bot.cli("subscribers", "import", str(source))
+    assert result.returncode == 1
+    assert result.stdout.strip() == "3 imported (2 new, 1 updated), 3 rejected"
+    assert result.stderr.strip().splitlines() == [
+        f"{source}:3: min_impact: 'eleven' is not an impact from 1 to 10 (or none)",
+        f"{source}:4: paused_until: '2026-02-30' is not a date as YYYY-MM-DD (or none)",
+        f"{source}:7: min_impact: '10.5' is not an impact from 1 to 10 (or none)"]
+    listed = {s["email"]: (s["mode"], s["min_impact"], s["paused_until"])
+              for s in json.loads(bot.cli("subscribers", "list", "--json").stdout)}
+    assert listed == {"one@desk.example": ("daily", 9, "2026-12-24"),
+                      "kept@desk.example": ("instant", 7, "2026-12-31"),
+                      "four@desk.example": ("both", None, None)}
+
+
+def test_what_add_sets_is_what_the_reader_then_gets(tmp_path: Path,
+                                                    smtp: tuple[SmtpRecorder, int]) -> None:
+    recorder, port = smtp
+    bot = reader_and_two_stories(tmp_path, TOML, port)  # impact 8 and impact 9
+    assert bot.cli("subscribers", "add", "ed@desk.example", "--tz", "Europe/London",
+                   "--min-impact", "9").returncode == 0
+    shown = bot.cli("preview", "--digest", "ed@desk.example", "--format", "text")
+    assert "Budget line cut" in shown.stdout and "Hypersonic" not in shown.stdout, shown.stdout
+    assert bot.cli("subscribers", "add", "ed@desk.example", "--tz", "Europe/London",
+                   "--paused-until", "2099-01-01").returncode == 0
+    sent = bot.cli("digest", "send", "--now")
+    assert sent.returncode == 0, sent.stderr
+    # Not paused, this plans one digest (the test above); paused, none and no email.
+    assert sent.stdout.startswith("0 planned, 0 empty, 0 already, 0 sent"), sent.stdout
+    assert recorder.messages == []

@@ -115,23 +115,28 @@ async def _ingest_all(db: Database, config: Config,
 @command
 def story(story_id: str) -> None:
     """Show a story's key facts, scores, sources and history."""
-    from bot.stories import archive
+    from bot.stories import actions, archive
 
     with transaction(load_or_fail()) as db:
         found = archive.load(db, [story_id]).get(story_id)
         versions = archive.history(db, story_id)
+        item, _ = actions.read(db, story_id)
+        presses = [row for row in actions.history(db, story_id) if row.applied]
     if found is None:
         raise Failure(f"no story with id {story_id!r}; see `alertbot stories rejected` if it "
                       "was refused")
-    click.echo(story_text(found, versions))
+    click.echo(story_text(found, versions, item, presses))
 
 
-def story_text(story: Story, versions: list[Any]) -> str:
-    """What `alertbot story` prints: templates/cli/story.txt."""
+def story_text(story: Story, versions: list[Any], item: Any = None,
+               presses: list[Any] | None = None) -> str:
+    """What `alertbot story` prints: templates/cli/story.txt (with its action item's state
+    and the presses that changed it, oldest first)."""
     from bot.cli.wording import render
     from bot.rules.gate import corroborate
 
-    return render("story.txt", story=story, corroboration=corroborate(story), versions=versions)
+    return render("story.txt", story=story, corroboration=corroborate(story), versions=versions,
+                  item=item, presses=presses or [])
 
 
 @main.group()
@@ -152,7 +157,7 @@ def stories_rejected(as_json: bool) -> None:
 
 
 F = Callable[..., Any]
-STATUSES = ("pending", "sending", "sent", "failed", "dead")
+STATUSES = ("pending", "sending", "sent", "failed", "dead", "cancelled")
 
 
 def listing_options(func: F) -> F:

@@ -1,14 +1,12 @@
-"""Subscribers and what they receive: subscribers, digest send, preview, test."""
+"""What subscribers receive: digest send, preview, test (the subscribers themselves:
+`subscribers.py`)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 import click
 
@@ -22,122 +20,14 @@ from bot.cli.common import (
     transaction,
     with_service,
 )
-from bot.cli.output import emit
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
 
     from bot.messages import Entry, Renderer
-    from bot.readers.subscribers import Subscriber
     from bot.settings import Config
 
 # Each command imports the parts of alertbot it needs when it runs (see bot/cli/common.py).
-
-# -- subscribers ---------------------------------------------------------------------------
-
-
-@main.group("subscribers")
-def subscribers_group() -> None:
-    """Email subscribers."""
-
-
-@subscribers_group.command("add")
-@click.argument("email")
-@click.option("--mode", default="daily", type=click.Choice(["instant", "daily", "both"]))
-@click.option("--tz", "timezone", default="UTC", help="IANA time zone, e.g. Europe/London.")
-@click.option("--topics", default="", help="Comma-separated; empty means all topics.")
-@click.option("--digest-hour", default=None, help="HH:MM local (default from the config).")
-@command
-def subscribers_add(email: str, mode: str, timezone: str, topics: str,
-                    digest_hour: str | None) -> None:
-    """Add (or update) an email subscriber."""
-    from bot.readers import subscribers
-
-    config = load_or_fail()
-    try:
-        hour = config.desk.email.digest_hour if digest_hour is None else digest_hour
-        subscriber = subscribers.validate(email, mode, timezone, topics.split(","), hour)
-    except ValueError as exc:
-        raise Failure(str(exc)) from None
-    with transaction(config) as db:
-        if _same(subscribers.find(db, subscriber.email), subscriber):
-            # A second `make run` lands here: say so, and leave their digest time alone.
-            click.echo(f"{subscriber.email} is already subscribed ({subscriber.mode}, "
-                       f"{subscriber.timezone}): nothing to change")
-            return
-        new = subscribers.add(db, subscriber, datetime.now(UTC))
-    click.echo(f"{'subscribed' if new else 'updated'} {subscriber.email} "
-               f"({subscriber.mode}, {subscriber.timezone})")
-
-
-def _same(stored: Subscriber | None, wanted: Subscriber) -> bool:
-    """Whether `wanted` is what is stored already, in every field `subscribers add` sets."""
-    return stored is not None and (
-        (stored.mode, stored.timezone, stored.topics, stored.digest_hour)
-        == (wanted.mode, wanted.timezone, wanted.topics, wanted.digest_hour))
-
-
-@subscribers_group.command("remove")
-@click.argument("email")
-@command
-def subscribers_remove(email: str) -> None:
-    """Remove an email subscriber."""
-    from bot.readers import subscribers
-
-    with transaction(load_or_fail()) as db:
-        removed = subscribers.remove(db, email)
-    if not removed:
-        raise Failure(f"{email} is not subscribed")
-    click.echo(f"removed {email}")
-
-
-@subscribers_group.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
-@command
-def subscribers_list(as_json: bool) -> None:
-    """List email subscribers, each with their next digest time in their own zone."""
-    from bot.readers import subscribers
-
-    with transaction(load_or_fail()) as db:
-        found = subscribers.listing(db)
-    rows = [{"email": s.email, "mode": s.mode, "tz": s.timezone, "topics": ",".join(s.topics),
-             "digest_hour": s.digest_hour, "next_digest": _local(s.next_digest_at, s.timezone)}
-            for s in found]
-    emit(rows, as_json, ("email", "mode", "tz", "topics", "digest_hour", "next_digest"))
-
-
-def _local(moment: datetime | None, zone: str) -> str | None:
-    if moment is None:
-        return None
-    return moment.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M %Z")
-
-
-@subscribers_group.command("import")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
-@command
-def subscribers_import(file: str) -> None:
-    """Add or update subscribers from a CSV file (header email,mode,tz,topics,digest_hour).
-
-    Bad rows are reported by line and the rest imported; exit 1 when any row was bad.
-    """
-    from bot.readers import subscribers
-
-    config = load_or_fail()
-    raw = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise Failure(f"{file} is not UTF-8 text; save the CSV as UTF-8") from None
-    good, bad = subscribers.read_csv(text, config.desk.email.digest_hour)
-    now = datetime.now(UTC)
-    with transaction(config) as db:
-        added = sum(subscribers.add(db, subscriber, now) for subscriber in good)
-    for row in bad:
-        click.echo(f"{file}:{row.line}: {row.reason}", err=True)
-    click.echo(f"{len(good)} imported ({added} new, {len(good) - added} updated), "
-               f"{len(bad)} rejected")
-    sys.exit(1 if bad else 0)
-
 
 # -- digests, previews, tests --------------------------------------------------------------
 
@@ -233,6 +123,7 @@ def _digest_preview(db: Any, config: Config, renderer: Renderer, address: str, f
                     now: datetime) -> EmailMessage:
     from bot import outbox
     from bot.messages import Load
+    from bot.messages.kinds.base import with_owners
     from bot.outbox import daily as digests
     from bot.readers import subscribers
     from bot.transports import Outgoing
@@ -253,7 +144,8 @@ def _digest_preview(db: Any, config: Config, renderer: Renderer, address: str, f
         raise Failure(f"{subscriber.email} would get no digest now: no action items since "
                       f"{found.since:%Y-%m-%d %H:%M} UTC (send_empty_digest is off)")
     details = found.details()
-    load = Load(outbox.stories_of(db, details))
+    # With each item's owner, as the daily kind loads it: the preview is what would be sent.
+    load = with_owners(db, Load(outbox.stories_of(db, details)))
     message: EmailMessage | Outgoing = renderer.render(
         "daily", "email", f"email:{subscriber.email}", details, load, now)
     return message.parsed() if isinstance(message, Outgoing) else message

@@ -110,7 +110,7 @@ DELIVERIES = Table(
     Column("target", String(320), index=True, nullable=False),
     Column("kind", String(20), nullable=False),  # a module of bot/messages/kinds (alert, batch…)
     Column("reason", Text, nullable=False),
-    Column("status", String(20), nullable=False),  # pending|sending|sent|failed|dead
+    Column("status", String(20), nullable=False),  # pending|sending|sent|failed|dead|cancelled
     Column("attempts", Integer, default=0, nullable=False),
     Column("not_before", UTCDateTime, nullable=False),
     Column("lease_until", UTCDateTime),
@@ -197,6 +197,7 @@ ACTION_ITEMS = Table(
     Column("story_id", String(200), primary_key=True),
     Column("state", String(20), index=True, nullable=False),
     Column("by", String(40)),
+    Column("by_name", String(80)),  # `by`'s name as Slack sent it, for email (0013)
     Column("at", UTCDateTime),
     Column("note", Text),
     Column("reason", String(20)),
@@ -212,6 +213,7 @@ ACTION_EVENTS = Table(
     Column("press_key", String(300), unique=True, nullable=False),
     Column("story_id", String(200), index=True, nullable=False),
     Column("user", String(40), nullable=False),
+    Column("name", String(80)),  # the presser's name as Slack sent it (0013)
     Column("action", String(20), nullable=False),
     Column("at", UTCDateTime, index=True, nullable=False),
     Column("note", Text),

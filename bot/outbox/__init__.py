@@ -4,18 +4,22 @@
 the doors, and `daily` plans the daily digests. Callers use `outbox.<function>`.
 """
 
+from bot.outbox.escalations import cancel
+from bot.outbox.escalations import follow as follow_escalations
 from bot.outbox.owners import enqueue_owner
 from bot.outbox.planning import (
     Planned,
     add,
     add_many,
     enqueue_facts,
+    enqueue_unfurl,
     enqueue_update,
     plan_deliveries,
     record_matches,
 )
 from bot.outbox.queries import (
     depth,
+    first_posted,
     get,
     items_of,
     listing,
@@ -25,6 +29,7 @@ from bot.outbox.queries import (
     recent,
     stories_of,
     story_items,
+    story_items_in,
 )
 from bot.outbox.queue import (
     DUE,
@@ -50,11 +55,15 @@ __all__ = [
     "add",
     "add_many",
     "backoff",
+    "cancel",
     "claim",
     "depth",
     "enqueue_facts",
     "enqueue_owner",
+    "enqueue_unfurl",
     "enqueue_update",
+    "first_posted",
+    "follow_escalations",
     "get",
     "items_of",
     "listing",
@@ -73,5 +82,6 @@ __all__ = [
     "retry",
     "stories_of",
     "story_items",
+    "story_items_in",
     "take",
 ]

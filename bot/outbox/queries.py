@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, literal, null, select
@@ -60,6 +61,17 @@ def posted(db: Connection, story_id: str) -> list[Any]:
     ))
 
 
+def first_posted(db: Connection, story_id: str) -> datetime | None:
+    """When the story was first sent to Slack (an alert or a batch carrying it), for the
+    time-to-claim metric; None if it never was."""
+    found: datetime | None = db.scalar(
+        select(func.min(DELIVERIES.c.sent_at))
+        .join(MATCHES, MATCHES.c.delivery_id == DELIVERIES.c.id)
+        .where(MATCHES.c.story_id == story_id, DELIVERIES.c.transport == "slack",
+               DELIVERIES.c.status == "sent"))
+    return found
+
+
 def owners_of(db: Connection, story_ids: list[str]) -> dict[str, dict[str, Any]]:
     """The action-item state of each story acted on, as an `owner` row keeps it (times as UTC
     ISO text), so a message rendered again (a re-score's edit, a later post) still shows it."""
@@ -70,6 +82,7 @@ def owners_of(db: Connection, story_ids: list[str]) -> dict[str, dict[str, Any]]
         "state": row.state, "by": row.by, "at": row.at.isoformat() if row.at else None,
         "note": row.note, "reason": row.reason,
         "snoozed_until": row.snoozed_until.isoformat() if row.snoozed_until else None,
+        "by_name": row.by_name,
     } for row in rows}
 
 
@@ -85,6 +98,15 @@ def story_items(db: Connection, story_id: str) -> list[Any]:
         select(STORIES.c.id.label("story_id"), literal("").label("reason"),
                null().label("why"), STORIES.c.payload)
         .where(STORIES.c.id == story_id)
+    ))
+
+
+def story_items_in(db: Connection, story_ids: list[str]) -> list[Any]:
+    """`story_items` for several stories at once (a message's shared links), in one read."""
+    return list(db.execute(
+        select(STORIES.c.id.label("story_id"), literal("").label("reason"),
+               null().label("why"), STORIES.c.payload)
+        .where(STORIES.c.id.in_(story_ids))
     ))
 
 

@@ -1,7 +1,8 @@
 """The queue's state machine: workers claim due rows under a lease and settle them.
 
 Status: pending → sending → sent, or failed (retried with backoff) → dead. A row left `sending`
-by a crashed process returns to pending when its lease runs out.
+by a crashed process returns to pending when its lease runs out. A row that must no longer go
+(an escalation whose item the desk has acted on) ends `cancelled`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ DUE = ("pending", "failed")
 
 
 
-NOT_DUE = ("sending", "sent", "dead")
+NOT_DUE = ("sending", "sent", "dead", "cancelled")
 
 
 

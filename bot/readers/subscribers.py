@@ -9,11 +9,11 @@ import hmac
 import io
 import re
 import secrets
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import ColumnElement, Connection, delete, select, update
@@ -67,11 +67,54 @@ def validate(email: str, mode: str, timezone: str, topics: Sequence[str], digest
     return Subscriber(address.lower(), mode, timezone, clean, digest_hour)  # type: ignore[arg-type]
 
 
-def add(db: Connection, subscriber: Subscriber, now: datetime) -> bool:
+# What a reader sets for themselves on the preference page, which the operator may also write.
+OWN = ("min_impact", "paused_until")
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def with_own(subscriber: Subscriber, min_impact: str | None, paused_until: str | None
+             ) -> tuple[Subscriber, frozenset[str]]:
+    """`subscriber` with the reader's own settings as an operator writes them (an option, a
+    CSV cell), and the names of those left unwritten, which an update keeps as stored.
+
+    Empty or None: not written. `none`: cleared (the desk's rule alone; not paused). Else a
+    minimum impact from 1 to 10, and a date as YYYY-MM-DD (no email before that local date).
+    ValueError names the bad one.
+    """
+    impact_text, pause_text = (min_impact or "").strip(), (paused_until or "").strip()
+    keep = {name for name, text in zip(OWN, (impact_text, pause_text), strict=True) if not text}
+    impact = None if impact_text.lower() in ("", "none") else _impact(impact_text)
+    paused = None if pause_text.lower() in ("", "none") else _date(pause_text)
+    return replace(subscriber, min_impact=impact, paused_until=paused), frozenset(keep)
+
+
+def _impact(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0  # refused below, by the same words
+    if not 1 <= value <= 10:  # NaN too
+        raise ValueError(f"min_impact: {text!r} is not an impact from 1 to 10 (or none)")
+    return value
+
+
+def _date(text: str) -> date:
+    try:
+        if _DATE.match(text):
+            return date.fromisoformat(text)
+    except ValueError:
+        pass
+    raise ValueError(f"paused_until: {text!r} is not a date as YYYY-MM-DD (or none)")
+
+
+def add(db: Connection, subscriber: Subscriber, now: datetime,
+        keep: Collection[str] = ()) -> bool:
     """Add a subscriber, or update the one with the same address; True when new.
 
     An update keeps where the last digest's window ended, so changing the hour or zone neither
-    repeats nor skips stories; the next digest time is worked out again.
+    repeats nor skips stories; the next digest time is worked out again. It also keeps the
+    reader's own settings named in `keep` (`OWN`) as stored: an operator who did not write them
+    does not undo what the reader set on the preference page.
     """
     values = {
         "mode": subscriber.mode, "timezone": subscriber.timezone,
@@ -81,7 +124,7 @@ def add(db: Connection, subscriber: Subscriber, now: datetime) -> bool:
                            if subscriber.mode in DAILY else None),
     }
     updated = db.execute(update(SUBSCRIBERS).where(SUBSCRIBERS.c.email == subscriber.email)
-                         .values(**values))
+                         .values(**{k: v for k, v in values.items() if k not in keep}))
     if updated.rowcount:
         return False
     db.execute(SUBSCRIBERS.insert().values(email=subscriber.email, created_at=now, **values))
@@ -120,7 +163,15 @@ def find(db: Connection, email: str) -> Subscriber | None:
     return found[0] if found else None
 
 
-CSV_COLUMNS = ("email", "mode", "tz", "topics", "digest_hour")
+CSV_COLUMNS = ("email", "mode", "tz", "topics", "digest_hour", *OWN)
+
+
+class Imported(NamedTuple):
+    """A good row of an import: the subscriber, and the reader's own settings it left empty
+    (kept as stored, `add`'s `keep`)."""
+
+    subscriber: Subscriber
+    keep: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -129,12 +180,14 @@ class BadRow:
     reason: str
 
 
-def read_csv(text: str, default_hour: str) -> tuple[list[Subscriber], list[BadRow]]:
-    """Parse an import file (header email,mode,tz,topics,digest_hour); bad rows by line.
+def read_csv(text: str, default_hour: str) -> tuple[list[Imported], list[BadRow]]:
+    """Parse an import file (header email,mode,tz,topics,digest_hour,min_impact,paused_until);
+    bad rows by line.
 
     Only `email` is required; an empty mode, tz or digest_hour takes the `subscribers add`
-    default. Topics are separated by `;` or `,` (quote the field for commas). A later row for
-    the same address wins, as a second `add` would.
+    default, and an empty min_impact or paused_until (or no such column) keeps what the reader
+    set (`with_own`; `none` clears it). Topics are separated by `;` or `,` (quote the field for
+    commas). A later row for the same address wins, as a second `add` would.
     """
     reader = csv.DictReader(io.StringIO(text))
     header = [name.strip().lower() for name in reader.fieldnames or []]
@@ -145,7 +198,7 @@ def read_csv(text: str, default_hour: str) -> tuple[list[Subscriber], list[BadRo
         return [], [BadRow(1, f"unknown column(s) {', '.join(unknown)}; "
                               f"expected {','.join(CSV_COLUMNS)}")]
     reader.fieldnames = header
-    good: dict[str, Subscriber] = {}
+    good: dict[str, Imported] = {}
     bad: list[BadRow] = []
     for row in reader:
         if None in row:  # more cells than the header names
@@ -160,10 +213,12 @@ def read_csv(text: str, default_hour: str) -> tuple[list[Subscriber], list[BadRo
                                   cells.get("tz") or "UTC",
                                   re.split(r"[;,]", cells.get("topics") or ""),
                                   cells.get("digest_hour") or default_hour)
+            imported = Imported(*with_own(subscriber, cells.get("min_impact"),
+                                          cells.get("paused_until")))
         except ValueError as exc:
             bad.append(BadRow(reader.line_num, str(exc)))
             continue
-        good[subscriber.email] = subscriber
+        good[subscriber.email] = imported
     return list(good.values()), bad
 
 

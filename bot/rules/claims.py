@@ -49,6 +49,7 @@ class Item:
     note: str | None = None
     reason: Reason | None = None
     snoozed_until: datetime | None = None
+    by_name: str | None = None  # `by`'s name as Slack sent it with the press (email says it)
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class Request:
     note: str | None = None
     reason: Reason | None = None
     until: datetime | None = None
+    name: str | None = None  # the presser's name as Slack sent it (user.name / user.username)
 
 
 @dataclass(frozen=True)
@@ -95,12 +97,14 @@ def decide(item: Item, request: Request, now: datetime,
     if verb is Verb.DONE:
         if item.state in (State.DONE, State.DISMISSED):
             return _refuse(item, f"already_{item.state.value}", item.by)
-        return Outcome(True, Item(State.DONE, user, now, request.note), "done")
+        return Outcome(True, Item(State.DONE, user, now, request.note, by_name=request.name),
+                       "done")
     if verb is Verb.DISMISS:
         if item.state is State.DISMISSED:
             return _refuse(item, "already_dismissed", item.by)
         reason = request.reason or Reason.OTHER
-        return Outcome(True, Item(State.DISMISSED, user, now, request.note, reason), "dismissed")
+        return Outcome(True, Item(State.DISMISSED, user, now, request.note, reason,
+                                  by_name=request.name), "dismissed")
     if verb is Verb.SNOOZE:
         return _snooze(item, request, now)
     if item.state in (State.OPEN, State.CLAIMED) and item.snoozed_until is None:
@@ -114,7 +118,8 @@ def _claim(item: Item, request: Request, now: datetime) -> Outcome:
     if item.state is not State.OPEN:
         return _refuse(item, f"already_{item.state.value}", item.by)
     # Claiming ends a snooze: someone is on it now.
-    return Outcome(True, Item(State.CLAIMED, request.user, now), "claimed")
+    return Outcome(True, Item(State.CLAIMED, request.user, now, by_name=request.name),
+                   "claimed")
 
 
 def _snooze(item: Item, request: Request, now: datetime) -> Outcome:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, NamedTuple
 
+from bot.rules.escalation import Policy, Quiet
 from bot.rules.gate import Corroboration, Thresholds, gate, too_old
 from bot.rules.reasons import Clause, Why, plain, target_clause
 from bot.settings import DeskConfig
@@ -50,6 +51,22 @@ class Target:
     quiet_hours: str | None = None  # "22:00-07:00" in `timezone`
     timezone: str = "UTC"
     break_through_impact: float = 10
+    # Escalation of unclaimed items (config routes only; bot/rules/escalation.py).
+    escalate_after: timedelta | None = None
+    escalate_impact: float = 9
+    escalate_to: tuple[str, ...] = ()
+    escalate_repeat: int = 1
+
+    @property
+    def escalation(self) -> Policy | None:
+        if self.escalate_after is None or not self.escalate_to:
+            return None
+        return Policy(self.escalate_after, self.escalate_impact, self.escalate_to,
+                      self.escalate_repeat)
+
+    @property
+    def quiet(self) -> Quiet:
+        return Quiet(self.quiet_hours, self.timezone, self.break_through_impact)
 
     @property
     def key(self) -> str:
@@ -89,6 +106,10 @@ def slack_targets(desk: DeskConfig) -> list[Target]:
             quiet_hours=route.quiet_hours,
             timezone=route.timezone,
             break_through_impact=route.break_through_impact,
+            escalate_after=route.escalate_after,
+            escalate_impact=route.escalate_impact,
+            escalate_to=route.escalate_to,
+            escalate_repeat=route.escalate_repeat,
         )
         for route in desk.slack.routes
     ]

@@ -71,8 +71,9 @@ class Service:
         return await self.db.read(actions.items, state)
 
     async def exposition(self) -> bytes:
-        """GET /metrics: counters kept in memory, the outbox depth read now."""
-        return self.metrics.exposition(await self.db.read(outbox.depth))
+        """GET /metrics: counters kept in memory, the outbox depth and action items read now."""
+        return self.metrics.exposition(await self.db.read(outbox.depth),
+                                       await self.db.read(actions.tally))
 
     def _ran(self, job: str) -> None:
         self.metrics.job_last_run.labels(job).set(self.clock().timestamp())

@@ -18,7 +18,9 @@ from starlette.applications import Starlette
 from bot.settings import Config, Settings
 from bot.slack_app import create_slack_app
 from bot.web.app import create_app
+from bot.web.limits import HOUR, ClientLimit
 from bot.web.preferences import PreferenceDoor
+from bot.web.signup import SignupDoor
 
 if TYPE_CHECKING:
     from bot.service.core import Service
@@ -41,7 +43,8 @@ def doors(service: Service) -> tuple[Starlette, AsyncSocketModeHandler | None]:
     """The HTTP app, and the Socket Mode connection when SLACK_APP_TOKEN is set (then Slack
     sends over a WebSocket instead of POST /slack/events)."""
     settings = service.config.settings
-    slack = create_slack_app(service.config, service.db, service.dispatcher.wake, service.clock)
+    slack = create_slack_app(service.config, service.db, service.dispatcher.wake, service.clock,
+                             service.metrics)
     socket_mode = None
     if slack is not None and settings.slack_app_token is not None:
         socket_mode = AsyncSocketModeHandler(slack, settings.slack_app_token.get_secret_value())
@@ -52,8 +55,21 @@ def doors(service: Service) -> tuple[Starlette, AsyncSocketModeHandler | None]:
                      answered=service.metrics.commands_answered,
                      preferences=PreferenceDoor(service.db, service.dispatcher.key,
                                                 service.clock),
-                     action_items=service.action_items)
+                     action_items=service.action_items,
+                     limit=ClientLimit(proxies=settings.trusted_proxies),
+                     signup=signup_door(service))
     return app, socket_mode
+
+
+def signup_door(service: Service) -> SignupDoor | None:
+    """The sign-up pages' wiring, or None (no pages) when `[email] signup_domains` is empty."""
+    email, settings = service.config.desk.email, service.config.settings
+    if not email.signup_domains:
+        return None
+    limit = ClientLimit(email.signup_per_client, proxies=settings.trusted_proxies,
+                        window=HOUR)
+    return SignupDoor(service.db, service.dispatcher.key, service.clock, email.signup_domains,
+                      email.digest_hour, limit, service.dispatcher.wake)
 
 
 def http_server(app: Starlette, settings: Settings) -> uvicorn.Server:

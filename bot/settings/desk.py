@@ -16,6 +16,11 @@ from bot.settings.values import Command, Duration, Impact, PositiveDuration, Tim
 from bot.stories.model import Sentiment
 
 _SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
+# Whom an escalation names: a user (U…, W…), a user group (S…) or a channel (C…, G…).
+_ESCALATE_ID = re.compile(r"^[UWSCG][A-Z0-9]{2,}$")
+# A host name as Slack's app settings take an unfurl domain: labels of letters, digits and
+# hyphens, dot-separated, ending in a letter label (no scheme, port, path or wildcard).
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
 class _Section(BaseModel):
@@ -54,6 +59,7 @@ class DeliveryConfig(_Section):
 
 _CHANNEL = re.compile(r"^[CGDU][A-Z0-9]{2,}$")
 _HOUR = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_DOMAIN = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)+$")
 _QUIET = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
 
 
@@ -67,6 +73,27 @@ class RouteConfig(_Section):
     quiet_hours: str | None = None
     timezone: TimeZoneName = "UTC"
     break_through_impact: Impact = 10
+    # Escalation of an action item nobody has claimed (docs/slack-app.md, "Escalation"):
+    # absent `escalate_after`, none. "0s" escalates with the alert itself.
+    escalate_after: Duration | None = None
+    escalate_impact: Impact = 9
+    escalate_to: tuple[str, ...] = ()
+    escalate_repeat: int = Field(default=1, ge=1)
+
+    @field_validator("escalate_to")
+    @classmethod
+    def _escalate_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for given in value:
+            if not _ESCALATE_ID.match(given):
+                raise ValueError(f"{given!r} is not a Slack user (U…, W…), user-group (S…) "
+                                 "or channel (C…, G…) ID")
+        return value
+
+    @model_validator(mode="after")
+    def _escalates_to_someone(self) -> RouteConfig:
+        if self.escalate_after is not None and not self.escalate_to:
+            raise ValueError("escalate_after is set but escalate_to names nobody to escalate to")
+        return self
 
     @field_validator("channel")
     @classmethod
@@ -108,7 +135,9 @@ class SlackConfig(_Section):
     batch_window: Duration = timedelta(seconds=30)
     timeout: PositiveDuration = timedelta(seconds=10)  # the longest one Web API call may take
     routes: tuple[RouteConfig, ...] = ()
-
+    # Story links in these domains (and their subdomains) unfurl into the story's figures; the
+    # same domains go in the Slack app's manifest. Empty: off.
+    unfurl_domains: tuple[str, ...] = ()
 
     @field_validator("actions_allowed")
     @classmethod
@@ -118,12 +147,36 @@ class SlackConfig(_Section):
                 raise ValueError(f"{given!r} is not a Slack user (U…, W…) or user-group (S…) ID")
         return value
 
+    @field_validator("unfurl_domains")
+    @classmethod
+    def _domains(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        found = tuple(given.strip().lower() for given in value)
+        for given, domain in zip(value, found, strict=True):
+            if not _DOMAIN.match(domain):
+                raise ValueError(f"{given!r} is not a domain name: write the host alone, "
+                                 "without scheme, port or path, e.g. \"news.example.com\"")
+        return found
+
 
 class EmailConfig(_Section):
     batch_window: Duration = timedelta(seconds=30)
     digest_hour: str = "07:00"
     send_empty_digest: bool = False
     connections: int = Field(default=1, ge=1, le=16)  # SMTP sessions open at once
+    # Self sign-up (GET /signup) for addresses in these mail domains; empty: no sign-up page.
+    signup_domains: tuple[str, ...] = ()
+    # Sign-up requests one client address may make in an hour (an office behind one NAT
+    # address signing up together may need more); each address gets at most one email in 10 min.
+    signup_per_client: int = Field(default=10, ge=1)
+
+    @field_validator("signup_domains")
+    @classmethod
+    def _domains(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        domains = tuple(d.strip().lower().removeprefix("@") for d in value)
+        for domain in domains:
+            if not _DOMAIN.match(domain):
+                raise ValueError(f"{domain!r} is not a mail domain such as \"desk.example\"")
+        return domains
 
     @field_validator("digest_hour")
     @classmethod

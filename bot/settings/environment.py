@@ -7,11 +7,12 @@ otherwise be read from an `EMAIL` environment variable, which many machines set.
 
 from __future__ import annotations
 
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 def _secret(name: str) -> Any:
@@ -47,6 +48,25 @@ class Settings(BaseSettings):
     http_host: str = Field("127.0.0.1", validation_alias="ALERTBOT_HTTP_HOST")
     http_port: int = Field(8000, validation_alias="ALERTBOT_HTTP_PORT", ge=0, le=65535)
     outbox_dir: Path = Field(Path("var/outbox"), validation_alias="ALERTBOT_OUTBOX_DIR")
+    # The proxies or load balancers in front of the service (addresses or CIDRs, separated by
+    # commas): only a request from one of them has its X-Forwarded-For believed, to find the
+    # client that the public pages' limits count (bot/web/limits.py). Empty: none.
+    trusted_proxies: Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode] = Field(
+        (), validation_alias="ALERTBOT_TRUSTED_PROXIES")
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        found = []
+        for given in value.replace(",", " ").split():
+            try:
+                found.append(ip_network(given, strict=False))
+            except ValueError:
+                raise ValueError(f"{given!r} is not an IP address or a CIDR such as "
+                                 "10.0.0.0/8") from None
+        return tuple(found)
 
     @field_validator(
         "slack_bot_token", "slack_signing_secret", "slack_app_token", "smtp_password",

@@ -16,15 +16,29 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.db import Database
+from bot.metrics import Metrics
 from bot.settings import Config
-from bot.slack_app import actionitems, alerts, buttons, claims, dismiss, story
+from bot.slack_app import (
+    actionitems,
+    alerts,
+    buttons,
+    claims,
+    dismiss,
+    done,
+    home,
+    home_edits,
+    menu,
+    story,
+    unfurls,
+)
 from bot.slack_app.replies import Clock, utcnow
 
 log = logging.getLogger(__name__)
 
 
 def create_slack_app(config: Config, db: Database, wake: Callable[[], None],
-                     clock: Clock = utcnow) -> AsyncApp | None:
+                     clock: Clock = utcnow, metrics: Metrics | None = None
+                     ) -> AsyncApp | None:
     """Bolt with our commands, or None (said once) when credentials are missing.
 
     HTTP mode needs SLACK_SIGNING_SECRET; Socket Mode (SLACK_APP_TOKEN) does not, since its
@@ -47,8 +61,15 @@ def create_slack_app(config: Config, db: Database, wake: Callable[[], None],
     actionitems.register(app, db, config.desk.slack.commands, clock)
     alerts.register(app, db, config.desk, clock)
     buttons.register(app, db, wake, clock)
-    claims.register(app, db, config.desk, clock, wake)
+    presses = claims.Presses.of(db, config.desk, clock, wake,
+                                None if metrics is None else metrics.claim_seconds.observe)
+    claims.register(app, presses)
     dismiss.register(app, db, config.desk, clock, wake)
+    home.register(app, db, config.desk, clock)
+    home_edits.register(app, db, config.desk, clock)
+    unfurls.register(app, db, config.desk.slack.unfurl_domains, wake, clock)
+    done.register(app, db, config.desk, clock, wake)
+    menu.register(app, presses)
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:

@@ -30,8 +30,8 @@ from bot.slack_app.replies import Clock, ack_at_once, reply_later
 
 VERBS = ("subscribe", "unsubscribe", "status")
 _IMPACT = re.compile(r"^impact>=(\d+(?:\.\d+)?)$")
-_TOPIC = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
-_RANGE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
+TOPIC = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
+QUIET_RANGE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class Problem:
     word: str = ""
 
 
-def _zone(name: str) -> bool:
+def is_zone(name: str) -> bool:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
@@ -86,13 +86,13 @@ def parse(text: str) -> Request | Problem:
                 return Problem("impact_range", word)
         elif word.lower() == "quiet":
             quiet = next(tokens, "")
-            if not _RANGE.match(quiet):
+            if not QUIET_RANGE.match(quiet):
                 return Problem("quiet_range", quiet)
         elif quiet and zone is None and ("/" in word or word.upper() == "UTC"):
-            if not _zone(word):
+            if not is_zone(word):
                 return Problem("not_a_zone", word)
             zone = "UTC" if word.upper() == "UTC" else word
-        elif _TOPIC.match(word.lower()):
+        elif TOPIC.match(word.lower()):
             topics.append(word.lower())
         else:
             return Problem("not_understood", word)
@@ -124,7 +124,7 @@ def answer(db: Connection, text: str, channel: str, user: str, now: datetime,
                        request.quiet_hours, zone)
     slack_routes.save(db, route)
     return _reply("subscribe", command, **place,
-                  route=_route(desk, route.topics, route.min_impact, route.quiet_hours, zone))
+                  route=route_view(desk, route.topics, route.min_impact, route.quiet_hours, zone))
 
 
 def _config_route(desk: DeskConfig, address: str) -> RouteConfig | None:
@@ -138,17 +138,17 @@ def _status(db: Connection, address: str, desk: DeskConfig, config_route: RouteC
               for d in outbox.recent(db, f"slack:{address}")]
     if config_route is not None:
         return {"recent": recent, "read_only": True,
-                "route": _route(desk, config_route.topics, config_route.min_impact,
+                "route": route_view(desk, config_route.topics, config_route.min_impact,
                                 config_route.quiet_hours, config_route.timezone)}
     made = slack_routes.listing(db, address)
     if not made:
         return {"recent": recent}
     return {"recent": recent, "by": made[0].created_by,
-            "route": _route(desk, made[0].topics, made[0].min_impact, made[0].quiet_hours,
+            "route": route_view(desk, made[0].topics, made[0].min_impact, made[0].quiet_hours,
                             made[0].timezone)}
 
 
-def _route(desk: DeskConfig, topics: tuple[str, ...], min_impact: float | None,
+def route_view(desk: DeskConfig, topics: tuple[str, ...], min_impact: float | None,
            quiet_hours: str | None, zone: str) -> dict[str, Any]:
     """A route's effective filters, as values: the template describes them."""
     impact = desk.rules.min_impact if min_impact is None else max(desk.rules.min_impact,
@@ -194,4 +194,4 @@ async def _user_zone(client: AsyncWebClient, user: str) -> str | None:
     except (SlackApiError, aiohttp.ClientError, TimeoutError):
         return None  # the route still works, in UTC, and the reply says so
     zone = (profile.get("user") or {}).get("tz")
-    return zone if isinstance(zone, str) and _zone(zone) else None
+    return zone if isinstance(zone, str) and is_zone(zone) else None

@@ -1,4 +1,5 @@
-"""`/story <id | url | words>`: a story's key facts, sources and score history, ephemerally."""
+"""`/story <id | url | words>`: a story's key facts, sources and score history, and its action
+item's state and history, ephemerally."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp, AsyncRespond
 from sqlalchemy import Connection
 
+from bot import outbox
 from bot.db import Database
-from bot.messages.render import Item, item_context, slack_blocks, story_context
+from bot.messages.render import Item, item_context, owner_line, slack_blocks, story_context
 from bot.settings import CommandNames
 from bot.slack_app.replies import ack_at_once, reply_later
-from bot.stories import archive, search
+from bot.stories import actions, archive, search
 from bot.stories.model import Story
 
 
@@ -41,7 +43,11 @@ def show(db: Connection, story_id: str, commands: CommandNames) -> dict[str, Any
 
 def _view(db: Connection, story: Story) -> dict[str, Any]:
     view = story_context(story, archive.history(db, story.id), archive.alerted_where(db, story.id))
-    return slack_blocks("story", story=view)
+    # Its action item: the state as every message shows it, and the presses that changed it.
+    owner = outbox.owners_of(db, [story.id]).get(story.id)
+    presses = [row for row in actions.history(db, story.id) if row.applied]
+    return slack_blocks("story", story=view, owner_says=owner_line(owner) if owner else None,
+                        presses=presses)
 
 
 def _unwrap_link(text: str) -> str:

@@ -10,6 +10,7 @@ version: one update wins, the other re-reads and decides again over what won.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +20,7 @@ from sqlalchemy import Connection, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.db.schema import ACTION_EVENTS, ACTION_ITEMS, STORIES
+from bot.metrics import Tally
 from bot.rules.claims import Item, Outcome, Reason, Request, State, decide
 
 # A compare-and-set lost this many times in a row means something is wrong, not busy.
@@ -40,7 +42,7 @@ def press_key(action_ts: str, user: str, verb: str, story_id: str) -> str:
 
 def _item(row: Any) -> Item:
     return Item(State(row.state), row.by, row.at, row.note,
-                Reason(row.reason) if row.reason else None, row.snoozed_until)
+                Reason(row.reason) if row.reason else None, row.snoozed_until, row.by_name)
 
 
 def read(db: Connection, story_id: str) -> tuple[Item, int]:
@@ -52,7 +54,7 @@ def read(db: Connection, story_id: str) -> tuple[Item, int]:
 def _values(item: Item) -> dict[str, Any]:
     return {"state": item.state.value, "by": item.by, "at": item.at, "note": item.note,
             "reason": item.reason.value if item.reason else None,
-            "snoozed_until": item.snoozed_until}
+            "snoozed_until": item.snoozed_until, "by_name": item.by_name}
 
 
 def _insert(db: Connection, table: Any) -> Any:
@@ -75,7 +77,8 @@ def _write(db: Connection, story_id: str, item: Item, version: int) -> bool:
 def _record(db: Connection, key: str, story_id: str, request: Request, now: datetime) -> bool:
     """The audit row, claimed by its key before anything changes; False if already there."""
     done = db.execute(_insert(db, ACTION_EVENTS).values(
-        press_key=key, story_id=story_id, user=request.user, action=request.verb.value, at=now,
+        press_key=key, story_id=story_id, user=request.user, name=request.name,
+        action=request.verb.value, at=now,
         note=request.note, reason=request.reason.value if request.reason else None,
         outcome="pending", applied=False).on_conflict_do_nothing(
         index_elements=[ACTION_EVENTS.c.press_key]).returning(ACTION_EVENTS.c.id))
@@ -130,11 +133,11 @@ def verdicts(db: Connection, since: datetime | None = None) -> list[dict[str, An
              "note": row.note, "by": row.user, "at": row.at} for row in db.execute(query)]
 
 
-def items(db: Connection, state: State, limit: int = 500, by: str | None = None
-          ) -> list[dict[str, Any]]:
-    """Action items in one state (and owner, with `by`), newest change first, for the desk's
-    dashboard and `/actionitems`. Open counts every action item never acted on, by when it
-    became one."""
+def items(db: Connection, state: State, limit: int = 500, by: str | None = None,
+          since: datetime | None = None) -> list[dict[str, Any]]:
+    """Action items in one state (and owner, with `by`; changed or qualified at or after
+    `since`), newest change first, for the desk's dashboard, `/actionitems` and the Home tab.
+    Open counts every action item never acted on, by when it became one."""
     joined = STORIES.outerjoin(ACTION_ITEMS, ACTION_ITEMS.c.story_id == STORIES.c.id)
     query = select(STORIES.c.id, STORIES.c.title, STORIES.c.url, STORIES.c.impact,
                    STORIES.c.corroboration, ACTION_ITEMS).select_from(joined)
@@ -145,9 +148,33 @@ def items(db: Connection, state: State, limit: int = 500, by: str | None = None
         query = query.where(ACTION_ITEMS.c.state == state.value)
     if by is not None:
         query = query.where(ACTION_ITEMS.c.by == by)
-    query = query.order_by(func.coalesce(ACTION_ITEMS.c.at, STORIES.c.qualified_at).desc(),
-                           STORIES.c.id).limit(limit)
+    changed = func.coalesce(ACTION_ITEMS.c.at, STORIES.c.qualified_at)
+    if since is not None:
+        query = query.where(changed >= since)
+    query = query.order_by(changed.desc(), STORIES.c.id).limit(limit)
     return [{"story_id": row.id, "title": row.title, "url": row.url, "impact": row.impact,
              "sources": row.corroboration, "state": row.state or State.OPEN.value,
-             "by": row.by, "at": row.at, "snoozed_until": row.snoozed_until,
+             "by": row.by, "by_name": row.by_name, "at": row.at, "snoozed_until": row.snoozed_until,
              "note": row.note, "reason": row.reason} for row in db.execute(query)]
+
+
+def tally(db: Connection) -> Tally:
+    """What `/metrics` shows of the action items, counted now: the open ones nobody has acted
+    on by impact band, and every applied verdict by reason. Two grouped counts."""
+    joined = STORIES.outerjoin(ACTION_ITEMS, ACTION_ITEMS.c.story_id == STORIES.c.id)
+    open_rows = db.execute(
+        select(STORIES.c.impact, func.count()).select_from(joined)
+        .where(STORIES.c.qualified_at.is_not(None), (ACTION_ITEMS.c.state.is_(None))
+               | (ACTION_ITEMS.c.state == State.OPEN.value))
+        .group_by(STORIES.c.impact))
+    # Banded here, not in SQL: PostgreSQL's CAST rounds (8.5 → 9) where SQLite's truncates,
+    # and FLOOR is not in every SQLite. Impacts are few distinct values.
+    bands: dict[int, int] = {}
+    for impact, count in open_rows:
+        band = math.floor(impact)
+        bands[band] = bands.get(band, 0) + int(count)
+    verdict_rows = db.execute(
+        select(ACTION_EVENTS.c.action, ACTION_EVENTS.c.reason, func.count())
+        .where(ACTION_EVENTS.c.applied.is_(True), ACTION_EVENTS.c.action.in_(VERDICTS))
+        .group_by(ACTION_EVENTS.c.action, ACTION_EVENTS.c.reason))
+    return Tally(bands, {(action, reason or ""): int(n) for action, reason, n in verdict_rows})

@@ -52,8 +52,13 @@ class Sentiment(StrEnum):
 
 def _sentiment(value: Any) -> Any:
     if isinstance(value, str):
+        if value in _SENTIMENTS:  # as the scorers write it, nearly always: skip the regex
+            return value
         return re.sub(r"[-\s]+", "_", value.strip().lower())
     return value
+
+
+_SENTIMENTS = frozenset(Sentiment)
 
 
 def _no_controls(value: str) -> str:

@@ -61,6 +61,19 @@ def _deeper_than(value: Any, limit: int) -> bool:
     return False
 
 
+def _from_line(line: str) -> Story | None:
+    """The fast path for one JSON line: pydantic decodes and validates it in one pass (a third
+    of the cost of decoding, walking and validating it apart). None whenever anything is
+    unusual; the line then takes the general path, which names what is wrong. Fewer than
+    MAX_DEPTH brackets in all cannot nest deeper than MAX_DEPTH."""
+    if line.count("{") + line.count("[") > MAX_DEPTH or len(line.encode()) > MAX_STORY_BYTES:
+        return None
+    try:
+        return Story.model_validate_json(line)
+    except ValidationError:
+        return None
+
+
 def _raw_items(text: str) -> Iterator[tuple[int, Any, int]]:
     """Yield (position, decoded item or the error that stopped it, encoded size) per story."""
     try:
@@ -73,6 +86,10 @@ def _raw_items(text: str) -> Iterator[tuple[int, Any, int]]:
             where = f"line {whole_error.lineno}"
             raise UnusableInput(f"not JSON: {whole_error.msg} at {where}") from None
         for number, line in lines:
+            story = _from_line(line)
+            if story is not None:
+                yield number, story, 0
+                continue
             try:
                 yield number, json.loads(line), len(line.encode())
             except json.JSONDecodeError as exc:
@@ -106,6 +123,8 @@ def _field_of(error: ValidationError) -> tuple[str, str]:
 
 def parse_story(position: int, item: Any, size: int) -> Story | Rejection:
     """Validate one decoded item into a Story, or explain why it is rejected."""
+    if isinstance(item, Story):  # a JSON line that took the fast path
+        return item
     story_id = item.get("id") if isinstance(item, dict) else None
     story_id = story_id[:MAX_ID] if isinstance(story_id, str) else None
     if isinstance(item, json.JSONDecodeError):

@@ -7,6 +7,7 @@ PostgreSQL full-text search); why not bm25 is in docs/decisions.md ("Slack app")
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from sqlalchemy import Connection, case, func, literal, select, text
 
@@ -33,6 +34,16 @@ def find(db: Connection, query: str, limit: int = 5) -> list[Story]:
     # Every word first (what a reader means by "hypersonic pacific"); any word if none has all.
     found = search(db, words, limit, True) or search(db, words, limit, False)
     return [Story.model_validate_json(payload) for payload in found]
+
+
+def by_urls(db: Connection, urls: Sequence[str]) -> dict[str, str]:
+    """The id of the story stored under each of `urls` (exactly as written, as `/story <url>`
+    finds it); a URL no story has is left out. One indexed read."""
+    if not urls:
+        return {}
+    rows = db.execute(select(STORIES.c.url, STORIES.c.id).where(STORIES.c.url.in_(list(urls)))
+                      .order_by(STORIES.c.scored_at))
+    return {row.url: row.id for row in rows}  # two stories of one URL: the newest scored
 
 
 # Kept in step with migration 0004's index expression, which this must repeat to use it.

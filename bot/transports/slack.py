@@ -1,4 +1,5 @@
-"""Slack Web API transport: chat.postMessage through slack_sdk's async client."""
+"""Slack Web API transport: chat.postMessage (and chat.update, chat.unfurl) through slack_sdk's
+async client."""
 
 from __future__ import annotations
 
@@ -18,6 +19,11 @@ PERMANENT = frozenset({
     "invalid_blocks", "invalid_blocks_format", "msg_too_long", "msg_blocks_too_long",
     "no_text", "restricted_action", "invalid_arguments", "too_many_attachments",
     "method_not_supported_for_channel_type",
+    # chat.unfurl (https://docs.slack.dev/reference/methods/chat.unfurl): the message or the
+    # link is not there (any more), or the workspace does not let the app unfurl it.
+    "cannot_find_channel", "cannot_find_message", "cannot_unfurl_message", "cannot_unfurl_url",
+    "cannot_find_service", "cannot_parse_attachment", "invalid_unfurls_format",
+    "missing_unfurls",
 })
 
 
@@ -67,7 +73,7 @@ class SlackTransport:
             try:
                 response = await web.api_call(method, json=args)
             except SlackApiError as exc:
-                if exc.response.get("error") != "not_in_channel":
+                if exc.response.get("error") != "not_in_channel" or "channel" not in args:
                     raise
                 # A public channel the bot has not joined: join it once, then post again.
                 # Private channels answer method_not_supported_for_channel_type: a person

@@ -32,6 +32,7 @@ from bot.stories.parsing import UnusableInput
 from bot.web.headers import PageHeaders
 from bot.web.limits import ClientLimit
 from bot.web.preferences import PreferenceDoor, preferences_page
+from bot.web.signup import SignupDoor, confirm_page, signup_page
 
 log = logging.getLogger(__name__)
 MAX_PUSH_BYTES = 5 * 1024 * 1024
@@ -64,6 +65,7 @@ class Wiring:
     # preferences
     limit: ClientLimit = field(default_factory=ClientLimit)
     action_items: ActionItems | None = None
+    signup: SignupDoor | None = None  # None: no sign-up domains, no sign-up pages
 
 
 def _wiring(request: Request) -> Wiring:
@@ -230,7 +232,8 @@ def create_app(ingest: Ingest, ready: Ready, ingest_token: str | None,
                answered: Answered | None = None,
                preferences: PreferenceDoor | None = None,
                limit: ClientLimit | None = None,
-               action_items: ActionItems | None = None) -> Starlette:
+               action_items: ActionItems | None = None,
+               signup: SignupDoor | None = None) -> Starlette:
     """Build the ASGI app; `ingest` stores and evaluates a parsed body, `ready` checks health.
 
     `slack` (Bolt) answers POST /slack/events; without it that route does not exist.
@@ -245,6 +248,9 @@ def create_app(ingest: Ingest, ready: Ready, ingest_token: str | None,
     ]
     if action_items is not None:
         routes.append(Route("/api/actionitems", action_items_page, methods=["GET"]))
+    if signup is not None:
+        routes += [Route("/signup", signup_page, methods=["GET", "POST"]),
+                   Route("/signup/confirm/{token}", confirm_page, methods=["GET", "POST"])]
     if slack is not None:
         routes.append(Route("/slack/events", slack_events, methods=["POST"]))
     # the security headers on every HTML page (bot/web/headers.py)
@@ -255,5 +261,6 @@ def create_app(ingest: Ingest, ready: Ready, ingest_token: str | None,
         verifier=SignatureVerifier(signing_secret) if slack is not None else None,
         answered=answered, preferences=preferences,
         limit=ClientLimit() if limit is None else limit, action_items=action_items,
+        signup=signup,
     )
     return app

@@ -8,11 +8,23 @@ Add one: a module here with a `Kind` subclass and `KIND = …`, its templates, a
 
 from __future__ import annotations
 
-from bot.messages.kinds import alert, batch, daily, facts, owner, test, update
+from bot.messages.kinds import (
+    alert,
+    batch,
+    confirm,
+    daily,
+    escalate,
+    facts,
+    owner,
+    test,
+    unfurl,
+    update,
+)
 from bot.messages.kinds.base import Entry, Kind, Load, Message, Shared, Unknown, stories
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (
-    alert.KIND, batch.KIND, daily.KIND, update.KIND, owner.KIND, facts.KIND, test.KIND)}
+    alert.KIND, batch.KIND, daily.KIND, update.KIND, owner.KIND, facts.KIND, escalate.KIND,
+    test.KIND, unfurl.KIND, confirm.KIND)}
 
 # Every name a stored row may carry: the kinds' own, then the names they had before.
 _STORED: dict[str, Kind] = {

@@ -17,6 +17,8 @@ from sqlalchemy import Connection
 from bot import outbox
 from bot.messages import mail
 from bot.messages.render import Item, item_context, owner_line, slack_message, slack_thread_reply
+from bot.metrics import Metrics
+from bot.rules.escalation import Verdict
 from bot.settings import CommandNames
 from bot.stories.model import Story
 from bot.transports import DeliveryError, SlackCall
@@ -42,6 +44,9 @@ class Load:
     items: list[Any]
     parent: Any = None
     owners: dict[str, dict[str, Any]] = field(default_factory=dict)  # action-item states
+    # Not to be sent (a row about an item the desk has acted on since it was planned): the
+    # workers settle it cancelled, or put it back until `withheld.until`, without sending.
+    withheld: Verdict | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,9 @@ class Kind:
         Slack (whose messages show who owns an item), their action-item states."""
         load = Load(outbox.items_of(db, row.id))
         return with_owners(db, load) if row.transport == "slack" else load
+
+    def sent(self, row: Any, metrics: Metrics) -> None:
+        """Count what a sent row of this kind means beyond the deliveries counter (none)."""
 
     def render(self, renderer: Renderer, message: Message) -> Any:
         """Slack: a list of (method, arguments) calls. Email: an `EmailMessage` (or an

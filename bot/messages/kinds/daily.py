@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection
 
 from bot import outbox
-from bot.messages.kinds.base import Kind, Load, Message, Shared
+from bot.messages.kinds.base import Kind, Load, Message, Shared, with_owners
 from bot.messages.mail import Merge, Parts, render_parts
 from bot.stories.model import Story
 
@@ -30,24 +30,27 @@ class Daily(Kind):
 
     def load(self, db: Connection, row: Any, shared: Shared) -> Load:
         key = (self.name, *row.details.get("stories", ()))
-        found = shared.get(key)
+        found: Load | None = shared.get(key)
         if found is None:
-            found = shared[key] = outbox.stories_of(db, row.details)
-        return Load(found)
+            # With each story's action-item state: the digest says who has it.
+            found = shared[key] = with_owners(db, Load(outbox.stories_of(db, row.details)))
+        return found
 
     def render(self, renderer: Renderer, message: Message) -> Any:
-        details, entries = message.details, message.load.items
+        details, load = message.details, message.load
         content = (self.name, json.dumps(details, sort_keys=True),
-                   *(m.payload for m in entries))
+                   json.dumps(load.owners, sort_keys=True), *(m.payload for m in load.items))
         merge = renderer.shared(content, lambda: Merge(
-            self._parts(renderer, details, entries), renderer.config.settings))
+            self._parts(renderer, details, load), renderer.config.settings))
         return merge.address(message.address, renderer.key, message.now)
 
-    def _parts(self, renderer: Renderer, details: dict[str, Any], entries: list[Any]) -> Parts:
-        """Its stories as stored now, in the planned order; the window in the reader's zone."""
+    def _parts(self, renderer: Renderer, details: dict[str, Any], load: Load) -> Parts:
+        """Its stories as stored now, in the planned order, each with its owner; the window in
+        the reader's zone."""
         alerted = set(details.get("alerted", ()))
-        items = [renderer.item(Story.model_validate_json(m.payload), "", m.story_id in alerted)
-                 for m in entries]
+        items = [renderer.item(Story.model_validate_json(m.payload), "", m.story_id in alerted,
+                               load.owners.get(m.story_id))
+                 for m in load.items]
         zone = ZoneInfo(details.get("timezone", "UTC"))
         return render_parts(self.name, items[:LISTED], more=max(0, len(items) - LISTED),
                             day=date.fromisoformat(details["date"]),
