@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import re
@@ -19,7 +20,7 @@ from sqlalchemy import select
 
 from bot import db as database
 from bot.db.schema import DELIVERIES
-from bot.slack_app.replies import reply_later
+from bot.slack_app.replies import later, reply_later
 from bot.stories import actions
 from tests.conftest import story
 from tests.fakes import FakeSlack, slack_signature
@@ -433,6 +434,23 @@ async def test_work_that_fails_after_the_ack_is_still_answered() -> None:
     await reply_later(respond, database_away())  # type: ignore[arg-type]
     assert said[0]["response_type"] == "ephemeral"
     assert said[0]["text"].startswith("Sorry, alertbot could not answer that just now.")
+
+
+async def test_work_handed_to_later_runs_after_the_listener_and_a_failure_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ran = asyncio.Event()
+
+    async def work() -> None:
+        ran.set()
+        raise ValueError("a malformed snooze value")
+
+    later(work())
+    assert not ran.is_set()  # the listener returns (and Bolt acks) before the work starts
+    await ran.wait()
+    await asyncio.sleep(0)  # the task's done-callback runs on the loop's next turn
+    failed = [r.exc_info for r in caplog.records if "failed after its ack" in r.getMessage()]
+    assert failed and failed[0] is not None and isinstance(failed[0][1], ValueError)
 
 
 def press_item(bot: Alertbot, slack: FakeSlack, action: dict[str, Any], user: str,

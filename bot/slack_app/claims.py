@@ -1,9 +1,10 @@
 """Action-item presses: Claim, Snooze and Re-open on an alert, and what Done's and Not
 relevant's forms (done.py, dismiss.py) and a batch item's menu (menu.py) share with them.
 
-Each acks at once (replies.py); the lazy half reads the clock once, stores the press once
-(`bot.stories.actions.apply`, keyed by Slack's `action_ts`, so a retried or doubled press changes
-nothing), and answers the presser only when the press was refused ("already claimed by …").
+Each acks at once and hands its work to `replies.later`, which reads the clock once, stores the
+press once (`bot.stories.actions.apply`, keyed by Slack's `action_ts`, so a retried or doubled
+press changes nothing), and answers the presser only when the press was refused ("already
+claimed by …").
 A control's story is in its block's id (`item:<id>`): a select option's value holds only 150
 characters. The presser's name, as Slack sends it, is stored for email.
 """
@@ -18,7 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import aiohttp
-from slack_bolt.async_app import AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import Connection
@@ -28,7 +29,7 @@ from bot.db import Database
 from bot.messages.render import slack_blocks
 from bot.rules.claims import Item, Request, Verb, snooze_until
 from bot.settings import DeskConfig
-from bot.slack_app.replies import Clock, ack_at_once, reply_later
+from bot.slack_app.replies import Clock, ack_at_once, later, reply_later
 from bot.stories import actions
 
 log = logging.getLogger(__name__)
@@ -60,12 +61,15 @@ class Presses:
 
 
 def register(app: AsyncApp, presses: Presses) -> None:
-    async def pressed(respond: AsyncRespond, body: dict[str, Any], action: dict[str, Any],
-                      client: AsyncWebClient) -> None:
-        await press(presses, respond, body, action, client)
+    async def pressed(ack: AsyncAck, respond: AsyncRespond, body: dict[str, Any],
+                      action: dict[str, Any], client: AsyncWebClient) -> None:
+        # Pressed in bursts (a desk claiming a morning's items): no lazy listener, whose
+        # per-request copies cost more than the press (replies.later).
+        await ack_at_once(ack)
+        later(press(presses, respond, body, action, client))
 
     for action_id in (*BUTTONS, "item_snooze"):
-        app.action(action_id)(ack=ack_at_once, lazy=[pressed])
+        app.action(action_id)(pressed)
 
 
 async def press(presses: Presses, respond: AsyncRespond, body: dict[str, Any],

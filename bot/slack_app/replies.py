@@ -5,12 +5,17 @@ listener is split the way Bolt recommends for work that may take longer (its "la
 the ack half (`ack_at_once`) sends an empty 200 before any network or database call, and the
 lazy half reads the clock once, does the work and answers with `respond()`, which posts to the
 request's response_url (ephemeral, and it works in DMs and private channels alike).
+
+The action-item buttons, pressed by many people at once, hand their work to `later` instead:
+the same order (ack, answer, then work), without the per-request copies Bolt makes for a lazy
+listener (docs/performance.md, "Action items: ack latency and owner edits").
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +24,8 @@ from slack_bolt.async_app import AsyncAck, AsyncRespond
 from bot.messages.render import slack_blocks
 
 log = logging.getLogger(__name__)
+# Work handed to `later`, held until it ends: the loop keeps only weak references to tasks.
+_running: set[asyncio.Task[None]] = set()
 
 Clock = Callable[[], datetime]
 
@@ -46,3 +53,23 @@ async def reply_later(respond: AsyncRespond, work: Awaitable[dict[str, Any] | No
         reply = slack_blocks("command_failed")
     if reply is not None:
         await respond(response_type="ephemeral", **options, **reply)
+
+
+def later(work: Coroutine[Any, Any, None]) -> None:
+    """Run `work` as a task of its own, which the ack does not wait for: what Bolt does with
+    a lazy listener (`asyncio.ensure_future`), less its copying.
+
+    For listeners pressed in bursts: before it runs a lazy listener, Bolt deep-copies the
+    request and its context (the Web API client among them) and builds the request again,
+    which took ~1.2 ms of CPU of a Claim press's ~2.2 ms, on the event loop every ack waits
+    for (bench/claims.py).
+    """
+    task = asyncio.get_running_loop().create_task(work)
+    _running.add(task)
+    task.add_done_callback(_finished)
+
+
+def _finished(task: asyncio.Task[None]) -> None:
+    _running.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.error("a Slack listener's work failed after its ack", exc_info=task.exception())
