@@ -37,7 +37,8 @@ class Metrics:
             "batch being sent (instant deliveries).", ["transport"],
             buckets=LATENCY_BUCKETS, registry=r)
         self.outbox_depth = Gauge(
-            "alertbot_outbox_depth", "Outbox rows waiting or in flight, by status.",
+            "alertbot_outbox_depth", "Outbox rows waiting or in flight, by status "
+            "(scheduled: pending, not due yet).",
             ["status"], registry=r)
         self.commands = Histogram(
             "alertbot_slash_command_seconds", "Slash commands and button presses answered, "
@@ -68,7 +69,7 @@ class Metrics:
 
     def exposition(self, depth: dict[str, int], tally: Tally | None = None) -> bytes:
         """The text format, with the outbox depth (and the action items' tally) read just now."""
-        for status in ("pending", "failed", "sending"):
+        for status in ("pending", "failed", "sending", "scheduled"):
             self.outbox_depth.labels(status).set(depth.get(status, 0))
         if tally is not None:
             # Cleared first: a band or reason with no items left must not keep its last value.

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
+from bot import outbox
 from bot.rules.claims import Request, Verb
 from bot.service import Service, serving
 from bot.stories import actions
@@ -30,10 +31,13 @@ ESCALATING = {"channel": "C0SPACEOPS", "escalate_after": "15m",
               "escalate_to": ["S0ONCALL", "U0ANA", "U0BO"]}
 
 
-def config(tmp_path: Path, url: str, slack: FakeSlack, **route: Any) -> Any:
+def config(tmp_path: Path, url: str, slack: FakeSlack, _drop: Sequence[str] = (),
+           **route: Any) -> Any:
+    """The desk with the escalating route, `route` written over it, `_drop` keys left out."""
+    written = {k: v for k, v in {**ESCALATING, **route}.items() if k not in _drop}
     return make_config(
         tmp_path, url, {"slack": {"pacing": "0s", "batch_window": "0s",
-                                  "routes": [{**ESCALATING, **route}]}},
+                                  "routes": [written]}},
         slack_bot_token="xoxb-test-token", slack_api_url=slack.url,
         slack_signing_secret=SECRET)
 
@@ -102,6 +106,10 @@ async def test_an_unclaimed_item_is_escalated_once_at_the_delay(desk: Desk) -> N
     [alert] = desk.slack.posts()
     await run_until(desk, 14.99)
     assert escalations(desk.slack) == []  # nothing before 10:15
+    # Waiting for their time, the three rows are scheduled, not a backlog.
+    waiting = (await desk.service.exposition()).decode()
+    assert 'alertbot_outbox_depth{status="scheduled"} 3.0' in waiting
+    assert 'alertbot_outbox_depth{status="pending"} 0.0' in waiting
     await run_until(desk, 15)
     sent = escalations(desk.slack)
     assert sorted(c.body["channel"] for c in sent) == ["C0SPACEOPS", "U0ANA", "U0BO"]
@@ -117,6 +125,9 @@ async def test_an_unclaimed_item_is_escalated_once_at_the_delay(desk: Desk) -> N
     assert len(escalations(desk.slack)) == 3  # once, not each time the clock moves
     metrics = (await desk.service.exposition()).decode()
     assert 'alertbot_escalations_sent_total{route="C0SPACEOPS"} 3.0' in metrics
+    # `/alerts status` lists the alerts sent to the channel, not the escalation in its thread.
+    listed = await desk.service.db.read(outbox.recent, "slack:C0SPACEOPS")
+    assert [row.kind for row in listed] == ["alert"]
 
 
 # Claim is a button; Done opens a form whose submission stores it.

@@ -7,6 +7,7 @@ import asyncio
 import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,6 +43,34 @@ async def test_a_restart_before_the_delay_still_escalates_once(
         await run_until(desk, 45)
         assert sorted(c.body["channel"] for c in escalations(slack)) == [
             "C0SPACEOPS", "U0ANA", "U0BO"]
+    finally:
+        await desk.service.close()
+
+
+@pytest.mark.parametrize(("route", "expected", "why"), [
+    ({"escalate_to": ["S0ONCALL", "U0ANA"]}, ["C0SPACEOPS", "U0ANA"],
+     "cancelled: no longer in the route's escalate_to"),
+    ({"escalate_after": None, "escalate_to": []}, [], "cancelled: the route no longer escalates"),
+])
+async def test_a_restart_with_the_escalation_edited_out_sends_only_what_is_left(
+    tmp_path: Path, sqlite_url: str, slack: FakeSlack, route: dict[str, Any],
+    expected: list[str], why: str,
+) -> None:
+    """The operator takes Bo out of escalate_to (or the route's escalation out) at 10:05 and
+    restarts: what was queued for him (or for anyone) is not sent."""
+    desk = await desk_with(tmp_path, sqlite_url, slack)
+    await desk.ingest(item())
+    await run_until(desk, 5)
+    await desk.service.close()
+    edited = {k: v for k, v in route.items() if v is not None}
+    gone = [k for k, v in route.items() if v is None]
+    desk.service = Service(config(tmp_path, sqlite_url, slack, **edited, _drop=gone),
+                           desk.clock)
+    try:
+        await desk.service.check()  # as `alertbot run` does at start
+        await run_until(desk, 45)
+        assert sorted(c.body["channel"] for c in escalations(slack)) == expected
+        assert {r.last_error for r in await desk.deliveries("cancelled")} == {why}
     finally:
         await desk.service.close()
 

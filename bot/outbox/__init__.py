@@ -6,6 +6,7 @@ the doors, and `daily` plans the daily digests. Callers use `outbox.<function>`.
 
 from bot.outbox.escalations import cancel
 from bot.outbox.escalations import follow as follow_escalations
+from bot.outbox.escalations import retire as retire_escalations
 from bot.outbox.owners import enqueue_owner
 from bot.outbox.planning import (
     Planned,
@@ -79,6 +80,7 @@ __all__ = [
     "recent",
     "record_matches",
     "recover_leases",
+    "retire_escalations",
     "retry",
     "stories_of",
     "story_items",

@@ -10,7 +10,7 @@ acted on since is settled `cancelled`, with why in `last_error`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -126,6 +126,29 @@ def _move(db: Connection, rows: list[Any], until: datetime) -> None:
         db.execute(update(DELIVERIES)
                    .where(DELIVERIES.c.id == row.id, DELIVERIES.c.status.in_(DUE))
                    .values(not_before=round_.due, last_error=f"moved by a snooze: {round_.reason}"))
+
+
+def retire(db: Connection, policies: Mapping[str, Policy | None]) -> int:
+    """At start: cancel the pending rows the configuration no longer asks for — a route that
+    stopped escalating (`policies[route]` None or absent), a user or channel taken out of its
+    `escalate_to` — so that an operator who edits the file and restarts stops them. Return how
+    many."""
+    rows = db.execute(
+        select(DELIVERIES.c.id, DELIVERIES.c.target, DELIVERIES.c.details)
+        .where(DELIVERIES.c.kind == KIND, DELIVERIES.c.status.in_(DUE))
+    )
+    stopped: list[int] = []
+    dropped: list[int] = []
+    for row in rows:
+        details = row.details or {}
+        policy = policies.get(str(details.get("route")))
+        address = str(row.target).removeprefix("slack:")
+        if policy is None:
+            stopped.append(row.id)
+        elif details.get("how") != "thread" and address not in policy.to:
+            dropped.append(row.id)
+    return (cancel(db, stopped, "the route no longer escalates")
+            + cancel(db, dropped, "no longer in the route's escalate_to"))
 
 
 def cancel(db: Connection, ids: Sequence[int], why: str) -> int:

@@ -6,17 +6,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, literal, null, select
+from sqlalchemy import Connection, and_, case, func, literal, null, select
 
 from bot.db.schema import ACTION_ITEMS, DELIVERIES, MATCHES, STORIES
 from bot.outbox.queue import DUE
 
 
-def depth(db: Connection) -> dict[str, int]:
-    """How many rows wait (pending, failed) or are in flight (sending), by status."""
-    rows = db.execute(select(DELIVERIES.c.status, func.count())
+def depth(db: Connection, now: datetime) -> dict[str, int]:
+    """How many rows wait (pending, failed) or are in flight (sending), by status; pending rows
+    not due before a later time (an escalation's round) are `scheduled`, not backlog."""
+    scheduled = and_(DELIVERIES.c.status == "pending", DELIVERIES.c.not_before > now)
+    label = case((scheduled, literal("scheduled")), else_=DELIVERIES.c.status)
+    rows = db.execute(select(label, func.count())
                       .where(DELIVERIES.c.status.in_((*DUE, "sending")))
-                      .group_by(DELIVERIES.c.status))
+                      .group_by(label))
     return {status: int(count) for status, count in rows}
 
 
@@ -42,11 +45,15 @@ def listing(db: Connection, status: str | None = None, limit: int = 200) -> list
 
 
 def recent(db: Connection, target: str, limit: int = 5) -> list[Any]:
-    """The latest deliveries to one target, newest first (for `/alerts status`)."""
+    """The latest alerts and batches to one target, newest first (for `/alerts status`): the
+    rows that carry matches, not an escalation, a preview or an edit sent there."""
     return list(db.execute(
         select(DELIVERIES.c.kind, DELIVERIES.c.status, DELIVERIES.c.created_at,
                DELIVERIES.c.sent_at, DELIVERIES.c.reason)
-        .where(DELIVERIES.c.target == target).order_by(DELIVERIES.c.id.desc()).limit(limit)
+        .where(DELIVERIES.c.target == target,
+               DELIVERIES.c.id.in_(select(MATCHES.c.delivery_id)
+                                   .where(MATCHES.c.target == target)))
+        .order_by(DELIVERIES.c.id.desc()).limit(limit)
     ))
 
 

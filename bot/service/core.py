@@ -19,6 +19,7 @@ from bot.pipeline import Pipeline, Report
 from bot.readers import subscribers
 from bot.readers.subscribers import secret_key, verify_token
 from bot.rules.claims import State
+from bot.rules.targets import slack_targets
 from bot.service import serving
 from bot.service.polling import Sources
 from bot.service.transports import build_transports
@@ -72,7 +73,7 @@ class Service:
 
     async def exposition(self) -> bytes:
         """GET /metrics: counters kept in memory, the outbox depth and action items read now."""
-        return self.metrics.exposition(await self.db.read(outbox.depth),
+        return self.metrics.exposition(await self.db.read(outbox.depth, self.clock()),
                                        await self.db.read(actions.tally))
 
     def _ran(self, job: str) -> None:
@@ -150,9 +151,18 @@ class Service:
 
     # -- entry points -----------------------------------------------------------------------
 
+    async def retire_escalations(self) -> None:
+        """Cancel escalations still queued that the configuration no longer asks for (an
+        operator took a route's escalation or a person out, and restarted)."""
+        policies = {t.address: t.escalation for t in slack_targets(self.config.desk)}
+        retired = await self.db.write(outbox.retire_escalations, policies)
+        if retired:
+            log.info("%s queued escalations cancelled: no longer in the configuration", retired)
+
     async def run(self) -> None:
         """Serve until cancelled: HTTP server, scheduler and delivery workers on this loop."""
         serving.warn_about(self.config)
+        await self.retire_escalations()
         app, socket_mode = serving.doors(self)
         server = serving.http_server(app, self.config.settings)
         self._schedule()
@@ -175,6 +185,7 @@ class Service:
             report.merge(await self.poll(number, only_changed=False))
         now = self.clock()
         await self.db.write(outbox.recover_leases, now)
+        await self.retire_escalations()
         await self.pipeline.flush(now, close_windows=True)
         await self.plan_digests()
         await self.dispatcher.drain(CHECK_LONGEST_WAIT)
