@@ -11,9 +11,9 @@ from pathlib import Path
 
 import uvicorn
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service as DriverService
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from bot.service import Service, serving
@@ -61,8 +61,11 @@ def chromium(width: int = 600, height: int = 1000) -> Iterator[webdriver.Chrome]
 
 
 def submit(driver: webdriver.Chrome) -> None:
-    """Press the form's submit button and wait for the page it answers with: until the old
-    page is gone, its body may be read (or go stale while being read) in its place."""
-    before = driver.find_element(By.TAG_NAME, "body")
+    """Press the form's submit button and wait for the page it answers with: until the new
+    page has loaded, the old one's body may be read (or vanish while being read) in its place.
+    The old page is marked; a new document starts without the mark."""
+    driver.execute_script("window.alertbotOldPage = true")
     driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    WebDriverWait(driver, 10).until(expected_conditions.staleness_of(before))
+    WebDriverWait(driver, 10, ignored_exceptions=[WebDriverException]).until(
+        lambda d: d.execute_script(
+            "return !window.alertbotOldPage && document.readyState === 'complete'"))
