@@ -27,7 +27,7 @@ from bot import outbox
 from bot.db import Database
 from bot.logs import fields
 from bot.messages import Load, Renderer
-from bot.messages.kinds import Kind, Shared, kind_of
+from bot.messages.kinds import CLAIMED, Kind, Shared, kind_of
 from bot.metrics import Metrics
 from bot.rules.escalation import Verdict
 from bot.settings import Config
@@ -157,7 +157,7 @@ class Dispatcher:
 
     @staticmethod
     def _load(db: Connection, rows: list[Any]) -> list[tuple[Any, Load]]:
-        shared: Shared = {}  # what rows of one claim share (many readers, one daily digest)
+        shared: Shared = {CLAIMED: rows}  # what rows of one claim share (one daily digest)
         return [(row, kind_of(row.kind).load(db, row, shared)) for row in rows]
 
     async def send_now(self, delivery_id: int) -> None:
