@@ -67,11 +67,15 @@ def _json_fragment(value: Any) -> Any:
     return value
 
 
+# auto_reload=False: templates ship with the release and do not change under a running
+# process. Jinja's default stats each template's file on every get_template (~0.5 ms a Slack
+# message under load, measured in docs/performance.md).
 @cache
 def slack_env() -> Environment:
     env = Environment(
         loader=FileSystemLoader(templates_dir() / "slack"), autoescape=False,
         undefined=StrictUndefined, finalize=_json_fragment, trim_blocks=True, lstrip_blocks=True,
+        auto_reload=False,
     )
     env.filters.update(mrkdwn=mrkdwn, slack_url=slack_url, clip=clip, tojson=json.dumps,
                        figure=figure, why=why_words)
@@ -83,7 +87,8 @@ def words_env() -> Environment:
     """Wording every medium shares (templates/words), rendered to plain text by a filter so
     that each medium's own template escapes it once."""
     env = Environment(loader=FileSystemLoader(templates_dir() / "words"), autoescape=False,
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                      auto_reload=False)
     env.filters.update(figure=figure)
     return env
 
@@ -98,7 +103,7 @@ def email_env() -> Environment:
     env = Environment(
         loader=FileSystemLoader(templates_dir() / "email"),
         autoescape=select_autoescape(["html"]), undefined=StrictUndefined,
-        trim_blocks=True, lstrip_blocks=True,
+        trim_blocks=True, lstrip_blocks=True, auto_reload=False,
     )
     env.filters.update(clip=clip, why=why_words)
     return env

@@ -135,6 +135,37 @@ def mark_sent(db: Connection, delivery_id: int, now: datetime, remote_id: str | 
 
 
 
+# Settling many sent rows at once (`mark_sent_many`): one statement built once, run as an
+# executemany in the workers' shared settle transaction. A row is settled only if it has not
+# been claimed again since (`attempts` unchanged): a settle kept through a database outage
+# must not overwrite a later attempt's outcome (a replica's, after the lease ran out).
+_SENT = (
+    update(DELIVERIES)
+    .where(DELIVERIES.c.id == bindparam("b_id"),
+           DELIVERIES.c.attempts == bindparam("b_attempts"))
+    .values(status="sent", sent_at=bindparam("b_at", type_=DELIVERIES.c.sent_at.type),
+            lease_until=None, remote_id=bindparam("b_remote"), last_error=None)
+)
+
+
+def mark_sent_many(db: Connection, sent: Sequence[tuple[int, int, datetime, str | None]]
+                   ) -> None:
+    """Settle rows as sent: (id, attempts as claimed, sent at, remote id) each."""
+    if sent:
+        db.execute(_SENT, [{"b_id": i, "b_attempts": n, "b_at": at, "b_remote": remote}
+                           for i, n, at, remote in sent])
+
+
+def pace_many(db: Connection, gaps: dict[str, datetime]) -> None:
+    """`pace` for several targets in one statement (executemany)."""
+    if not gaps:
+        return
+    insert = (postgresql.insert if db.dialect.name == "postgresql" else sqlite.insert)(PACING)
+    db.execute(insert.on_conflict_do_update(index_elements=[PACING.c.target],
+                                            set_={"paced_until": insert.excluded.paced_until}),
+               [{"target": t, "paced_until": until} for t, until in sorted(gaps.items())])
+
+
 def backoff(attempts: int, base: timedelta, cap: timedelta, rng: random.Random) -> timedelta:
     """Exponential backoff with jitter: base·2^(n-1), capped, scaled by a random 0.5–1.0."""
     delay = min(cap.total_seconds(), base.total_seconds() * 2 ** max(attempts - 1, 0))
@@ -142,21 +173,30 @@ def backoff(attempts: int, base: timedelta, cap: timedelta, rng: random.Random) 
 
 
 
+def _unclaimed_since(delivery_id: int, attempts: int | None) -> Any:
+    """This row, if not claimed again since the attempt settled (see `mark_sent_many`)."""
+    if attempts is None:
+        return DELIVERIES.c.id == delivery_id
+    return and_(DELIVERIES.c.id == delivery_id, DELIVERIES.c.attempts == attempts)
+
+
 def mark_failed(
-    db: Connection, delivery_id: int, error: str, *, dead: bool, retry_at: datetime
+    db: Connection, delivery_id: int, error: str, *, dead: bool, retry_at: datetime,
+    attempts: int | None = None,
 ) -> None:
     db.execute(
-        update(DELIVERIES).where(DELIVERIES.c.id == delivery_id)
+        update(DELIVERIES).where(_unclaimed_since(delivery_id, attempts))
         .values(status="dead" if dead else "failed", last_error=error[:2000],
                 not_before=retry_at, lease_until=None)
     )
 
 
 
-def postpone(db: Connection, delivery_id: int, error: str, retry_at: datetime) -> None:
+def postpone(db: Connection, delivery_id: int, error: str, retry_at: datetime,
+             attempts: int | None = None) -> None:
     """Put a row back as pending without counting the attempt (Slack's 429: not a failure)."""
     db.execute(
-        update(DELIVERIES).where(DELIVERIES.c.id == delivery_id)
+        update(DELIVERIES).where(_unclaimed_since(delivery_id, attempts))
         .values(status="pending", last_error=error[:2000], not_before=retry_at,
                 lease_until=None, attempts=DELIVERIES.c.attempts - 1)
     )

@@ -54,7 +54,7 @@ class DeliveryConfig(_Section):
     lease: PositiveDuration = timedelta(seconds=60)
     retry_base: Duration = timedelta(seconds=2)
     retry_cap: Duration = timedelta(minutes=30)
-    workers: int = Field(default=4, ge=1, le=64)
+    workers: int = Field(default=32, ge=1, le=64)
 
 
 _CHANNEL = re.compile(r"^[CGDU][A-Z0-9]{2,}$")

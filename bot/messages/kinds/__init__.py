@@ -20,7 +20,7 @@ from bot.messages.kinds import (
     unfurl,
     update,
 )
-from bot.messages.kinds.base import Entry, Kind, Load, Message, Shared, Unknown, stories
+from bot.messages.kinds.base import CLAIMED, Entry, Kind, Load, Message, Shared, Unknown, stories
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (
     alert.KIND, batch.KIND, daily.KIND, update.KIND, owner.KIND, facts.KIND, escalate.KIND,
@@ -38,5 +38,5 @@ def kind_of(name: str) -> Kind:
     return found if found is not None else Unknown(name)
 
 
-__all__ = ["KINDS", "Entry", "Kind", "Load", "Message", "Shared", "Unknown", "kind_of",
+__all__ = ["CLAIMED", "KINDS", "Entry", "Kind", "Load", "Message", "Shared", "Unknown", "kind_of",
            "stories"]

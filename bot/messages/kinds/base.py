@@ -61,8 +61,12 @@ class Message:
 
 
 # What a claim has read for the rows before this one, for those after (readers of one daily
-# digest share its stories). Keys start with the kind's name.
+# digest share its stories). Keys start with the kind's name, or with "*" for what every
+# kind may use: CLAIMED, the claim's rows, set by the delivery workers.
 Shared = dict[tuple[Any, ...], Any]
+CLAIMED = ("*claimed",)
+_MATCHES = ("*matches",)  # every claimed row's matches, read at once
+_OWNERS = ("*owners",)  # the action-item states of the claimed Slack rows' stories
 
 
 class Kind:
@@ -79,8 +83,19 @@ class Kind:
     def load(self, db: Connection, row: Any, shared: Shared) -> Load:
         """What a claimed row needs, read in the claim's transaction: its stories and, for
         Slack (whose messages show who owns an item), their action-item states."""
-        load = Load(outbox.items_of(db, row.id))
-        return with_owners(db, load) if row.transport == "slack" else load
+        claimed: list[Any] = shared.get(CLAIMED, [row])
+        if _MATCHES not in shared:
+            # Two queries for the whole claim, where a query or two a row cost ~1 ms each.
+            shared[_MATCHES] = outbox.items_of_many(db, [r.id for r in claimed])
+            shared[_OWNERS] = outbox.owners_of(db, sorted({
+                m.story_id for r in claimed if r.transport == "slack"
+                for m in shared[_MATCHES].get(r.id, [])}))
+        load = Load(shared[_MATCHES].get(row.id, []))
+        if row.transport != "slack":
+            return load
+        owners: dict[str, dict[str, Any]] = shared[_OWNERS]
+        return replace(load, owners={m.story_id: owners[m.story_id] for m in load.items
+                                     if m.story_id in owners})
 
     def sent(self, row: Any, metrics: Metrics) -> None:
         """Count what a sent row of this kind means beyond the deliveries counter (none)."""
