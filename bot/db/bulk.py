@@ -43,16 +43,20 @@ def stamper(db: Connection) -> Callable[[datetime | None], Any]:
 def insert(db: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert `rows` into `table` in one `executemany`. Every row has the first row's keys in
     the same order (rows built by one function); a key that is not a column fails by name."""
+    if any(len(row) != len(rows[0]) for row in rows):
+        raise ValueError(f"rows for {table.name} do not all have the same columns")
     if not rows:
         return
     columns = list(rows[0])
     stamp = stamper(db)
-    stamped = [isinstance(table.c[name].type, UTCDateTime) for name in columns]
+    stamped = [n for n, name in enumerate(columns) if isinstance(table.c[name].type, UTCDateTime)]
     mark = "?" if db.dialect.paramstyle == "qmark" else "%s"
     sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "
            f"VALUES ({', '.join(mark for _ in columns)})")
-    db.exec_driver_sql(sql, [
-        tuple(stamp(value) if is_stamp else value
-              for value, is_stamp in zip(row.values(), stamped, strict=True))
-        for row in rows
-    ])
+    values: list[tuple[Any, ...]] = []
+    for row in rows:
+        listed = list(row.values())
+        for n in stamped:
+            listed[n] = stamp(listed[n])
+        values.append(tuple(listed))  # what SQLAlchemy passes through as positional rows
+    db.exec_driver_sql(sql, values)
