@@ -209,19 +209,27 @@ def record_rejections(
 
 def load(db: Connection, story_ids: Sequence[str]) -> dict[str, Story]:
     """Load the current version of each story by id."""
-    rows = db.execute(select(STORIES.c.id, STORIES.c.payload)
-                            .where(STORIES.c.id.in_(list(story_ids))))
+    rows = db.execute(_LOAD, {"ids": list(story_ids)})
     return {row.id: Story.model_validate_json(row.payload) for row in rows}
 
 
 def history(db: Connection, story_id: str) -> list[Any]:
     """Every version of a story as received, oldest first: the earlier ones, then the current."""
-    earlier = select(*(VERSIONS.c[name] for name in _HISTORY_COLUMNS), VERSIONS.c.received_at,
-                     VERSIONS.c.id.label("n")).where(VERSIONS.c.story_id == story_id)
-    current = select(*(STORIES.c[name] for name in _HISTORY_COLUMNS),
-                     STORIES.c.updated_at.label("received_at"),
-                     literal(2**62).label("n")).where(STORIES.c.id == story_id)
-    return list(db.execute(earlier.union_all(current).order_by("n")))
+    return list(db.execute(_HISTORY, {"story_id": story_id}))
+
+
+# The statements `/story` runs on every answer, built once (as search.py's, and for its reason).
+_LOAD = select(STORIES.c.id, STORIES.c.payload).where(
+    STORIES.c.id.in_(bindparam("ids", expanding=True)))
+_HISTORY = select(*(VERSIONS.c[name] for name in _HISTORY_COLUMNS), VERSIONS.c.received_at,
+                  VERSIONS.c.id.label("n")).where(
+    VERSIONS.c.story_id == bindparam("story_id")).union_all(
+    select(*(STORIES.c[name] for name in _HISTORY_COLUMNS),
+           STORIES.c.updated_at.label("received_at"), literal(2**62).label("n"))
+    .where(STORIES.c.id == bindparam("story_id"))).order_by("n")
+_ALERTED = (select(DELIVERIES.c.target, DELIVERIES.c.status, DELIVERIES.c.sent_at)
+            .join(MATCHES, MATCHES.c.delivery_id == DELIVERIES.c.id)
+            .where(MATCHES.c.story_id == bindparam("story_id")).order_by(DELIVERIES.c.id))
 
 
 def rejections(db: Connection, limit: int = 1000) -> list[Any]:
@@ -233,12 +241,7 @@ def rejections(db: Connection, limit: int = 1000) -> list[Any]:
 
 def alerted_where(db: Connection, story_id: str) -> list[Any]:
     """Where and when a story was sent: one row per delivery that carried it."""
-    rows = db.execute(
-        select(DELIVERIES.c.target, DELIVERIES.c.status, DELIVERIES.c.sent_at)
-        .join(MATCHES, MATCHES.c.delivery_id == DELIVERIES.c.id)
-        .where(MATCHES.c.story_id == story_id).order_by(DELIVERIES.c.id)
-    )
-    return list(rows)
+    return list(db.execute(_ALERTED, {"story_id": story_id}))
 
 
 def action_items(db: Connection, since: datetime, words: Sequence[str] = (), limit: int = 15
