@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import sqlite3
 import statistics
@@ -102,6 +103,7 @@ def through_service(folder: Path, tmp: Path, count: int) -> tuple[float, float, 
 
 
 def main(count: int = 10_000) -> None:
+    load_before = " ".join(f"{n:.2f}" for n in os.getloadavg())
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         folder = tmp / "incoming"
@@ -112,7 +114,7 @@ def main(count: int = 10_000) -> None:
         (tmp / "service").mkdir()
         service_time, rss, logged = through_service(folder, tmp / "service", count)
     median = statistics.median(runs)
-    print(describe())
+    print(f"{describe()}; load average before the run {load_before}")
     print(f"{count} stories ({len(data) / 1e6:.1f} MB) parsed, stored and evaluated:")
     print(f"  in process: median {median:.2f} s of 3 runs = {count / median:,.0f} stories/s "
           f"(runs: {', '.join(f'{r:.2f}' for r in runs)} s)")

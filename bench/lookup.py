@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import random
 import sys
 import tempfile
@@ -111,7 +112,15 @@ async def load(url: str, slack: AnsweringSlack, queries: list[tuple[str, str]]
 
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used (/proc/PID/stat), a figure the shared machine's
+    noise moves less than latency: what the server spends per request."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main(count: int = 1_000_000, requests: int = 2000, folder: str | None = None) -> None:
+    load_before = " ".join(f"{n:.2f}" for n in os.getloadavg())
     slack = AnsweringSlack().start()
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(folder or name)
@@ -137,8 +146,10 @@ def main(count: int = 1_000_000, requests: int = 2000, folder: str | None = None
                             SLACK_SIGNING_SECRET=SECRET, DATABASE_URL=url).start()
         try:
             asyncio.run(load(bot.url, slack, queries[:200]))  # warm-up
-            timings = asyncio.run(load(bot.url, slack, queries))
             assert bot.process is not None
+            cpu = cpu_seconds(bot.process.pid)
+            timings = asyncio.run(load(bot.url, slack, queries))
+            cpu = cpu_seconds(bot.process.pid) - cpu
             rss = peak_rss_mb(bot.process.pid)
         finally:
             bot.stop()
@@ -153,6 +164,8 @@ def main(count: int = 1_000_000, requests: int = 2000, folder: str | None = None
         p50, p90, p99 = (percentile(values, q) for q in (50, 90, 99))
         print(f"  by {kind:5}: p50 {p50:.1f} ms · p90 {p90:.1f} ms · p99 {p99:.1f} ms · "
               f"max {max(values):.1f} ms")
+    print(f"  CPU of alertbot run: {cpu * 1000 / len(queries):.2f} ms a request "
+          f"({cpu:.1f} s for {len(queries)}); load average before the run {load_before}")
     print(f"  peak RSS of alertbot run: {rss:.0f} MB")
 
 

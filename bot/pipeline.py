@@ -24,7 +24,7 @@ from bot.settings import Config
 from bot.stories import archive
 from bot.stories.archive import Saved
 from bot.stories.model import Story
-from bot.stories.parsing import Batch
+from bot.stories.parsing import Batch, full_collections_deferred
 
 log = logging.getLogger(__name__)
 CHUNK = 1000  # stories per transaction
@@ -84,10 +84,11 @@ class Pipeline:
                 reason=rejection.reason))
         if batch.rejections:
             await self.db.write(archive.record_rejections, batch.rejections, origin, now)
-        for start in range(0, len(batch.stories), CHUNK):
-            chunk = batch.stories[start : start + CHUNK]
-            report.merge(await self.db.write(self._evaluate, chunk, now))
-            progress(len(chunk))
+        with full_collections_deferred():  # the batch is long-lived: see its docstring
+            for start in range(0, len(batch.stories), CHUNK):
+                chunk = batch.stories[start : start + CHUNK]
+                report.merge(await self.db.write(self._evaluate, chunk, now))
+                progress(len(chunk))
         door = origin_kind(origin)
         self.metrics.stories_ingested.labels(door).inc(len(report.accepted))
         self.metrics.stories_rejected.labels(door).inc(len(report.rejected))

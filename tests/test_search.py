@@ -70,3 +70,19 @@ def test_id_and_url_are_exact_even_for_a_very_long_url(db: Database) -> None:
 def test_search_syntax_typed_in_slack_is_just_words(db: Database, query: str) -> None:
     ids(db, query)  # never raises
     assert ids(db, "hypersonic")[:1] in (["hgv"], ["budget"])
+
+
+async def test_stories_stored_later_and_replaced_versions_are_searched_as_they_now_read(
+    db: Database, database_url: str, tmp_path: Path,
+) -> None:
+    """SQLite indexes each chunk's new stories in one statement (migration 0014) and keeps
+    replaced versions in step by trigger; a second ingest must find both, and not the words a
+    replaced version no longer has."""
+    pipeline = Pipeline(db, make_config(tmp_path, database_url))
+    later = [story(id="scram", title="Scramjet engine fired for ten minutes"),
+             story(id="budget", version=2, title="Hypersonic budget restored for scramjet work")]
+    report = await pipeline.ingest(parse_batch(json.dumps(later)), "test", datetime.now(UTC))
+    assert sorted(report.accepted) == ["budget", "scram"]
+    assert set(ids(db, "scramjet")) == {"scram", "budget"}
+    assert ids(db, "trimmed") == []  # the replaced title's word
+    assert ids(db, "telemetry") == ["hgv"]  # the first ingest's index is intact

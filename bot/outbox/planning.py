@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 
+from bot.db import bulk
 from bot.db.schema import DELIVERIES, MATCHES, STORIES
 from bot.outbox import escalations  # which calls back here: attributes read when called
 from bot.rules.batching import in_quiet_hours, plan
@@ -42,11 +43,18 @@ def record_matches(
         known.update((row.target, row.story_id) for row in rows)
     fresh = [m for m in wanted if (m.target.key, m.story_id) not in known]
     if fresh:
-        db.execute(
-            MATCHES.insert(),
-            [{"target": m.target.key, "story_id": m.story_id, "version": m.version,
-              "reason": m.reason, "why": to_json(m.why), "matched_at": now} for m in fresh],
-        )
+        worded: dict[tuple[int, ...], tuple[str, str]] = {}
+        stored: list[dict[str, Any]] = []
+        for m in fresh:
+            # Reasons share their clauses (one per gate figure and target: rules.gate), so
+            # each distinct reason is worded and serialised once, keyed by its clauses' ids
+            # (alive in `fresh` while this runs).
+            key = tuple(map(id, m.why))
+            reason, why = worded.get(key) or worded.setdefault(key, (m.reason, to_json(m.why)))
+            stored.append({"target": m.target.key, "story_id": m.story_id,
+                           "version": m.version, "reason": reason, "why": why,
+                           "matched_at": now})
+        bulk.insert(db, MATCHES, stored)  # through the driver: bot/db/bulk.py
     return len(fresh)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import NamedTuple
 
 from bot.rules.reasons import Clause, Why, figure, plain
@@ -30,8 +31,9 @@ def corroborate(story: Story) -> Corroboration:
         return Corroboration(story.verified_by or 0, ())
     seen: dict[str, str] = {}
     for source in story.sources:
-        if source.key is not None and source.key not in seen:
-            seen[source.key] = source.display
+        key = source.key  # a property that parses the outlet or URL: read it once
+        if key is not None and key not in seen:
+            seen[key] = source.display
     count = len(seen)
     outlets = tuple(seen.values())
     if story.verified_by is not None and story.verified_by != count:
@@ -55,8 +57,14 @@ class Verdict(NamedTuple):
         return plain(self.why)
 
 
+@lru_cache(maxsize=4096, typed=True)
 def gate(impact: float, sources: int, limits: Thresholds) -> Verdict:
-    """Apply the impact and corroboration gates; say which passed or failed, with figures."""
+    """Apply the impact and corroboration gates; say which passed or failed, with figures.
+
+    Remembered per figures (an ingest asks once per story and target, and a desk's stories
+    share a few dozen impact and source figures): callers share the clauses, which nobody
+    changes. `typed`, so that impact 8 and 8.0 keep their own figure in a stored reason.
+    """
     impact_ok = impact >= limits.min_impact
     sources_ok = sources >= limits.min_sources
     why = (Clause("impact", {"value": impact, "min": limits.min_impact, "ok": impact_ok}),

@@ -167,20 +167,18 @@ def match(
     max_age: timedelta,
 ) -> Match:
     """Decide whether `story` goes to `target` now, and say why (or why not)."""
+    # Ingest asks this for every story and target: no closure or copy made before it is needed.
     verdict = gate(story.impact, corroboration.count, target.thresholds)
-
-    def outcome(send: bool, *why: Clause) -> Match:
-        return Match(target, story.id, story.version, send, why)
-
     if not verdict.qualifies:
-        return outcome(False, *verdict.why)
-    named = dict(target.named.figures)
+        return Match(target, story.id, story.version, False, verdict.why)
     if target.topics and not (target.topics & story.topic_set):
-        return outcome(False, Clause("no_topic", {"target": named}))
+        return Match(target, story.id, story.version, False,
+                     (Clause("no_topic", {"target": dict(target.named.figures)}),))
     if target.sentiments and story.sentiment not in target.sentiments:
-        return outcome(False, Clause("sentiment", {"value": story.sentiment.label,
-                                                   "target": named}))
+        return Match(target, story.id, story.version, False, (
+            Clause("sentiment", {"value": story.sentiment.label,
+                                 "target": dict(target.named.figures)}),))
     stale = too_old(story.scored_at, now, max_age)
     if stale:
-        return outcome(False, stale)
-    return outcome(True, *verdict.why, target.named)
+        return Match(target, story.id, story.version, False, (stale,))
+    return Match(target, story.id, story.version, True, (*verdict.why, target.named))

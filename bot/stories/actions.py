@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.db.schema import ACTION_EVENTS, ACTION_ITEMS, STORIES
@@ -104,8 +104,12 @@ def apply(db: Connection, story_id: str, request: Request, now: datetime, key: s
 
 def history(db: Connection, story_id: str) -> list[Any]:
     """Every press on the story, oldest first, for /story and `alertbot story`."""
-    return list(db.execute(select(ACTION_EVENTS).where(ACTION_EVENTS.c.story_id == story_id)
-                           .order_by(ACTION_EVENTS.c.at, ACTION_EVENTS.c.id)))
+    return list(db.execute(_HISTORY, {"story_id": story_id}))
+
+
+# Built once: /story runs it on every answer (see search.py's statements).
+_HISTORY = (select(ACTION_EVENTS).where(ACTION_EVENTS.c.story_id == bindparam("story_id"))
+            .order_by(ACTION_EVENTS.c.at, ACTION_EVENTS.c.id))
 
 
 # The presses the scorers learn from: the desk's verdicts on a story.

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, literal, select, update
+from sqlalchemy import Connection, and_, bindparam, func, literal, select, text, update
 
+from bot.db import bulk
 from bot.db.schema import COUNTERS, DELIVERIES, MATCHES, REJECTIONS, STORIES, VERSIONS
 from bot.rules.gate import Corroboration, Figures, Thresholds, corroborate, is_newer, too_old
 from bot.stories.model import Story
@@ -89,7 +90,11 @@ def save(
     _number([row for row in (*inserts, *updates)
              if row["qualified_at"] is not None and row["qualified_seq"] is None], db)
     if inserts:
-        db.execute(STORIES.insert(), inserts)
+        sqlite = db.dialect.name == "sqlite"
+        before = db.scalar(text("SELECT max(rowid) FROM stories")) if sqlite else None
+        bulk.insert(db, STORIES, inserts)  # through the driver: bot/db/bulk.py
+        if sqlite:
+            _index_for_search(db, before or 0)
     if updates:
         _keep_as_history(db, [row["id"] for row in updates])
         db.execute(
@@ -98,6 +103,16 @@ def save(
              for row in updates],
         )
     return saved
+
+
+def _index_for_search(db: Connection, after: int) -> None:
+    """Add the stories inserted after rowid `after` to SQLite's full-text index, in one
+    statement (migration 0014: a per-row trigger cost five times as much). This transaction
+    holds the write lock, so the rows above `after` are the ones it just inserted; a replaced
+    version is kept in step by the update trigger. PostgreSQL indexes an expression instead."""
+    db.execute(text(
+        "INSERT INTO stories_fts(rowid, title, search_text) "
+        "SELECT rowid, title, search_text FROM stories WHERE rowid > :after"), {"after": after})
 
 
 def _stored(db: Connection, ids: list[str]) -> dict[str, Any]:
@@ -194,19 +209,27 @@ def record_rejections(
 
 def load(db: Connection, story_ids: Sequence[str]) -> dict[str, Story]:
     """Load the current version of each story by id."""
-    rows = db.execute(select(STORIES.c.id, STORIES.c.payload)
-                            .where(STORIES.c.id.in_(list(story_ids))))
+    rows = db.execute(_LOAD, {"ids": list(story_ids)})
     return {row.id: Story.model_validate_json(row.payload) for row in rows}
 
 
 def history(db: Connection, story_id: str) -> list[Any]:
     """Every version of a story as received, oldest first: the earlier ones, then the current."""
-    earlier = select(*(VERSIONS.c[name] for name in _HISTORY_COLUMNS), VERSIONS.c.received_at,
-                     VERSIONS.c.id.label("n")).where(VERSIONS.c.story_id == story_id)
-    current = select(*(STORIES.c[name] for name in _HISTORY_COLUMNS),
-                     STORIES.c.updated_at.label("received_at"),
-                     literal(2**62).label("n")).where(STORIES.c.id == story_id)
-    return list(db.execute(earlier.union_all(current).order_by("n")))
+    return list(db.execute(_HISTORY, {"story_id": story_id}))
+
+
+# The statements `/story` runs on every answer, built once (as search.py's, and for its reason).
+_LOAD = select(STORIES.c.id, STORIES.c.payload).where(
+    STORIES.c.id.in_(bindparam("ids", expanding=True)))
+_HISTORY = select(*(VERSIONS.c[name] for name in _HISTORY_COLUMNS), VERSIONS.c.received_at,
+                  VERSIONS.c.id.label("n")).where(
+    VERSIONS.c.story_id == bindparam("story_id")).union_all(
+    select(*(STORIES.c[name] for name in _HISTORY_COLUMNS),
+           STORIES.c.updated_at.label("received_at"), literal(2**62).label("n"))
+    .where(STORIES.c.id == bindparam("story_id"))).order_by("n")
+_ALERTED = (select(DELIVERIES.c.target, DELIVERIES.c.status, DELIVERIES.c.sent_at)
+            .join(MATCHES, MATCHES.c.delivery_id == DELIVERIES.c.id)
+            .where(MATCHES.c.story_id == bindparam("story_id")).order_by(DELIVERIES.c.id))
 
 
 def rejections(db: Connection, limit: int = 1000) -> list[Any]:
@@ -218,12 +241,7 @@ def rejections(db: Connection, limit: int = 1000) -> list[Any]:
 
 def alerted_where(db: Connection, story_id: str) -> list[Any]:
     """Where and when a story was sent: one row per delivery that carried it."""
-    rows = db.execute(
-        select(DELIVERIES.c.target, DELIVERIES.c.status, DELIVERIES.c.sent_at)
-        .join(MATCHES, MATCHES.c.delivery_id == DELIVERIES.c.id)
-        .where(MATCHES.c.story_id == story_id).order_by(DELIVERIES.c.id)
-    )
-    return list(rows)
+    return list(db.execute(_ALERTED, {"story_id": story_id}))
 
 
 def action_items(db: Connection, since: datetime, words: Sequence[str] = (), limit: int = 15
