@@ -43,10 +43,9 @@ def _url(database_url: str) -> URL:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets readers run beside the writer; synchronous=NORMAL keeps WAL durable across a
-    # process crash (what the outbox promises) without an fsync per commit. SQLite's default
-    # page cache is 2 MB: at a million stories a look-up by id read ~8 pages through system
-    # calls; a 64 MB cache keeps the index's upper levels, and memory-mapped reads skip the
-    # copies (file-backed pages: the OS reclaims them under pressure).
+    # process crash (what the outbox promises) without an fsync per commit. The page cache
+    # stays at SQLite's default (2 MB a connection): a larger one was described here once but
+    # never measured against the service's memory bar.
     cursor = dbapi_connection.cursor()
     for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=10000",
                    "foreign_keys=ON"):
