@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,8 +20,6 @@ from tests.fakes import FakeSlack
 from tests.process import Alertbot
 from tests.test_render_digest import check_block_kit
 from tests.test_slack_app import (
-    CONFIG,
-    SECRET,
     _posted_ts,
     alerts,
     command,
@@ -30,6 +27,7 @@ from tests.test_slack_app import (
     press_item,
     presses,
     push,
+    slack_desk,
     submit_done,
     thread,
     updates,
@@ -50,12 +48,9 @@ def slack_server() -> Iterator[FakeSlack]:
 @pytest.fixture(scope="module")
 def alertbot(tmp_path_factory: pytest.TempPathFactory, slack_server: FakeSlack
              ) -> Iterator[Alertbot]:
-    tmp: Path = tmp_path_factory.mktemp("doors")
-    bot = Alertbot.make(tmp, CONFIG, slack_server.url, SLACK_SIGNING_SECRET=SECRET)
-    stories = tmp / "stories.json"
-    stories.write_text(json.dumps([story(id=LONG, title="A story with a long id", impact=9),
-                                   story(id="history-story", title="Its history", impact=9)]))
-    assert bot.cli("ingest", str(stories)).returncode == 0
+    bot = slack_desk(tmp_path_factory.mktemp("doors"), slack_server,
+                     [story(id=LONG, title="A story with a long id", impact=9),
+                      story(id="history-story", title="Its history", impact=9)])
     yield bot.start()
     bot.stop()
 

@@ -3,10 +3,8 @@ its state and owner; `today`, `week` and words still list recent action items.""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,7 +15,7 @@ from bot.stories import actions
 from tests.conftest import story
 from tests.fakes import FakeSlack
 from tests.process import Alertbot
-from tests.test_slack_app import CONFIG, SECRET, command
+from tests.test_slack_app import command, slack_desk
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 ANA, BO = "U0ANA", "U0BO"
@@ -34,12 +32,9 @@ def slack_server() -> Iterator[FakeSlack]:
 @pytest.fixture(scope="module")
 def alertbot(tmp_path_factory: pytest.TempPathFactory, slack_server: FakeSlack
              ) -> Iterator[Alertbot]:
-    tmp: Path = tmp_path_factory.mktemp("states")
-    bot = Alertbot.make(tmp, CONFIG, slack_server.url, SLACK_SIGNING_SECRET=SECRET)
-    stories = tmp / "stories.json"
-    stories.write_text(json.dumps([story(id=f"s-{name}", title=f"Title {name}", impact=9)
-                                   for name in ("open", "ana", "bo", "done")]))
-    assert bot.cli("ingest", str(stories)).returncode == 0
+    bot = slack_desk(tmp_path_factory.mktemp("states"), slack_server,
+                     [story(id=f"s-{name}", title=f"Title {name}", impact=9)
+                      for name in ("open", "ana", "bo", "done")])
     engine = database.create(bot.env["DATABASE_URL"])
     presses = [("s-ana", Request(Verb.CLAIM, ANA)), ("s-bo", Request(Verb.CLAIM, BO)),
                ("s-done", Request(Verb.CLAIM, BO)),

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -96,13 +97,20 @@ def slack_server() -> Iterator[WatchedSlack]:
 @pytest.fixture(scope="module")
 def alertbot(tmp_path_factory: pytest.TempPathFactory, slack_server: FakeSlack
              ) -> Iterator[Alertbot]:
-    tmp = tmp_path_factory.mktemp("slackapp")
-    bot = Alertbot.make(tmp, CONFIG, slack_server.url, SLACK_SIGNING_SECRET=SECRET)
-    stories = tmp / "stories.json"
-    stories.write_text(json.dumps(fixture_stories()))
-    assert bot.cli("ingest", str(stories)).returncode == 0
+    bot = slack_desk(tmp_path_factory.mktemp("slackapp"), slack_server, fixture_stories())
     yield bot.start()
     bot.stop()
+
+
+def slack_desk(tmp: Path, slack: FakeSlack, stories: list[dict[str, Any]]) -> Alertbot:
+    """An `alertbot run` (not started yet) with the desk's Slack config and signing secret,
+    talking to `slack`, with `stories` ingested through the CLI."""
+    bot = Alertbot.make(tmp, CONFIG, slack.url, SLACK_SIGNING_SECRET=SECRET)
+    if stories:
+        path = tmp / "stories.json"
+        path.write_text(json.dumps(stories))
+        assert bot.cli("ingest", str(path)).returncode == 0
+    return bot
 
 
 def post(bot: Alertbot, form: dict[str, str], *, secret: str = SECRET, age: int = 0,

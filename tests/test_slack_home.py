@@ -7,7 +7,6 @@ import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,7 +23,7 @@ from bot.stories import actions
 from tests.conftest import story
 from tests.fakes import Call, FakeSlack, slack_signature
 from tests.process import Alertbot
-from tests.test_slack_app import CONFIG, SECRET, alerts, post
+from tests.test_slack_app import SECRET, alerts, post, slack_desk
 
 ANA, DORA, ELI, NOBODY, QUINN = "U0ANA", "U0DORA", "U0ELI", "U0NOBODY", "U0QUINN"
 ELI_EMAIL = "eli@desk.example"
@@ -44,12 +43,9 @@ def slack_server() -> Iterator[FakeSlack]:
 @pytest.fixture(scope="module")
 def alertbot(tmp_path_factory: pytest.TempPathFactory, slack_server: FakeSlack
              ) -> Iterator[Alertbot]:
-    tmp: Path = tmp_path_factory.mktemp("home")
-    bot = Alertbot.make(tmp, CONFIG, slack_server.url, SLACK_SIGNING_SECRET=SECRET)
-    stories = tmp / "stories.json"
-    stories.write_text(json.dumps([story(id=f"h-{name}", title=f"Title {name}", impact=9)
-                                   for name in ("mine", "open", "yesterday")]))
-    assert bot.cli("ingest", str(stories)).returncode == 0
+    bot = slack_desk(tmp_path_factory.mktemp("home"), slack_server,
+                     [story(id=f"h-{name}", title=f"Title {name}", impact=9)
+                      for name in ("mine", "open", "yesterday")])
     assert bot.cli("subscribers", "add", ELI_EMAIL, "--mode", "daily", "--tz", "Asia/Tokyo",
                    "--topics", "launch", "--digest-hour", "07:00").returncode == 0
     engine = database.create(bot.env["DATABASE_URL"])

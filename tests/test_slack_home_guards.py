@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.fakes import FakeSlack
 from tests.process import Alertbot
-from tests.test_slack_app import CONFIG, SECRET
+from tests.test_slack_app import slack_desk
 from tests.test_slack_home import (
     email_form,
     open_home,
@@ -39,8 +38,7 @@ def slack_server() -> Iterator[FakeSlack]:
 @pytest.fixture(scope="module")
 def alertbot(tmp_path_factory: pytest.TempPathFactory, slack_server: FakeSlack
              ) -> Iterator[Alertbot]:
-    tmp: Path = tmp_path_factory.mktemp("homeguards")
-    bot = Alertbot.make(tmp, CONFIG, slack_server.url, SLACK_SIGNING_SECRET=SECRET)
+    bot = slack_desk(tmp_path_factory.mktemp("homeguards"), slack_server, [])
     assert bot.cli("subscribers", "add", EMAIL, "--mode", "daily", "--tz", "Asia/Tokyo",
                    "--digest-hour", "07:00").returncode == 0
     yield bot.start()
