@@ -18,20 +18,21 @@ from bot.stories.model import Story
 from tests.conftest import story
 from tests.fakes import FakeSlack
 from tests.process import Alertbot
-from tests.test_render_digest import check_block_kit
-from tests.test_slack_app import (
-    _posted_ts,
+from tests.slack_payloads import (
     alerts,
     command,
+    fake_slack,
     post,
+    posted_ts,
     press_item,
     presses,
     push,
-    slack_desk,
+    running_desk,
     submit_done,
     thread,
     updates,
 )
+from tests.test_render_digest import check_block_kit
 
 LONG = "long-" + "x" * 195  # a story id as long as one may be: 200 characters
 ANA = "U0ANA"
@@ -39,20 +40,15 @@ ANA = "U0ANA"
 
 @pytest.fixture(scope="module")
 def slack_server() -> Iterator[FakeSlack]:
-    fake = FakeSlack()
-    fake.start()
-    yield fake
-    fake.stop()
+    yield from fake_slack(FakeSlack())
 
 
 @pytest.fixture(scope="module")
 def alertbot(tmp_path_factory: pytest.TempPathFactory, slack_server: FakeSlack
              ) -> Iterator[Alertbot]:
-    bot = slack_desk(tmp_path_factory.mktemp("doors"), slack_server,
-                     [story(id=LONG, title="A story with a long id", impact=9),
-                      story(id="history-story", title="Its history", impact=9)])
-    yield bot.start()
-    bot.stop()
+    yield from running_desk(tmp_path_factory.mktemp("doors"), slack_server,
+                            [story(id=LONG, title="A story with a long id", impact=9),
+                             story(id="history-story", title="Its history", impact=9)])
 
 
 def views_opened(slack: FakeSlack) -> list[Any]:
@@ -75,7 +71,7 @@ def test_done_opens_a_modal_whose_note_is_shown_in_the_edit_and_thread_once(
         "Subscribed")
     push(alertbot, "done-story", topics=["doneness"], impact=9)
     slack_server.wait_for(lambda: bool(slack_server.posts("C0DONE")), 10, lambda: "not posted")
-    ts = _posted_ts(alertbot, "C0DONE")
+    ts = posted_ts(alertbot, "C0DONE")
     [posted] = slack_server.posts("C0DONE")
     [controls] = [b for b in posted.body["blocks"] if b["type"] == "actions"]
     [done] = [e for e in controls["elements"] if e.get("action_id") == "item_done"]

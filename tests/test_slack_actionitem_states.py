@@ -15,7 +15,7 @@ from bot.stories import actions
 from tests.conftest import story
 from tests.fakes import FakeSlack
 from tests.process import Alertbot
-from tests.test_slack_app import command, slack_desk
+from tests.slack_payloads import command, fake_slack, running_desk
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 ANA, BO = "U0ANA", "U0BO"
@@ -23,29 +23,26 @@ ANA, BO = "U0ANA", "U0BO"
 
 @pytest.fixture(scope="module")
 def slack_server() -> Iterator[FakeSlack]:
-    fake = FakeSlack()
-    fake.start()
-    yield fake
-    fake.stop()
+    yield from fake_slack(FakeSlack())
 
 
 @pytest.fixture(scope="module")
 def alertbot(tmp_path_factory: pytest.TempPathFactory, slack_server: FakeSlack
              ) -> Iterator[Alertbot]:
-    bot = slack_desk(tmp_path_factory.mktemp("states"), slack_server,
-                     [story(id=f"s-{name}", title=f"Title {name}", impact=9)
-                      for name in ("open", "ana", "bo", "done")])
-    engine = database.create(bot.env["DATABASE_URL"])
-    presses = [("s-ana", Request(Verb.CLAIM, ANA)), ("s-bo", Request(Verb.CLAIM, BO)),
-               ("s-done", Request(Verb.CLAIM, BO)),
-               ("s-done", Request(Verb.DONE, BO, note="filed \"the\" follow-up"))]
-    with engine.begin() as db:
-        for n, (story_id, request) in enumerate(presses):
-            key = actions.press_key(f"1.{n}", request.user, request.verb.value, story_id)
-            actions.apply(db, story_id, request, NOW + timedelta(minutes=n), key)
-    engine.dispose()
-    yield bot.start()
-    bot.stop()
+    def prepare(bot: Alertbot) -> None:
+        engine = database.create(bot.env["DATABASE_URL"])
+        presses = [("s-ana", Request(Verb.CLAIM, ANA)), ("s-bo", Request(Verb.CLAIM, BO)),
+                   ("s-done", Request(Verb.CLAIM, BO)),
+                   ("s-done", Request(Verb.DONE, BO, note="filed \"the\" follow-up"))]
+        with engine.begin() as db:
+            for n, (story_id, request) in enumerate(presses):
+                key = actions.press_key(f"1.{n}", request.user, request.verb.value, story_id)
+                actions.apply(db, story_id, request, NOW + timedelta(minutes=n), key)
+        engine.dispose()
+
+    yield from running_desk(tmp_path_factory.mktemp("states"), slack_server,
+                            [story(id=f"s-{name}", title=f"Title {name}", impact=9)
+                             for name in ("open", "ana", "bo", "done")], prepare)
 
 
 def lines(response: httpx.Response) -> list[str]:

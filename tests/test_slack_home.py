@@ -1,10 +1,10 @@
 """The App Home "My alerts" tab on a running `alertbot run`: signed events and modal submissions
-through /slack/events, answered through the local Slack Web API (views.publish, views.open)."""
+through /slack/events, answered through the local Slack Web API (views.publish, views.open).
+The requests are built in tests/slack_home_payloads.py."""
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -12,18 +12,30 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from slack_sdk.models.views import View
 from sqlalchemy import select, update
 
 from bot import db as database
 from bot.db.schema import DELIVERIES, MATCHES, STORIES
-from bot.readers import slack_routes, subscribers
+from bot.readers import slack_routes
 from bot.rules.claims import Request, Verb
 from bot.stories import actions
 from tests.conftest import story
-from tests.fakes import Call, FakeSlack, slack_signature
+from tests.fakes import FakeSlack
 from tests.process import Alertbot
-from tests.test_slack_app import SECRET, alerts, post, slack_desk
+from tests.slack_home_payloads import (
+    email_form,
+    open_home,
+    opened_modal,
+    press,
+    publishes,
+    shown,
+    stored_reader,
+    submit,
+    text,
+    text_input,
+    wait_publishes,
+)
+from tests.slack_payloads import alerts, fake_slack, running_desk
 
 ANA, DORA, ELI, NOBODY, QUINN = "U0ANA", "U0DORA", "U0ELI", "U0NOBODY", "U0QUINN"
 ELI_EMAIL = "eli@desk.example"
@@ -31,72 +43,32 @@ ELI_EMAIL = "eli@desk.example"
 
 @pytest.fixture(scope="module")
 def slack_server() -> Iterator[FakeSlack]:
-    fake = FakeSlack(people={DORA: {"tz": "Europe/Berlin"},
-                             ELI: {"tz": "Asia/Tokyo", "email": "Eli@Desk.example"},
-                             NOBODY: {"email": "nobody@desk.example"},
-                             QUINN: {"tz": "Asia/Kolkata"}})
-    fake.start()
-    yield fake
-    fake.stop()
+    yield from fake_slack(FakeSlack(people={DORA: {"tz": "Europe/Berlin"},
+                                            ELI: {"tz": "Asia/Tokyo",
+                                                  "email": "Eli@Desk.example"},
+                                            NOBODY: {"email": "nobody@desk.example"},
+                                            QUINN: {"tz": "Asia/Kolkata"}}))
 
 
 @pytest.fixture(scope="module")
 def alertbot(tmp_path_factory: pytest.TempPathFactory, slack_server: FakeSlack
              ) -> Iterator[Alertbot]:
-    bot = slack_desk(tmp_path_factory.mktemp("home"), slack_server,
-                     [story(id=f"h-{name}", title=f"Title {name}", impact=9)
-                      for name in ("mine", "open", "yesterday")])
-    assert bot.cli("subscribers", "add", ELI_EMAIL, "--mode", "daily", "--tz", "Asia/Tokyo",
-                   "--topics", "launch", "--digest-hour", "07:00").returncode == 0
-    engine = database.create(bot.env["DATABASE_URL"])
-    with engine.begin() as db:
-        actions.apply(db, "h-mine", Request(Verb.CLAIM, ANA), datetime.now(UTC),
-                      actions.press_key("1.1", ANA, "claim", "h-mine"))
-        # An action item of two days ago is not one of today's.
-        db.execute(update(STORIES).where(STORIES.c.id == "h-yesterday")
-                   .values(qualified_at=datetime.now(UTC) - timedelta(days=2)))
-    engine.dispose()
-    yield bot.start()
-    bot.stop()
+    def prepare(bot: Alertbot) -> None:
+        assert bot.cli("subscribers", "add", ELI_EMAIL, "--mode", "daily", "--tz",
+                       "Asia/Tokyo", "--topics", "launch", "--digest-hour",
+                       "07:00").returncode == 0
+        engine = database.create(bot.env["DATABASE_URL"])
+        with engine.begin() as db:
+            actions.apply(db, "h-mine", Request(Verb.CLAIM, ANA), datetime.now(UTC),
+                          actions.press_key("1.1", ANA, "claim", "h-mine"))
+            # An action item of two days ago is not one of today's.
+            db.execute(update(STORIES).where(STORIES.c.id == "h-yesterday")
+                       .values(qualified_at=datetime.now(UTC) - timedelta(days=2)))
+        engine.dispose()
 
-
-def signed_json(bot: Alertbot, body: dict[str, Any]) -> httpx.Response:
-    raw = json.dumps(body)
-    timestamp = str(int(time.time()))
-    return httpx.post(f"{bot.url}/slack/events", content=raw, timeout=10, headers={
-        "Content-Type": "application/json", "X-Slack-Request-Timestamp": timestamp,
-        "X-Slack-Signature": slack_signature(SECRET, timestamp, raw)})
-
-
-def publishes(slack: FakeSlack, user: str) -> list[Call]:
-    return [c for c in slack.calls if c.method == "views.publish" and c.body["user_id"] == user]
-
-
-def wait_publishes(slack: FakeSlack, user: str, count: int) -> Call:
-    """Block until `user`'s Home tab was published `count` times; the last one."""
-    slack.wait_for(lambda: len(publishes(slack, user)) >= count, 10,
-                   lambda: f"{len(publishes(slack, user))} publishes for {user}, not {count}")
-    return publishes(slack, user)[count - 1]
-
-
-def open_home(bot: Alertbot, user: str, tab: str = "home") -> None:
-    ack = signed_json(bot, {
-        "token": "x", "team_id": "T1", "api_app_id": "A1", "type": "event_callback",
-        "event_id": f"Ev{user}{time.monotonic_ns()}", "event_time": int(time.time()),
-        "event": {"type": "app_home_opened", "user": user, "channel": "D0HOME", "tab": tab,
-                  "event_ts": f"{time.time():.6f}"}})
-    assert ack.status_code == 200 and ack.content == b"", ack.text
-
-
-def shown(call: Call) -> dict[str, Any]:
-    """A published view, as Slack's Block Kit models take it (they raise if it is invalid)."""
-    view: dict[str, Any] = call.body["view"]
-    View(**view).validate_json()
-    return view
-
-
-def text(view: dict[str, Any]) -> str:
-    return json.dumps(view["blocks"], ensure_ascii=False)
+    yield from running_desk(tmp_path_factory.mktemp("home"), slack_server,
+                            [story(id=f"h-{name}", title=f"Title {name}", impact=9)
+                             for name in ("mine", "open", "yesterday")], prepare)
 
 
 def test_opening_the_tab_publishes_one_valid_view_of_what_the_person_has(
@@ -123,43 +95,6 @@ def test_opening_the_tab_publishes_one_valid_view_of_what_the_person_has(
     # The events are counted under their own name (they are JSON, not a slash command's form).
     metrics = httpx.get(f"{alertbot.url}/metrics").text
     assert 'alertbot_slash_command_seconds_count{command="app_home_opened"} 3.0' in metrics
-
-
-def press(bot: Alertbot, user: str, action_id: str, value: str) -> None:
-    """A button on the person's Home tab: no response_url, a view container."""
-    payload = {"type": "block_actions", "team": {"id": "T1"}, "user": {"id": user},
-               "api_app_id": "A1", "token": "x", "trigger_id": f"{user}.trigger",
-               "container": {"type": "view", "view_id": "V0HOME"},
-               "view": {"id": "V0HOME", "type": "home"},
-               "actions": [{"type": "button", "action_id": action_id, "block_id": "b",
-                            "value": value, "action_ts": f"{time.time():.6f}"}]}
-    ack = post(bot, {"payload": json.dumps(payload)})
-    assert ack.status_code == 200 and ack.content == b""
-
-
-def opened_modal(slack: FakeSlack, user: str) -> dict[str, Any]:
-    trigger = f"{user}.trigger"
-    slack.wait_for(lambda: any(c.method == "views.open" and c.body.get("trigger_id") == trigger
-                               for c in slack.calls), 10, lambda: f"no modal for {user}")
-    call = [c for c in slack.calls if c.method == "views.open"
-            and c.body.get("trigger_id") == trigger][-1]
-    view: dict[str, Any] = call.body["view"]
-    View(**view).validate_json()
-    return view
-
-
-def submit(bot: Alertbot, user: str, modal: dict[str, Any], values: dict[str, dict[str, Any]]
-           ) -> httpx.Response:
-    """Press Save on `modal` with `values` (block → Slack's state of its element)."""
-    state = {block: {block: element} for block, element in values.items()}
-    payload = {"type": "view_submission", "team": {"id": "T1"}, "user": {"id": user},
-               "api_app_id": "A1", "token": "x", "trigger_id": f"{user}.submit",
-               "view": {**modal, "id": f"V0{user}", "state": {"values": state}}}
-    return post(bot, {"payload": json.dumps(payload)})
-
-
-def text_input(value: str | None) -> dict[str, Any]:
-    return {"type": "plain_text_input", "value": value}
 
 
 def dm_form(topics: str | None = None, impact: str | None = None, quiet: str | None = None,
@@ -268,24 +203,6 @@ def stored_routes(bot: Alertbot, user: str) -> list[Any]:
         engine.dispose()
 
 
-def stored_reader(bot: Alertbot) -> subscribers.Subscriber | None:
-    engine = database.create(bot.env["DATABASE_URL"])
-    try:
-        with engine.connect() as db:
-            return subscribers.find(db, ELI_EMAIL)
-    finally:
-        engine.dispose()
-
-
-def email_form(mode: str = "both", topics: str = "launch, cyber", hour: str = "06:30",
-               zone: str = "Europe/Paris", paused: str | None = None
-               ) -> dict[str, dict[str, Any]]:
-    return {"mode": {"type": "radio_buttons", "selected_option": {"value": mode}},
-            "topics": text_input(topics), "timezone": text_input(zone),
-            "digest_hour": {"type": "timepicker", "selected_time": hour},
-            "paused_until": {"type": "datepicker", "selected_date": paused}}
-
-
 def test_the_email_modal_saves_a_subscribers_settings_checked_as_the_preference_page(
     alertbot: Alertbot, slack_server: FakeSlack,
 ) -> None:
@@ -306,7 +223,7 @@ def test_the_email_modal_saves_a_subscribers_settings_checked_as_the_preference_
         ack = submit(alertbot, ELI, modal, values)
         assert ack.json()["response_action"] == "errors"
         assert list(ack.json()["errors"]) == [block]
-    before = stored_reader(alertbot)
+    before = stored_reader(alertbot, ELI_EMAIL)
     assert before is not None and (before.mode, before.timezone) == ("daily", "Asia/Tokyo")
 
     pause = (date.today() + timedelta(days=30)).isoformat()
@@ -315,8 +232,7 @@ def test_the_email_modal_saves_a_subscribers_settings_checked_as_the_preference_
     said = text(shown(wait_publishes(slack_server, ELI, 2)))
     assert "Each action item, and a daily digest at 06:30 Europe/Paris" in said
     assert "topics cyber, launch" in said and f"Paused until {pause}" in said
-    after = stored_reader(alertbot)
+    after = stored_reader(alertbot, ELI_EMAIL)
     assert after is not None
     assert (after.mode, after.timezone, after.topics, after.digest_hour, after.paused_until) == (
         "both", "Europe/Paris", ("cyber", "launch"), "06:30", date.fromisoformat(pause))
-

@@ -10,8 +10,7 @@ import pytest
 
 from tests.fakes import FakeSlack
 from tests.process import Alertbot
-from tests.test_slack_app import slack_desk
-from tests.test_slack_home import (
+from tests.slack_home_payloads import (
     email_form,
     open_home,
     opened_modal,
@@ -23,26 +22,24 @@ from tests.test_slack_home import (
     text,
     wait_publishes,
 )
+from tests.slack_payloads import fake_slack, running_desk
 
 ELI, EMAIL, NEW_EMAIL, FAY = "U0ELI", "eli@desk.example", "eli.new@desk.example", "U0FAY"
 
 
 @pytest.fixture(scope="module")
 def slack_server() -> Iterator[FakeSlack]:
-    fake = FakeSlack(people={ELI: {"tz": "Asia/Tokyo", "email": EMAIL}})
-    fake.start()
-    yield fake
-    fake.stop()
+    yield from fake_slack(FakeSlack(people={ELI: {"tz": "Asia/Tokyo", "email": EMAIL}}))
 
 
 @pytest.fixture(scope="module")
 def alertbot(tmp_path_factory: pytest.TempPathFactory, slack_server: FakeSlack
              ) -> Iterator[Alertbot]:
-    bot = slack_desk(tmp_path_factory.mktemp("homeguards"), slack_server, [])
-    assert bot.cli("subscribers", "add", EMAIL, "--mode", "daily", "--tz", "Asia/Tokyo",
-                   "--digest-hour", "07:00").returncode == 0
-    yield bot.start()
-    bot.stop()
+    def prepare(bot: Alertbot) -> None:
+        assert bot.cli("subscribers", "add", EMAIL, "--mode", "daily", "--tz", "Asia/Tokyo",
+                       "--digest-hour", "07:00").returncode == 0
+
+    yield from running_desk(tmp_path_factory.mktemp("homeguards"), slack_server, [], prepare)
 
 
 def test_the_event_is_acked_before_slack_is_asked_for_the_profile(
@@ -74,6 +71,6 @@ def test_the_email_form_saves_nothing_once_the_slack_address_changed(
     open_home(alertbot, ELI)
     said = text(shown(wait_publishes(slack_server, ELI, 1)))
     assert f"{NEW_EMAIL} gets no email alerts" in said
-    reader = stored_reader(alertbot)
+    reader = stored_reader(alertbot, EMAIL)
     assert reader is not None and (reader.email, reader.mode) == (EMAIL, "daily")
     assert len(publishes(slack_server, ELI)) == 1  # the refused save published nothing

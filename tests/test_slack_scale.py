@@ -12,7 +12,7 @@ import pytest
 from tests.corpus import lines
 from tests.fakes import FakeSlack
 from tests.process import Alertbot
-from tests.test_slack_app import SECRET, ask
+from tests.slack_payloads import SECRET, ask
 
 COUNT = 100_000
 CONFIG = '[slack]\npacing = "0s"\nbatch_window = "0s"\n'
