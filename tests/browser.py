@@ -4,7 +4,9 @@ the service's HTTP app served on loopback for it to open."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -46,18 +48,26 @@ async def served(service: Service, sock: socket.socket) -> AsyncIterator[None]:
 
 @contextmanager
 def chromium(width: int = 600, height: int = 1000) -> Iterator[webdriver.Chrome]:
-    """Headless Chromium at `width` CSS pixels; never downloads a browser or a driver."""
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 f"--window-size={width},{height}", "--lang=en-US"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # CSP reports land there
-    driver = webdriver.Chrome(options=options, service=DriverService(str(CHROMEDRIVER)))
-    try:
-        yield driver
-    finally:
-        driver.quit()
+    """Headless Chromium at `width` CSS pixels; never downloads a browser or a driver.
+
+    Its profile, and the folder it keeps its single-instance socket in (made under TMPDIR,
+    so /tmp otherwise: one /tmp/org.chromium.Chromium.* left behind per run), are in a
+    temporary folder of ours, removed once the browser has quit."""
+    with tempfile.TemporaryDirectory(prefix="alertbot-chromium-") as scratch:
+        options = webdriver.ChromeOptions()
+        options.binary_location = str(CHROMIUM)
+        for flag in ("--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--disable-dev-shm-usage", f"--window-size={width},{height}",
+                     "--lang=en-US", f"--user-data-dir={scratch}/profile"):
+            options.add_argument(flag)
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # CSP reports land there
+        # chromedriver starts Chromium with its own environment, so TMPDIR reaches it.
+        service = DriverService(str(CHROMEDRIVER), env={**os.environ, "TMPDIR": scratch})
+        driver = webdriver.Chrome(options=options, service=service)
+        try:
+            yield driver
+        finally:
+            driver.quit()
 
 
 def submit(driver: webdriver.Chrome) -> None:
