@@ -36,12 +36,12 @@ PREFERENCE_SHOTS = (("preferences-600.png", 600, 1020, False),
 def preferences_html() -> str:
     from bot.messages.render import page_env
     from bot.readers.subscribers import validate
-    from bot.web.preferences import _zones, guess_script
+    from bot.web.preferences import guess_script, zones
 
     reader = validate("reader@desk.example", "both", "Europe/Berlin", ["launch", "budget"],
                       "07:30")
     return page_env().get_template("preferences.html").render(
-        outcome="form", reader=reader, zones=_zones(), script=guess_script(), error="",
+        outcome="form", reader=reader, zones=zones(), script=guess_script(), error="",
         saved=True, csrf="sample")
 
 

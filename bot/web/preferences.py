@@ -1,19 +1,18 @@
 """The email preference center: GET shows a reader's settings, POST changes them.
 
 The link in every email carries a token signed for the purpose "preferences" (an unsubscribe
-token does not open it). The form carries a second token bound to the page: an HMAC of the
-address and the time the page was issued, so a form posted from elsewhere, or one older than
-FORM_LIFETIME, changes nothing.
+token does not open it). The form carries a second token bound to the page
+(`bot/web/page_tokens.py`, purpose "preferences-form", about the address), so a form posted
+from elsewhere, or one older than its lifetime, changes nothing.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from functools import cache
 from typing import Any
 from urllib.parse import parse_qs
@@ -28,8 +27,9 @@ from bot.readers import subscribers
 from bot.readers.subscribers import Subscriber, verify_token
 from bot.web import headers
 from bot.web.limits import ClientLimit
+from bot.web.page_tokens import page_token, page_token_ok
 
-FORM_LIFETIME = timedelta(hours=2)  # long enough to read and think, short for a leaked page
+FORM_PURPOSE = "preferences-form"
 MAX_FORM_BYTES = 16 * 1024
 
 
@@ -52,23 +52,9 @@ def guess_script() -> str:
 
 
 @cache
-def _zones() -> list[str]:
+def zones() -> list[str]:
+    """The time zones a page's zone field offers (this page's and the sign-up page's)."""
     return sorted(available_timezones())
-
-
-def form_token(key: bytes, address: str, issued: int) -> str:
-    mac = hmac.new(key, f"preferences-form:{address}:{issued}".encode(), hashlib.sha256)
-    return f"{issued}.{mac.hexdigest()[:40]}"
-
-
-def _form_ok(key: bytes, address: str, given: str, now: datetime) -> bool:
-    issued, _, _ = given.partition(".")
-    if not issued.isdigit():
-        return False
-    age = now.timestamp() - int(issued)
-    fresh = 0 <= age <= FORM_LIFETIME.total_seconds() or -60 <= age < 0  # a little clock skew
-    return fresh and hmac.compare_digest(form_token(key, address, int(issued)).encode(),
-                                         given.encode())
 
 
 def _page(status: int, **context: Any) -> Response:
@@ -80,8 +66,8 @@ def _page(status: int, **context: Any) -> Response:
 def _form(door: PreferenceDoor, reader: Subscriber, status: int = 200, error: str = "",
           saved: bool = False) -> Response:
     issued = int(door.clock().timestamp())
-    return _page(status, reader=reader, zones=_zones(), script=guess_script(), error=error,
-                 saved=saved, csrf=form_token(door.key, reader.email, issued))
+    return _page(status, reader=reader, zones=zones(), script=guess_script(), error=error,
+                 saved=saved, csrf=page_token(door.key, FORM_PURPOSE, reader.email, issued))
 
 
 def _changed(reader: Subscriber, form: dict[str, str]) -> Subscriber:
@@ -122,7 +108,8 @@ async def preferences_page(request: Request) -> Response:
     body = await request.body()
     form = {k: v[-1] for k, v in parse_qs(body[:MAX_FORM_BYTES].decode(errors="replace"),
                                           keep_blank_values=True).items()}
-    if not _form_ok(door.key, reader.email, form.get("csrf", ""), door.clock()):
+    if not page_token_ok(door.key, FORM_PURPOSE, reader.email, form.get("csrf", ""),
+                         door.clock()):
         return _page(400, outcome="expired")
     try:
         wanted = _changed(reader, form)

@@ -3,8 +3,9 @@ and emails a confirmation link; only confirming on that link's page subscribes.
 
 Link scanners and mail clients fetch links before a person does, so the link's GET only
 shows the confirmation page; its POST, with the page's own token, subscribes. Both forms carry
-a token bound to the page (an HMAC of what the page is for and when it was issued), so a form
-posted from another site, or one older than FORM_LIFETIME, changes nothing.
+a token bound to the page (`bot/web/page_tokens.py`: an HMAC of what the page is for and when
+it was issued), so a form posted from another site, or one older than its lifetime, changes
+nothing.
 
 Limits (docs/decisions.md, "Self sign-up"): the public pages' per-client limit, then
 `[email] signup_per_client` sign-up requests per client address an hour, and, in the outbox,
@@ -13,12 +14,10 @@ one confirmation per address every ten minutes (bot/outbox/confirmations.py).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -34,10 +33,10 @@ from bot.readers import subscribers
 from bot.readers.signup import allowed, expiry, verify_confirm_token
 from bot.readers.subscribers import Subscriber, preferences_token
 from bot.web.limits import HOUR, ClientLimit
-from bot.web.preferences import _zones, guess_script
+from bot.web.page_tokens import page_token, page_token_ok
+from bot.web.preferences import guess_script, zones
 
 log = logging.getLogger(__name__)
-FORM_LIFETIME = timedelta(hours=2)  # as the preference form's
 MAX_FORM_BYTES = 4 * 1024
 
 
@@ -54,21 +53,6 @@ class SignupDoor:
     digest_hour: str
     limit: ClientLimit
     wake: Callable[[], None]
-
-
-def page_token(key: bytes, purpose: str, subject: str, issued: int) -> str:
-    mac = hmac.new(key, f"{purpose}:{subject}:{issued}".encode(), hashlib.sha256)
-    return f"{issued}.{mac.hexdigest()[:40]}"
-
-
-def _token_ok(key: bytes, purpose: str, subject: str, given: str, now: datetime) -> bool:
-    issued, _, _ = given.partition(".")
-    if not issued.isdigit() or len(issued) > 12:
-        return False
-    age = now.timestamp() - int(issued)
-    fresh = -60 <= age <= FORM_LIFETIME.total_seconds()  # a little clock skew
-    expected = page_token(key, purpose, subject, int(issued))
-    return fresh and hmac.compare_digest(expected.encode(), given.encode())
 
 
 def _page(status: int, outcome: str, **context: Any) -> Response:
@@ -109,7 +93,7 @@ async def signup_page(request: Request) -> Response:
         return _request_form(door)
     form = await _form(request)
     now = door.clock()
-    if not _token_ok(door.key, "signup-form", "", form.get("csrf", ""), now):
+    if not page_token_ok(door.key, "signup-form", "", form.get("csrf", ""), now):
         return _page(400, "expired")
     if not door.limit.allow(request):
         return _page(429, "limited")
@@ -154,7 +138,7 @@ async def confirm_page(request: Request) -> Response:
     if request.method == "GET":
         return _confirm_form(door, address)
     form = await _form(request)
-    if not _token_ok(door.key, "signup-confirm", address, form.get("csrf", ""), now):
+    if not page_token_ok(door.key, "signup-confirm", address, form.get("csrf", ""), now):
         return _page(400, "expired")
     zone = form.get("timezone", "").strip() or "UTC"
     try:
@@ -178,6 +162,6 @@ async def confirm_page(request: Request) -> Response:
 def _confirm_form(door: SignupDoor, address: str, status: int = 200, error: str = ""
                   ) -> Response:
     issued = int(door.clock().timestamp())
-    return _page(status, "confirm", address=address, error=error, zones=_zones(),
+    return _page(status, "confirm", address=address, error=error, zones=zones(),
                  script=guess_script(),
                  csrf=page_token(door.key, "signup-confirm", address, issued))
