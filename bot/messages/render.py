@@ -147,11 +147,35 @@ def fits(blocks: list[dict[str, Any]], size: int | None = None) -> bool:
     return len(blocks) <= MAX_BLOCKS and _text_bound(blocks, size) <= MESSAGE_TEXT_BUDGET
 
 
+class _TextCount:
+    """A `json.loads` object hook adding up every object's `text` string as it is read: one
+    call an object, where walking the result afterwards visits every value."""
+
+    __slots__ = ("total",)
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    def __call__(self, found: dict[str, Any]) -> dict[str, Any]:
+        text = found.get("text")
+        if isinstance(text, str):
+            self.total += len(text)
+        return found
+
+
 def _rendered(template: str, **context: Any) -> tuple[dict[str, Any], int]:
-    """templates/slack/<template>.json.j2 read as JSON, and the length of its JSON text."""
+    """templates/slack/<template>.json.j2 read as JSON, and at least its blocks' total text
+    (`fit_blocks`'s `size`): every object's text but the message's own, or the length of the
+    JSON text, whichever is smaller."""
     text = slack_env().get_template(f"{template}.json.j2").render(**context)
-    message: dict[str, Any] = json.loads(text)
-    return message, len(text)
+    message: dict[str, Any]
+    if len(text) <= MESSAGE_TEXT_BUDGET:  # small enough as it is: nothing to count
+        message = json.loads(text)
+        return message, len(text)
+    counted = _TextCount()
+    message = json.loads(text, object_hook=counted)
+    own = message.get("text") if isinstance(message, dict) else None
+    return message, min(len(text), counted.total - (len(own) if isinstance(own, str) else 0))
 
 
 def _render(template: str, **context: Any) -> dict[str, Any]:
