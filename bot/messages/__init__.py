@@ -56,7 +56,8 @@ class Renderer:
     def item(self, story: Story, why: Why, alerted: bool = False,
              owner: dict[str, Any] | None = None) -> Item:
         """A story as shown now: marked when a re-score took it below the desk's rule."""
-        verdict = gate(story.impact, corroborate(story).count,
+        corroboration = corroborate(story)
+        verdict = gate(story.impact, corroboration.count,
                        global_thresholds(self.config.desk.rules))
         downgraded = None if verdict.qualifies else [c.data() for c in verdict.why]
-        return Item(story, why, downgraded, alerted, owner)
+        return Item(story, why, downgraded, alerted, owner, corroboration)

@@ -25,7 +25,7 @@ from bot.messages.templating import (
     slack_url,
     templates_dir,
 )
-from bot.rules.gate import corroborate, figure
+from bot.rules.gate import Corroboration, corroborate, figure
 from bot.settings import CommandNames
 from bot.stories.model import Story
 
@@ -56,12 +56,16 @@ class Item:
     downgraded: Why | None = None  # why it is no longer an action item, once re-scored below
     alerted: bool = False  # already sent to this reader as an instant email (daily digests)
     owner: dict[str, Any] | None = None  # its action-item state (state, by, at, note, reason)
+    # `corroborate(story)`, when the caller has it already (`Renderer.item`): not counted twice.
+    corroboration: Corroboration | None = None
 
 
 def item_context(item: Item) -> dict[str, Any]:
     """A flat, template-friendly view of one story (raw text: templates escape for their medium)."""
     story = item.story
-    corroboration = corroborate(story)
+    corroboration = item.corroboration
+    if corroboration is None:
+        corroboration = corroborate(story)
     return {
         "id": story.id,
         "title": story.title,
@@ -96,40 +100,97 @@ def _texts(node: Any) -> list[str]:
     return []
 
 
-def fit_blocks(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Enforce Block Kit's limits as a last guard; templates already stay well inside them."""
+def _text_length(node: Any) -> int:
+    """`sum(map(len, _texts(node)))`, walked with a stack: a third of the recursion's cost."""
+    total = 0
+    stack = [node]
+    while stack:
+        found = stack.pop()
+        if isinstance(found, dict):
+            text = found.get("text")
+            if isinstance(text, str):
+                total += len(text)
+            stack.extend(found.values())
+        elif isinstance(found, list):
+            stack.extend(found)
+    return total
+
+
+def _text_bound(blocks: list[dict[str, Any]], size: int | None) -> int:
+    """At least the blocks' total text: `size` when that is within the budget, else exact."""
+    return size if size is not None and size <= MESSAGE_TEXT_BUDGET else _text_length(blocks)
+
+
+def fit_blocks(blocks: list[dict[str, Any]], size: int | None = None) -> list[dict[str, Any]]:
+    """Enforce Block Kit's limits as a last guard; templates already stay well inside them.
+
+    `size`: at least the blocks' total text, when known: the length of the JSON text they
+    were read from (each block text is a JSON string of its own in there, at least as long as
+    its value), or a total counted before. Within the budget, the blocks are not walked.
+    """
     blocks = blocks[:MAX_BLOCKS]
     for block in blocks:
         text = block.get("text")
         if isinstance(text, dict) and isinstance(text.get("text"), str):
             limit = HEADER_LIMIT if block.get("type") == "header" else SECTION_LIMIT
-            text["text"] = clip(text["text"], limit)
-    while len(blocks) > 1 and sum(map(len, _texts(blocks))) > MESSAGE_TEXT_BUDGET:
+            text["text"] = clip(text["text"], limit)  # only ever shorter
+    if size is not None and size <= MESSAGE_TEXT_BUDGET:
+        return blocks
+    while len(blocks) > 1 and _text_length(blocks) > MESSAGE_TEXT_BUDGET:
         blocks.pop(-2)  # keep the closing context line, drop the last story above it
     return blocks
 
 
-def fits(blocks: list[dict[str, Any]]) -> bool:
-    """Within Slack's whole-message limits: the block count and the total block text."""
-    return len(blocks) <= MAX_BLOCKS and sum(map(len, _texts(blocks))) <= MESSAGE_TEXT_BUDGET
+def fits(blocks: list[dict[str, Any]], size: int | None = None) -> bool:
+    """Within Slack's whole-message limits: the block count and the total block text.
+    `size`: as for `fit_blocks`."""
+    return len(blocks) <= MAX_BLOCKS and _text_bound(blocks, size) <= MESSAGE_TEXT_BUDGET
+
+
+class _TextCount:
+    """A `json.loads` object hook adding up every object's `text` string as it is read: one
+    call an object, where walking the result afterwards visits every value."""
+
+    __slots__ = ("total",)
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    def __call__(self, found: dict[str, Any]) -> dict[str, Any]:
+        text = found.get("text")
+        if isinstance(text, str):
+            self.total += len(text)
+        return found
+
+
+def _rendered(template: str, **context: Any) -> tuple[dict[str, Any], int]:
+    """templates/slack/<template>.json.j2 read as JSON, and at least its blocks' total text
+    (`fit_blocks`'s `size`): every object's text but the message's own, or the length of the
+    JSON text, whichever is smaller."""
+    text = slack_env().get_template(f"{template}.json.j2").render(**context)
+    message: dict[str, Any]
+    if len(text) <= MESSAGE_TEXT_BUDGET:  # small enough as it is: nothing to count
+        message = json.loads(text)
+        return message, len(text)
+    counted = _TextCount()
+    message = json.loads(text, object_hook=counted)
+    own = message.get("text") if isinstance(message, dict) else None
+    return message, min(len(text), counted.total - (len(own) if isinstance(own, str) else 0))
 
 
 def _render(template: str, **context: Any) -> dict[str, Any]:
-    message: dict[str, Any] = json.loads(
-        slack_env().get_template(f"{template}.json.j2").render(**context)
-    )
-    return message
+    return _rendered(template, **context)[0]
 
 
-def _finish(message: dict[str, Any]) -> dict[str, Any]:
-    message["blocks"] = fit_blocks(message["blocks"])
+def _finish(message: dict[str, Any], size: int | None = None) -> dict[str, Any]:
+    message["blocks"] = fit_blocks(message["blocks"], size)
     message["text"] = clip(message["text"], SECTION_LIMIT)
     return message
 
 
 def slack_blocks(template: str, **context: Any) -> dict[str, Any]:
     """Render templates/slack/<template>.json.j2 to `text` and `blocks`, inside Slack's limits."""
-    return _finish(_render(template, **context))
+    return _finish(*_rendered(template, **context))
 
 
 def slack_view(template: str, **context: Any) -> dict[str, Any]:
@@ -150,16 +211,17 @@ def _named(ids: Sequence[str]) -> list[str]:
 
 
 def _listing(template: str, views: list[dict[str, Any]], listed: int,
-             commands: CommandNames) -> dict[str, Any]:
-    """`template` listing the first `listed` items in full and naming the rest by id."""
+             commands: CommandNames) -> tuple[dict[str, Any], int]:
+    """`template` listing the first `listed` items in full and naming the rest by id, and the
+    length of its JSON text."""
     rest = _named([v["id"] for v in views[listed:]])
-    return _render(template, items=views[:listed], rest=rest,
-                   hidden=len(views) - listed - len(rest), count=len(views),
-                   story_command=commands.story, actionitems_command=commands.actionitems)
+    return _rendered(template, items=views[:listed], rest=rest,
+                     hidden=len(views) - listed - len(rest), count=len(views),
+                     story_command=commands.story, actionitems_command=commands.actionitems)
 
 
-def _posted(message: dict[str, Any], channel: str) -> dict[str, Any]:
-    message = _finish(message)
+def _posted(message: dict[str, Any], size: int, channel: str) -> dict[str, Any]:
+    message = _finish(message, size)
     message.update(channel=channel, unfurl_links=False, unfurl_media=False)
     return message
 
@@ -168,7 +230,7 @@ def slack_message(template: str, items: Sequence[Item], channel: str,
                   commands: CommandNames | None = None) -> dict[str, Any]:
     """Render templates/slack/<template>.json.j2 for `items` as chat.postMessage arguments."""
     views = [item_context(item) for item in items]
-    return _posted(_listing(template, views, len(views), commands or CommandNames()), channel)
+    return _posted(*_listing(template, views, len(views), commands or CommandNames()), channel)
 
 
 def slack_listing(template: str, items: Sequence[Item], channel: str,
@@ -181,20 +243,22 @@ def slack_listing(template: str, items: Sequence[Item], channel: str,
     """
     commands = commands or CommandNames()
     views = [item_context(item) for item in items]
-    message = _listing(template, views, len(views), commands)
-    if not fits(message["blocks"]):
+    message, size = _listing(template, views, len(views), commands)
+    # Counted once: when it fits, `fit_blocks` then has nothing to count.
+    size = _text_bound(message["blocks"], size)
+    if len(message["blocks"]) > MAX_BLOCKS or size > MESSAGE_TEXT_BUDGET:  # not `fits`
         # The most items listed in full that still fit: a binary search, ~log2(n) renders,
         # only for the rare message too large to list whole.
         fitting, too_many = 0, len(views)
-        message = _listing(template, views, 0, commands)
+        message, size = _listing(template, views, 0, commands)
         while too_many - fitting > 1:
             middle = (fitting + too_many) // 2
-            candidate = _listing(template, views, middle, commands)
-            if fits(candidate["blocks"]):
-                fitting, message = middle, candidate
+            candidate, candidate_size = _listing(template, views, middle, commands)
+            if fits(candidate["blocks"], candidate_size):
+                fitting, message, size = middle, candidate, candidate_size
             else:
                 too_many = middle
-    return _posted(message, channel)
+    return _posted(message, size, channel)
 
 
 def slack_thread_reply(template: str, channel: str, thread_ts: str, **context: Any
