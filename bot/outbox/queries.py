@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, literal, null, select
+from sqlalchemy import Connection, and_, bindparam, case, func, literal, null, select
 
 from bot.db.schema import ACTION_ITEMS, DELIVERIES, MATCHES, STORIES
 from bot.outbox.queue import DUE
@@ -101,12 +101,26 @@ def owners_of(db: Connection, story_ids: list[str]) -> dict[str, dict[str, Any]]
     if not story_ids:
         return {}
     rows = db.execute(select(ACTION_ITEMS).where(ACTION_ITEMS.c.story_id.in_(story_ids)))
-    return {row.story_id: {
+    return {row.story_id: _owner(row) for row in rows}
+
+
+def owner_of(db: Connection, story_id: str) -> dict[str, Any] | None:
+    """`owners_of` for one story (`/story`'s answer), None if nobody acted on it: a statement
+    built once, where an `in_` list built per call cost ~0.5 ms of the answer's CPU."""
+    row = db.execute(_OWNER, {"story_id": story_id}).first()
+    return _owner(row) if row is not None else None
+
+
+_OWNER = select(ACTION_ITEMS).where(ACTION_ITEMS.c.story_id == bindparam("story_id"))
+
+
+def _owner(row: Any) -> dict[str, Any]:
+    return {
         "state": row.state, "by": row.by, "at": row.at.isoformat() if row.at else None,
         "note": row.note, "reason": row.reason,
         "snoozed_until": row.snoozed_until.isoformat() if row.snoozed_until else None,
         "by_name": row.by_name,
-    } for row in rows}
+    }
 
 
 def parent_of(db: Connection, delivery_id: int) -> Any:

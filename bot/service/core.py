@@ -24,6 +24,7 @@ from bot.service import serving
 from bot.service.polling import Sources
 from bot.service.transports import build_transports
 from bot.settings import Config
+from bot.slack_app.replies import close_answers
 from bot.stories import actions
 from bot.stories.parsing import parse_batch
 
@@ -176,6 +177,7 @@ class Service:
             await self.dispatcher.finish(STOP_GRACE.total_seconds())
             if socket_mode is not None:
                 await socket_mode.close_async()  # type: ignore[no-untyped-call]
+            await close_answers()  # the pooled connections to Slack's response_urls
             await self.close()
 
     async def check(self) -> dict[str, int]:

@@ -6,19 +6,25 @@ the ack half (`ack_at_once`) sends an empty 200 before any network or database c
 lazy half reads the clock once, does the work and answers with `respond()`, which posts to the
 request's response_url (ephemeral, and it works in DMs and private channels alike).
 
-The action-item buttons, pressed by many people at once, hand their work to `later` instead:
-the same order (ack, answer, then work), without the per-request copies Bolt makes for a lazy
-listener (docs/performance.md, "Action items: ack latency and owner edits").
+The action-item buttons and `/story`, asked by many people at once, hand their work to `later`
+instead: the same order (ack, answer, then work), without the per-request copies Bolt makes for
+a lazy listener (docs/performance.md, "Action items: ack latency and owner edits").
+
+Answers go out over one pooled HTTP session per event loop (`post_answer`), closed when the
+service stops (`close_answers`): Bolt's `respond()` opened a session, and so a connection, per
+answer (docs/performance.md, "`/story` look-ups").
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 from slack_bolt.async_app import AsyncAck, AsyncRespond
 
 from bot.messages.render import slack_blocks
@@ -28,6 +34,11 @@ log = logging.getLogger(__name__)
 _running: set[asyncio.Task[None]] = set()
 
 Clock = Callable[[], datetime]
+# The answers' session of each running loop (one service per loop; tests run several loops).
+_sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = (
+    weakref.WeakKeyDictionary())
+# As long as slack_sdk's webhook client (what Bolt's respond() used) waits for an answer.
+ANSWER_TIMEOUT = aiohttp.ClientTimeout(total=30)
 
 
 def utcnow() -> datetime:
@@ -51,8 +62,39 @@ async def reply_later(respond: AsyncRespond, work: Awaitable[dict[str, Any] | No
     except Exception:
         log.exception("a Slack command failed after it was acknowledged")
         reply = slack_blocks("command_failed")
-    if reply is not None:
+    if reply is None:
+        return
+    if type(respond) is AsyncRespond and respond.response_url and not respond.proxy \
+            and respond.ssl is None:
+        # The message Bolt's respond() builds (no empty blocks, no unset option), sent over
+        # the pooled session.
+        message = {"text": "", "response_type": "ephemeral", **options, **reply}
+        await post_answer(respond.response_url, {
+            key: value for key, value in message.items()
+            if value is not None and not (key == "blocks" and not value)})
+    else:
         await respond(response_type="ephemeral", **options, **reply)
+
+
+async def post_answer(url: str, message: dict[str, Any]) -> None:
+    """POST one answer (JSON) to a response_url over this loop's pooled session, opened at the
+    first answer. Slack's answer to it says nothing we act on; a refusal is logged."""
+    loop = asyncio.get_running_loop()
+    session = _sessions.get(loop)
+    if session is None or session.closed:
+        session = _sessions[loop] = aiohttp.ClientSession(timeout=ANSWER_TIMEOUT)
+    async with session.post(url, json=message) as response:
+        await response.read()
+        if response.status >= 400:
+            log.warning("Slack refused an answer at its response_url: HTTP %s",
+                        response.status)
+
+
+async def close_answers() -> None:
+    """Close this loop's answers' session (its pooled connections), when the service stops."""
+    session = _sessions.pop(asyncio.get_running_loop(), None)
+    if session is not None:
+        await session.close()
 
 
 def later(work: Coroutine[Any, Any, None]) -> None:

@@ -214,17 +214,20 @@ def load(db: Connection, story_ids: Sequence[str]) -> dict[str, Story]:
 
 
 def history(db: Connection, story_id: str) -> list[Any]:
-    """Every version of a story as received, oldest first: the earlier ones, then the current."""
+    """Every version of a story as received, oldest first: the earlier ones, then the current;
+    their figures, not their payloads (what `/story` and `alertbot story` show)."""
     return list(db.execute(_HISTORY, {"story_id": story_id}))
 
 
 # The statements `/story` runs on every answer, built once (as search.py's, and for its reason).
+# The history leaves the payloads out: nothing shows them, and `/story` has read the current one.
+_SHOWN = ("version", "scored_at", "impact", "corroboration", "qualifies")
 _LOAD = select(STORIES.c.id, STORIES.c.payload).where(
     STORIES.c.id.in_(bindparam("ids", expanding=True)))
-_HISTORY = select(*(VERSIONS.c[name] for name in _HISTORY_COLUMNS), VERSIONS.c.received_at,
+_HISTORY = select(*(VERSIONS.c[name] for name in _SHOWN), VERSIONS.c.received_at,
                   VERSIONS.c.id.label("n")).where(
     VERSIONS.c.story_id == bindparam("story_id")).union_all(
-    select(*(STORIES.c[name] for name in _HISTORY_COLUMNS),
+    select(*(STORIES.c[name] for name in _SHOWN),
            STORIES.c.updated_at.label("received_at"), literal(2**62).label("n"))
     .where(STORIES.c.id == bindparam("story_id"))).order_by("n")
 _ALERTED = (select(DELIVERIES.c.target, DELIVERIES.c.status, DELIVERIES.c.sent_at)
