@@ -19,7 +19,15 @@ from bot.logs import fields
 from bot.metrics import Metrics, origin_kind
 from bot.readers import slack_routes, subscribers
 from bot.rules.gate import Figures, change, gate, global_thresholds
-from bot.rules.targets import Match, Target, email_target, match, slack_route_target, slack_targets
+from bot.rules.targets import (
+    ByTopic,
+    Match,
+    Target,
+    email_target,
+    match,
+    slack_route_target,
+    slack_targets,
+)
 from bot.settings import Config
 from bot.stories import archive
 from bot.stories.archive import Saved
@@ -54,11 +62,16 @@ class Pipeline:
     config: Config
     wake: Callable[[], None] = lambda: None
     metrics: Metrics = field(default_factory=Metrics)
+    # The config's routes as targets, built once per desk config (fixed while it runs).
+    _routes: tuple[object, list[Target]] | None = field(default=None, init=False, repr=False)
 
     def targets(self, db: Connection, now: datetime) -> dict[str, Target]:
         """Every current target: Slack routes from the config, instant email subscribers not
         paused at `now`."""
-        found = {t.key: t for t in slack_targets(self.config.desk)}
+        desk = self.config.desk
+        if self._routes is None or self._routes[0] is not desk:
+            self._routes = (desk, slack_targets(desk))
+        found = {t.key: t for t in self._routes[1]}
         for route in slack_routes.listing(db):
             target = slack_route_target(route, self.config.desk)
             found.setdefault(target.key, target)  # a config route for the channel wins
@@ -103,9 +116,10 @@ class Pipeline:
         rules = self.config.desk.rules
         saved = archive.save(db, stories, global_thresholds(rules), rules.max_alert_age, now)
         targets = self.targets(db, now)
+        index = ByTopic(targets.values())  # only the decisions to send are kept: see ByTopic
         decisions: list[Match] = [
             match(s.story, s.corroboration, target, now, rules.max_alert_age)
-            for s in saved for target in targets.values()
+            for s in saved for target in index.could_take(s.story)
         ]
         for s in saved:
             if s.corroboration.flag:
