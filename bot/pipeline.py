@@ -6,8 +6,9 @@ wakes the delivery workers. `flush` closes batch windows that have run out (a sc
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -32,7 +33,7 @@ from bot.settings import Config
 from bot.stories import archive
 from bot.stories.archive import Saved
 from bot.stories.model import Story
-from bot.stories.parsing import Batch, full_collections_deferred
+from bot.stories.parsing import Batch, Chunks, full_collections_deferred
 
 log = logging.getLogger(__name__)
 CHUNK = 1000  # stories per transaction
@@ -81,33 +82,54 @@ class Pipeline:
             found[target.key] = target
         return found
 
-    async def ingest(self, batch: Batch, origin: str, now: datetime,
+    async def ingest(self, batch: Batch | Chunks, origin: str, now: datetime,
                      progress: Callable[[int], object] = lambda done: None) -> Report:
         """Store, evaluate and plan one batch; record rejections. Commits, then wakes workers.
 
+        A parsed `Batch` is stored a chunk at a time. `Chunks` (an input not parsed yet) are
+        parsed in a worker thread, the next chunk while the database thread stores this one:
+        SQLite's writing and the parsing overlap, and the event loop is free for both.
         `progress` hears how many stories each committed chunk held.
         """
-        report = Report(rejected=[
-            {"position": r.position, "id": r.story_id, "field": r.field, "reason": r.reason}
-            for r in batch.rejections
-        ])
-        for rejection in batch.rejections:
-            log.info("rejected %s from %s", rejection.describe(), origin, extra=fields(
-                story_id=rejection.story_id, origin=origin, field=rejection.field,
-                reason=rejection.reason))
-        if batch.rejections:
-            await self.db.write(archive.record_rejections, batch.rejections, origin, now)
+        report = Report()
         with full_collections_deferred():  # the batch is long-lived: see its docstring
-            for start in range(0, len(batch.stories), CHUNK):
-                chunk = batch.stories[start : start + CHUNK]
-                report.merge(await self.db.write(self._evaluate, chunk, now))
-                progress(len(chunk))
+            if isinstance(batch, Batch):
+                for part in _chunked(batch):
+                    await self._store(part, origin, now, report, progress)
+            else:
+                chunk: Batch | None = await asyncio.to_thread(_next, batch)
+                while chunk is not None:
+                    parsing = asyncio.ensure_future(asyncio.to_thread(_next, batch))
+                    try:
+                        await self._store(chunk, origin, now, report, progress)
+                    except BaseException:
+                        parsing.cancel()  # what the thread parses is dropped with the input
+                        raise
+                    chunk = await parsing
         door = origin_kind(origin)
         self.metrics.stories_ingested.labels(door).inc(len(report.accepted))
         self.metrics.stories_rejected.labels(door).inc(len(report.rejected))
         if report.planned:
             self.wake()
         return report
+
+    async def _store(self, chunk: Batch, origin: str, now: datetime, report: Report,
+                     progress: Callable[[int], object]) -> None:
+        """Record one chunk's rejections, then store, evaluate and plan its stories."""
+        rejected = Report(rejected=[
+            {"position": r.position, "id": r.story_id, "field": r.field, "reason": r.reason}
+            for r in chunk.rejections
+        ])
+        for rejection in chunk.rejections:
+            log.info("rejected %s from %s", rejection.describe(), origin, extra=fields(
+                story_id=rejection.story_id, origin=origin, field=rejection.field,
+                reason=rejection.reason))
+        if chunk.rejections:
+            await self.db.write(archive.record_rejections, chunk.rejections, origin, now)
+        report.merge(rejected)
+        if chunk.stories:
+            report.merge(await self.db.write(self._evaluate, chunk.stories, now))
+            progress(len(chunk.stories))
 
     def _evaluate(self, db: Connection, stories: list[Story], now: datetime) -> Report:
         """Store, match and plan one chunk, in one transaction (one replica at a time: two
@@ -163,6 +185,17 @@ class Pipeline:
     def _plan(self, db: Connection, now: datetime, close_windows: bool) -> list[outbox.Planned]:
         take_turns(db, PLAN_LOCK)  # as in `_evaluate`
         return outbox.plan_deliveries(db, self.targets(db, now), now, close_windows)
+
+
+def _next(chunks: Chunks) -> Batch | None:
+    return next(chunks, None)
+
+
+def _chunked(batch: Batch) -> Iterator[Batch]:
+    """A parsed batch as chunks of CHUNK stories, the rejections with the first."""
+    yield Batch(batch.stories[:CHUNK], batch.rejections)
+    for start in range(CHUNK, len(batch.stories), CHUNK):
+        yield Batch(batch.stories[start : start + CHUNK], [])
 
 
 def _logged(planned: list[outbox.Planned]) -> int:
