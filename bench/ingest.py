@@ -80,7 +80,7 @@ async def in_process(data: bytes, tmp: Path) -> float:
         "desk@desk.example", "instant", "UTC", (), "07:00"), datetime.now(UTC))
     pipeline = Pipeline(db, config)
     started = time.perf_counter()
-    # as the file source hands it over: parsed a chunk at a time, beside the storing
+    # as the file source hands it over: parsed a chunk at a time, each chunk then stored
     report = await pipeline.ingest(Chunks(data), "bench", datetime.now(UTC))
     elapsed = time.perf_counter() - started
     assert len(report.accepted) == data.count(b"\n"), report.rejected[:3]

@@ -87,9 +87,11 @@ class Pipeline:
         """Store, evaluate and plan one batch; record rejections. Commits, then wakes workers.
 
         A parsed `Batch` is stored a chunk at a time. `Chunks` (an input not parsed yet) are
-        parsed in a worker thread, the next chunk while the database thread stores this one:
-        SQLite's writing and the parsing overlap, and the event loop is free for both.
-        `progress` hears how many stories each committed chunk held.
+        parsed a chunk at a time in a worker thread, then stored: the event loop stays free,
+        and only one chunk's stories are alive at once. Parsing the next chunk *while* this
+        one is stored was measured slower (1.20 against 1.08 s for 10,000 stories):
+        `sqlite3` takes the GIL back for every row of an `executemany`, and each time waited
+        for the parsing thread. `progress` hears how many stories each committed chunk held.
         """
         report = Report()
         with full_collections_deferred():  # the batch is long-lived: see its docstring
@@ -97,15 +99,8 @@ class Pipeline:
                 for part in _chunked(batch):
                     await self._store(part, origin, now, report, progress)
             else:
-                chunk: Batch | None = await asyncio.to_thread(_next, batch)
-                while chunk is not None:
-                    parsing = asyncio.ensure_future(asyncio.to_thread(_next, batch))
-                    try:
-                        await self._store(chunk, origin, now, report, progress)
-                    except BaseException:
-                        parsing.cancel()  # what the thread parses is dropped with the input
-                        raise
-                    chunk = await parsing
+                while (chunk := await asyncio.to_thread(_next, batch)) is not None:
+                    await self._store(chunk, origin, now, report, progress)
         door = origin_kind(origin)
         self.metrics.stories_ingested.labels(door).inc(len(report.accepted))
         self.metrics.stories_rejected.labels(door).inc(len(report.rejected))

@@ -62,7 +62,7 @@ class Sources:
         report = Report()
         started = time.perf_counter()  # parsing included
         # Reading and parsing run off the event loop: HTTP and deliveries carry on. Parsing
-        # goes a chunk at a time, beside the storing of the chunk before (Pipeline.ingest).
+        # goes a chunk at a time, each stored before the next is parsed (Pipeline.ingest).
         for path, batch in await asyncio.to_thread(files.open_all, file):
             if isinstance(batch, str):
                 log.error("file source: %s", batch)

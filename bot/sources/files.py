@@ -84,8 +84,8 @@ def read(path: Path) -> Iterator[tuple[Path, Batch | str]]:
 
 def open_all(path: Path) -> list[tuple[Path, Chunks | str]]:
     """`read_all`, with each file's stories left to parse a chunk at a time (`Chunks`): the
-    pipeline parses the next chunk while it stores one. A file whose whole is unusable is a
-    sentence here already."""
+    pipeline parses and stores one chunk after another, so a large file's stories are not
+    all alive at once. A file whose whole is unusable is a sentence here already."""
     opened: list[tuple[Path, Chunks | str]] = []
     for file in _listing(path):
         try:

@@ -250,8 +250,9 @@ def _outcomes(items: Iterator[tuple[int, Any, int]]) -> Batch:
 class Chunks:
     """An input parsed a chunk at a time: an iterator of Batches of at most `size` stories.
 
-    Made for a pipeline that stores one chunk while the next one is parsed (SQLite lets go of
-    the GIL while it writes). JSON Lines are parsed `size` lines at a time; any other input is
+    Made for a pipeline that stores each chunk as it is parsed, so that a large file's stories
+    are not all alive at once (`Pipeline.ingest`). JSON Lines are parsed `size` lines at a
+    time; any other input is
     parsed whole on the first `next`. The input's form is settled here, so an unusable one
     fails (UnusableInput) before anything is stored. `read` counts the stories parsed so far.
     """
