@@ -1,18 +1,27 @@
 """10,000 stories from a file: parsed, stored and evaluated (issue 2's throughput benchmark).
 
 Two measurements:
-1. in process: `parse_batch` + `Pipeline.ingest` on a fresh SQLite database, 3 runs, median;
+1. in process: `Chunks` (parsed as the file source parses it) + `Pipeline.ingest` on a fresh
+   SQLite database, 3 runs, median;
 2. through `alertbot run`: a file source holding the 10,000 stories, timed from the service's
    first poll until every story is stored, with the service's peak RSS.
 Half the stories are action items; there are two Slack routes and one instant subscriber.
-Usage: python bench/ingest.py [N]
+
+`--routes N` measures the push door as `bench/vs_alertmanager.py` drives it, without
+Alertmanager: 50 pushes of 100 stories (JSON arrays, each parsed as the service parses a push)
+against N Slack routes with one topic each and a zero batch window, plus one instant email
+reader; CPU seconds of parsing, storing, matching and planning, in process (no deliveries).
+Usage: python bench/ingest.py [N] | python bench/ingest.py --routes 100 [--pushes 50]
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import cProfile
 import json
 import os
+import pstats
 import random
 import sqlite3
 import statistics
@@ -21,6 +30,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -29,7 +39,7 @@ from bot import db as database
 from bot.db import Database
 from bot.pipeline import Pipeline
 from bot.readers import subscribers
-from bot.stories.parsing import parse_batch
+from bot.stories.parsing import Chunks, parse_batch
 from tests.conftest import make_config
 from tests.fakes import FakeSlack
 from tests.process import Alertbot
@@ -70,7 +80,8 @@ async def in_process(data: bytes, tmp: Path) -> float:
         "desk@desk.example", "instant", "UTC", (), "07:00"), datetime.now(UTC))
     pipeline = Pipeline(db, config)
     started = time.perf_counter()
-    report = await pipeline.ingest(parse_batch(data), "bench", datetime.now(UTC))
+    # as the file source hands it over: parsed a chunk at a time, each chunk then stored
+    report = await pipeline.ingest(Chunks(data), "bench", datetime.now(UTC))
     elapsed = time.perf_counter() - started
     assert len(report.accepted) == data.count(b"\n"), report.rejected[:3]
     db.close()
@@ -102,6 +113,81 @@ def through_service(folder: Path, tmp: Path, count: int) -> tuple[float, float, 
     return elapsed, rss, logged
 
 
+def pushes(count: int, routes: int, size: int = 100) -> list[bytes]:
+    """`count` push bodies of `size` stories, as bench/vs_alertmanager.py sends them: one
+    story per route topic in turn, impact 9, two outlets."""
+    now = datetime.now(UTC).isoformat()
+    bodies = []
+    for p in range(count):
+        bodies.append(json.dumps([{
+            "id": f"push-{p}-{n}", "url": f"https://desk.example/bench/{p}-{n}",
+            "title": f"Bench alert {p}-{n}: operator loses contact with satellite {n}",
+            "scored_at": now, "impact": 9, "sentiment": "negative",
+            "topics": [f"t{(p * size + n) % routes:03d}"],
+            "sources": [{"outlet": "SpaceNews", "url": f"https://spacenews.example/{p}-{n}"},
+                        {"outlet": "Reuters", "url": f"https://reuters.example/{p}-{n}"}],
+            "key_takeaways": ["Operator confirms loss of contact"],
+            "key_facts": ["Launched in 2024", "Serves three government customers"],
+        } for n in range(size)]).encode())
+    return bodies
+
+
+async def pushed(bodies: list[bytes], routes: int, tmp: Path, profile: bool) -> tuple[float, int]:
+    """CPU seconds to parse and ingest every body in turn, as `Service.push` does; rows planned."""
+    url = f"sqlite:///{tmp / f'push-{time.monotonic_ns()}.db'}"
+    database.upgrade(url)
+    config = make_config(tmp, url, {
+        "slack": {"pacing": "0s", "routes": [
+            {"channel": f"C0BENCH{n:03d}", "topics": [f"t{n:03d}"], "batch_window": "0s"}
+            for n in range(routes)]},
+        "email": {"batch_window": "0s"}})
+    db = Database(url)
+    await db.write(subscribers.add, subscribers.validate(
+        "reader@bench.example", "instant", "UTC", (), "07:00"), datetime.now(UTC))
+    pipeline = Pipeline(db, config)
+    profiler = cProfile.Profile() if profile else None
+    on_db = cProfile.Profile()  # the database thread's share, which `profiler` does not see
+    if profiler:
+        evaluate = pipeline._evaluate
+
+        def profiled(*args: Any) -> Any:
+            return on_db.runcall(evaluate, *args)
+
+        pipeline._evaluate = profiled  # type: ignore[method-assign]
+    planned = 0
+    started = time.process_time()
+    if profiler:
+        profiler.enable()
+    for body in bodies:
+        report = await pipeline.ingest(parse_batch(body), "push", datetime.now(UTC))
+        assert not report.rejected, report.rejected[:3]
+        planned += report.planned
+    if profiler:
+        profiler.disable()
+    elapsed = time.process_time() - started
+    db.close()
+    if profiler:
+        stats = pstats.Stats(profiler)
+        stats.add(on_db)
+        stats.sort_stats("cumulative").print_stats(45)
+    return elapsed, planned
+
+
+def push_main(routes: int, count: int, profile: bool) -> None:
+    load_before = " ".join(f"{n:.2f}" for n in os.getloadavg())
+    bodies = pushes(count, routes)
+    with tempfile.TemporaryDirectory() as name:
+        runs = [asyncio.run(pushed(bodies, routes, Path(name), profile and n == 0))
+                for n in range(3)]
+    median = statistics.median(cpu for cpu, _ in runs)
+    stories = count * 100
+    print(f"{describe()}; load average before the run {load_before}")
+    print(f"{count} pushes of 100 stories against {routes} Slack routes + 1 instant reader, "
+          f"{runs[0][1]} rows planned:")
+    print(f"  CPU median {median:.2f} s of 3 runs = {median / stories * 1e3:.3f} ms a story "
+          f"(runs: {', '.join(f'{cpu:.2f}' for cpu, _ in runs)} s)")
+
+
 def main(count: int = 10_000) -> None:
     load_before = " ".join(f"{n:.2f}" for n in os.getloadavg())
     with tempfile.TemporaryDirectory() as name:
@@ -125,4 +211,13 @@ def main(count: int = 10_000) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 10_000)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("count", nargs="?", type=int, default=10_000)
+    parser.add_argument("--routes", type=int, help="the push door against this many routes")
+    parser.add_argument("--pushes", type=int, default=50)
+    parser.add_argument("--profile", action="store_true", help="cProfile the first push run")
+    options = parser.parse_args()
+    if options.routes:
+        push_main(options.routes, options.pushes, options.profile)
+    else:
+        main(options.count)

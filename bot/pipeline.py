@@ -6,8 +6,9 @@ wakes the delivery workers. `flush` closes batch windows that have run out (a sc
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -19,12 +20,20 @@ from bot.logs import fields
 from bot.metrics import Metrics, origin_kind
 from bot.readers import slack_routes, subscribers
 from bot.rules.gate import Figures, change, gate, global_thresholds
-from bot.rules.targets import Match, Target, email_target, match, slack_route_target, slack_targets
+from bot.rules.targets import (
+    ByTopic,
+    Match,
+    Target,
+    email_target,
+    match,
+    slack_route_target,
+    slack_targets,
+)
 from bot.settings import Config
 from bot.stories import archive
 from bot.stories.archive import Saved
 from bot.stories.model import Story
-from bot.stories.parsing import Batch, full_collections_deferred
+from bot.stories.parsing import Batch, Chunks, full_collections_deferred
 
 log = logging.getLogger(__name__)
 CHUNK = 1000  # stories per transaction
@@ -54,11 +63,16 @@ class Pipeline:
     config: Config
     wake: Callable[[], None] = lambda: None
     metrics: Metrics = field(default_factory=Metrics)
+    # The config's routes as targets, built once per desk config (fixed while it runs).
+    _routes: tuple[object, list[Target]] | None = field(default=None, init=False, repr=False)
 
     def targets(self, db: Connection, now: datetime) -> dict[str, Target]:
         """Every current target: Slack routes from the config, instant email subscribers not
         paused at `now`."""
-        found = {t.key: t for t in slack_targets(self.config.desk)}
+        desk = self.config.desk
+        if self._routes is None or self._routes[0] is not desk:
+            self._routes = (desk, slack_targets(desk))
+        found = {t.key: t for t in self._routes[1]}
         for route in slack_routes.listing(db):
             target = slack_route_target(route, self.config.desk)
             found.setdefault(target.key, target)  # a config route for the channel wins
@@ -68,33 +82,49 @@ class Pipeline:
             found[target.key] = target
         return found
 
-    async def ingest(self, batch: Batch, origin: str, now: datetime,
+    async def ingest(self, batch: Batch | Chunks, origin: str, now: datetime,
                      progress: Callable[[int], object] = lambda done: None) -> Report:
         """Store, evaluate and plan one batch; record rejections. Commits, then wakes workers.
 
-        `progress` hears how many stories each committed chunk held.
+        A parsed `Batch` is stored a chunk at a time. `Chunks` (an input not parsed yet) are
+        parsed a chunk at a time in a worker thread, then stored: the event loop stays free,
+        and only one chunk's stories are alive at once. Parsing the next chunk *while* this
+        one is stored was measured slower (1.20 against 1.08 s for 10,000 stories):
+        `sqlite3` takes the GIL back for every row of an `executemany`, and each time waited
+        for the parsing thread. `progress` hears how many stories each committed chunk held.
         """
-        report = Report(rejected=[
-            {"position": r.position, "id": r.story_id, "field": r.field, "reason": r.reason}
-            for r in batch.rejections
-        ])
-        for rejection in batch.rejections:
-            log.info("rejected %s from %s", rejection.describe(), origin, extra=fields(
-                story_id=rejection.story_id, origin=origin, field=rejection.field,
-                reason=rejection.reason))
-        if batch.rejections:
-            await self.db.write(archive.record_rejections, batch.rejections, origin, now)
+        report = Report()
         with full_collections_deferred():  # the batch is long-lived: see its docstring
-            for start in range(0, len(batch.stories), CHUNK):
-                chunk = batch.stories[start : start + CHUNK]
-                report.merge(await self.db.write(self._evaluate, chunk, now))
-                progress(len(chunk))
+            if isinstance(batch, Batch):
+                for part in _chunked(batch):
+                    await self._store(part, origin, now, report, progress)
+            else:
+                while (chunk := await asyncio.to_thread(_next, batch)) is not None:
+                    await self._store(chunk, origin, now, report, progress)
         door = origin_kind(origin)
         self.metrics.stories_ingested.labels(door).inc(len(report.accepted))
         self.metrics.stories_rejected.labels(door).inc(len(report.rejected))
         if report.planned:
             self.wake()
         return report
+
+    async def _store(self, chunk: Batch, origin: str, now: datetime, report: Report,
+                     progress: Callable[[int], object]) -> None:
+        """Record one chunk's rejections, then store, evaluate and plan its stories."""
+        rejected = Report(rejected=[
+            {"position": r.position, "id": r.story_id, "field": r.field, "reason": r.reason}
+            for r in chunk.rejections
+        ])
+        for rejection in chunk.rejections:
+            log.info("rejected %s from %s", rejection.describe(), origin, extra=fields(
+                story_id=rejection.story_id, origin=origin, field=rejection.field,
+                reason=rejection.reason))
+        if chunk.rejections:
+            await self.db.write(archive.record_rejections, chunk.rejections, origin, now)
+        report.merge(rejected)
+        if chunk.stories:
+            report.merge(await self.db.write(self._evaluate, chunk.stories, now))
+            progress(len(chunk.stories))
 
     def _evaluate(self, db: Connection, stories: list[Story], now: datetime) -> Report:
         """Store, match and plan one chunk, in one transaction (one replica at a time: two
@@ -103,9 +133,10 @@ class Pipeline:
         rules = self.config.desk.rules
         saved = archive.save(db, stories, global_thresholds(rules), rules.max_alert_age, now)
         targets = self.targets(db, now)
+        index = ByTopic(targets.values())  # only the decisions to send are kept: see ByTopic
         decisions: list[Match] = [
             match(s.story, s.corroboration, target, now, rules.max_alert_age)
-            for s in saved for target in targets.values()
+            for s in saved for target in index.could_take(s.story)
         ]
         for s in saved:
             if s.corroboration.flag:
@@ -149,6 +180,17 @@ class Pipeline:
     def _plan(self, db: Connection, now: datetime, close_windows: bool) -> list[outbox.Planned]:
         take_turns(db, PLAN_LOCK)  # as in `_evaluate`
         return outbox.plan_deliveries(db, self.targets(db, now), now, close_windows)
+
+
+def _next(chunks: Chunks) -> Batch | None:
+    return next(chunks, None)
+
+
+def _chunked(batch: Batch) -> Iterator[Batch]:
+    """A parsed batch as chunks of CHUNK stories, the rejections with the first."""
+    yield Batch(batch.stories[:CHUNK], batch.rejections)
+    for start in range(CHUNK, len(batch.stories), CHUNK):
+        yield Batch(batch.stories[start : start + CHUNK], [])
 
 
 def _logged(planned: list[outbox.Planned]) -> int:

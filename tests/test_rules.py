@@ -11,7 +11,14 @@ import pytest
 from bot.rules.batching import in_quiet_hours, plan
 from bot.rules.gate import Thresholds, corroborate, gate, is_newer, too_old
 from bot.rules.reasons import plain
-from bot.rules.targets import SlackRoute, match, slack_route_target, slack_targets
+from bot.rules.targets import (
+    ByTopic,
+    SlackRoute,
+    email_target,
+    match,
+    slack_route_target,
+    slack_targets,
+)
 from bot.settings import DeskConfig
 from bot.stories.model import Story
 from tests.conftest import story
@@ -105,6 +112,32 @@ def test_a_match_carries_the_reason_shown_to_readers() -> None:
     decision = match(parsed, corroborate(parsed), target, NOW, timedelta(hours=24))
     assert decision.reason == ("impact 9 ≥ 9 · 3 independent sources ≥ 2 · "
                                "route C0SPACEOPS topics=[launch,satellites]")
+
+
+def test_a_story_meets_only_the_targets_that_could_take_it_with_the_same_decisions() -> None:
+    """Ingest asks `match` only of the targets `ByTopic` offers (issue 14: 100 routes of one
+    topic each): every decision to send is the one asking every target gives, reason and
+    order included, and a target skipped is one `match` declines."""
+    alerts = [SlackRoute("U0ANNA", ("Cyber",), None, "U0ANNA", NOW),
+              SlackRoute("C0ALERTS", (), 9.5, "U0BOB", NOW)]
+    targets = [*slack_targets(DESK), *(slack_route_target(r, DESK) for r in alerts),
+               email_target("a@desk.example", ["LAUNCH", "budget"], DESK),
+               email_target("b@desk.example", [], DESK, 9)]
+    index = ByTopic(targets)
+    for fields in ({"topics": ["launch"]}, {"topics": ["Budget", "cyber"], "impact": 10},
+                   {"topics": []}, {"topics": ["nothing-routed"], "impact": 9.5},
+                   {"topics": ["launch"], "sentiment": "very_negative", "impact": 9}):
+        parsed = Story.model_validate(story(scored_at=NOW.isoformat(), **fields))
+        every = [match(parsed, corroborate(parsed), t, NOW, timedelta(hours=24))
+                 for t in targets]
+        offered = index.could_take(parsed)
+        some = [match(parsed, corroborate(parsed), t, NOW, timedelta(hours=24))
+                for t in offered]
+        assert [d for d in every if d.send] == [d for d in some if d.send], fields
+        assert [t for t in targets if t in offered] == offered  # the order given
+        skipped = [d for d in every if d.target not in offered]
+        assert skipped and not any(d.send for d in skipped), fields
+    assert len(index.could_take(Story.model_validate(story(topics=["cyber"])))) < len(targets)
 
 
 WINDOW = timedelta(seconds=30)

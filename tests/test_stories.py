@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bot.stories.model import Story, outlet_key
-from bot.stories.parsing import Rejection, UnusableInput, parse_batch, parse_story
+from bot.stories.parsing import Chunks, Rejection, UnusableInput, parse_batch, parse_story
 from tests.conftest import story
 
 CONTROL = "\x07"
@@ -139,3 +139,72 @@ def test_a_bad_json_line_is_one_rejection_by_line_number() -> None:
 def test_input_that_is_not_json_at_all_is_unusable(data: bytes) -> None:
     with pytest.raises(UnusableInput):
         parse_batch(data)
+
+
+def _general(text: str) -> list[Any]:
+    """What the general path makes of an array: one story at a time, as before issue 14."""
+    return [parse_story(n, item, len(json.dumps(item).encode()))
+            for n, item in enumerate(json.loads(text), 1)]
+
+
+@pytest.mark.parametrize("odd", [
+    {},  # nothing odd: the fast path takes it
+    {"extra": {"kept": [1, 2]}},  # an unknown field: kept, and its depth must be checked
+    {"sources": [{"outlet": "A", "note": [[["deep"]]]}]},  # an unknown field in a source
+    {"impact": 11},  # invalid: the general path names it
+    {"title": [[["x"]]]},
+])
+def test_a_pushed_array_parses_as_one_story_at_a_time_would(odd: dict[str, Any]) -> None:
+    """A pushed JSON array is validated in one pass (issue 14), with the same outcome as the
+    general path: the same stories, and the same rejections for the odd one."""
+    items = [story(id="a"), story(id="b", **odd), story(id="c", topics=["Cyber"])]
+    text = json.dumps(items)
+    batch = parse_batch(text)
+    expected = _general(text)
+    assert batch.stories == [s for s in expected if isinstance(s, Story)]
+    assert batch.rejections == [r for r in expected if isinstance(r, Rejection)]
+    assert [s.model_extra for s in batch.stories] == [
+        s.model_extra for s in expected if isinstance(s, Story)]
+
+
+def test_a_story_nested_too_deep_in_an_unknown_field_is_still_rejected_from_an_array() -> None:
+    deep: Any = "x"
+    for _ in range(40):
+        deep = [deep]
+    batch = parse_batch(json.dumps([story(id="a"), story(id="b", extra=deep)]))
+    assert [s.id for s in batch.stories] == ["a"]
+    assert [(r.story_id, r.field) for r in batch.rejections] == [("b", "story")]
+    assert "nested deeper" in batch.rejections[0].reason
+
+
+@pytest.mark.parametrize("shape", ["object", "array", "stories", "jsonl"])
+def test_chunks_hold_what_parse_batch_holds_a_chunk_at_a_time(shape: str) -> None:
+    """The file source's `Chunks`: the same stories and rejections (line numbers of the whole
+    file) as `parse_batch`, JSON Lines in chunks of `size` lines, other shapes whole."""
+    items: list[Any] = [story(id=f"s{n}") for n in range(7)]
+    items[3] = {"id": "bad", "impact": 3}
+    text = {
+        "object": json.dumps(items[0]),
+        "array": json.dumps(items),
+        "stories": json.dumps({"stories": items}),
+        "jsonl": "\n".join(json.dumps(i) for i in items[:5]) + "\n{not json\n\n"
+                 + "\n".join(json.dumps(i) for i in items[5:]),
+    }[shape]
+    whole = parse_batch(text)
+    chunks = Chunks(text.encode(), size=2)
+    parts = list(chunks)
+    assert [s for part in parts for s in part.stories] == whole.stories
+    assert [r for part in parts for r in part.rejections] == whole.rejections
+    if shape == "jsonl":  # 8 non-blank lines, 2 at a time
+        assert [len(part.stories) + len(part.rejections) for part in parts] == [2, 2, 2, 2]
+    else:
+        assert len(parts) == 1
+    assert chunks.read == len(whole.stories)
+    if shape == "jsonl":
+        assert [r.position for r in whole.rejections] == [4, 6]
+
+
+@pytest.mark.parametrize("data", [b"nope", b"", b"\xff\xfe garbage", b"[1, 2"])
+def test_chunks_of_an_unusable_input_fail_before_any_is_parsed(data: bytes) -> None:
+    with pytest.raises(UnusableInput):
+        Chunks(data)

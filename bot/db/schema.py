@@ -124,6 +124,8 @@ DELIVERIES = Table(
     Column("parent_id", Integer, ForeignKey("deliveries.id")),
     Column("details", JSON),
     Index("ix_deliveries_due", "status", "not_before"),
+    # a target's last message, for its batch window (migration 0015)
+    Index("ix_deliveries_target_created", "target", "created_at"),
 )
 
 # Until when a target must not get another message (Slack pacing, a Retry-After).  In the

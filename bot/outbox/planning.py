@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, bindparam, func, select
 
 from bot.db import bulk
 from bot.db.schema import DELIVERIES, MATCHES, STORIES
@@ -76,80 +76,116 @@ def plan_deliveries(
     Each target is decided on a count of its pending matches (and their highest impact, for
     quiet hours); only the items of targets that send now are read. Reading every pending item
     each time made an ingest of held batches quadratic: 10,000 stories in chunks of 1,000 read
-    39,000 rows to send none of the held ones.
+    39,000 rows to send none of the held ones. Every step is one statement for all targets
+    (their last message, their items, the rows, the matches' links): a push against 100 routes
+    plans 100 rows, and a statement per row and target was most of its cost.
     """
-    pending = db.execute(
-        select(MATCHES.c.target, func.count().label("count"),
-               func.max(STORIES.c.impact).label("impact"))
-        .join(STORIES, STORIES.c.id == MATCHES.c.story_id)
-        .where(MATCHES.c.delivery_id.is_(None))
-        .group_by(MATCHES.c.target)
-        .order_by(func.min(MATCHES.c.id))  # targets in the order their first item came
-    )
-    planned: list[Planned] = []
-    for key, count, impact in pending:
-        target = targets.get(key)
-        if target is None:  # a route removed from the config: leave its items for the record
-            continue
+    # a route removed from the config: its items are left for the record
+    known = [(targets[key], count, impact, last)
+             for key, count, impact, last in db.execute(_PENDING) if key in targets]
+    sending: list[tuple[Target, str, float | None]] = []  # target, why, lowest impact sent
+    for target, count, impact, last in known:
         if in_quiet_hours(now, target.quiet_hours, target.timezone):
             # Held until quiet hours end, then they go as one message; the urgent go now.
             if impact >= target.break_through_impact:
                 why = f"impact ≥ {target.break_through_impact:g} breaks through quiet hours"
-                urgent = _items(db, key, target.break_through_impact)
-                planned.append(_enqueue(db, target, urgent, now, why))
+                sending.append((target, why, target.break_through_impact))
             continue
-        last = db.scalar(
-            select(func.max(DELIVERIES.c.created_at)).where(DELIVERIES.c.target == key)
-        )
         decision = plan(count, last, target.batch_window, now, close_windows)
         if decision.send:
-            planned.append(_enqueue(db, target, _items(db, key), now, decision.reason))
-    return planned
+            sending.append((target, decision.reason, None))
+    items = _items(db, [target.key for target, _, _ in sending])
+    return _enqueue(db, [(target, [item for item in items[target.key]
+                                   if least is None or item.impact >= least], why)
+                         for target, why, least in sending], now)
 
 
+# Built once: planning runs them for every chunk an ingest stores. A target's last message
+# is one step down the (target, created_at) index (migration 0015), per target pending.
+_LAST = (select(func.max(DELIVERIES.c.created_at)).where(DELIVERIES.c.target == MATCHES.c.target)
+         .scalar_subquery())
+_PENDING = (
+    select(MATCHES.c.target, func.count().label("count"),
+           func.max(STORIES.c.impact).label("impact"), _LAST.label("last"))
+    .join(STORIES, STORIES.c.id == MATCHES.c.story_id)
+    .where(MATCHES.c.delivery_id.is_(None))
+    .group_by(MATCHES.c.target)
+    .order_by(func.min(MATCHES.c.id))  # targets in the order their first item came
+)
+_ITEMS = (
+    select(MATCHES.c.id, MATCHES.c.target, MATCHES.c.story_id, MATCHES.c.reason,
+           STORIES.c.impact)
+    .join(STORIES, STORIES.c.id == MATCHES.c.story_id)
+    .where(MATCHES.c.delivery_id.is_(None),
+           MATCHES.c.target.in_(bindparam("targets", expanding=True)))
+    .order_by(MATCHES.c.id)
+)
+_KEYS = select(DELIVERIES.c.dedupe_key, DELIVERIES.c.id).where(
+    DELIVERIES.c.dedupe_key.in_(bindparam("keys", expanding=True)))
+_IN = 500  # values per IN (…): under every driver's limit on bound parameters
 
-def _items(db: Connection, target: str, min_impact: float | None = None) -> list[Any]:
-    """A target's pending matches in the order they were made (those at `min_impact` or
-    above, if given)."""
-    query = (
-        select(MATCHES.c.id, MATCHES.c.target, MATCHES.c.story_id, MATCHES.c.reason,
-               STORIES.c.impact)
-        .join(STORIES, STORIES.c.id == MATCHES.c.story_id)
-        .where(MATCHES.c.delivery_id.is_(None), MATCHES.c.target == target)
-        .order_by(MATCHES.c.id)
-    )
-    if min_impact is not None:
-        query = query.where(STORIES.c.impact >= min_impact)
-    return list(db.execute(query))
+
+def _items(db: Connection, keys: Sequence[str]) -> dict[str, list[Any]]:
+    """These targets' pending matches, each target's in the order they were made."""
+    found: dict[str, list[Any]] = {key: [] for key in keys}
+    for start in range(0, len(keys), _IN):
+        for row in db.execute(_ITEMS, {"targets": list(keys[start : start + _IN])}):
+            found[row.target].append(row)
+    return found
 
 
-
-def _enqueue(
-    db: Connection, target: Target, items: list[Any], now: datetime, why: str
-) -> Planned:
-    """One row for `items`: an `alert` for one, a `batch` for several.
+def _enqueue(db: Connection, groups: Sequence[tuple[Target, list[Any], str]], now: datetime
+             ) -> list[Planned]:
+    """One row per target for its `items`: an `alert` for one, a `batch` for several.
 
     Dedupe keys name the story (alert) or the first and last match (batch). A key is only a
     uniqueness guard (planning holds PLAN_LOCK, and a planned match is never planned again),
-    so rows stored before migration 0009 keep their `digest:` keys.
+    so rows stored before migration 0009 keep their `digest:` keys; a key already there plans
+    no row, as `add` does.
     """
-    if len(items) == 1:
-        kind, dedupe, reason = "alert", f"alert:{target.key}:{items[0].story_id}", items[0].reason
-    else:
-        kind, dedupe = "batch", f"batch:{target.key}:{items[0].id}-{items[-1].id}"
-        # Each match keeps its own reason; the row names the first few and counts the rest.
-        listed = "; ".join(f"{item.story_id}: {item.reason}" for item in items[:10])
-        more = f"; and {len(items) - 10} more" if len(items) > 10 else ""
-        reason = f"{len(items)} action items ({why}): {listed}{more}"
-    delivery_id = add(db, now, dedupe=dedupe, transport=target.transport, target=target.key,
-                      kind=kind, reason=reason)
-    db.execute(
-        update(MATCHES).where(MATCHES.c.id.in_([item.id for item in items]))
-        .values(delivery_id=delivery_id)
-    )
-    if delivery_id is not None:  # its escalations, if the route has any, in this transaction
+    rows: list[dict[str, Any]] = []
+    planned: list[Planned] = []
+    for target, items, why in groups:
+        if len(items) == 1:
+            kind, dedupe = "alert", f"alert:{target.key}:{items[0].story_id}"
+            reason = items[0].reason
+        else:
+            kind, dedupe = "batch", f"batch:{target.key}:{items[0].id}-{items[-1].id}"
+            # Each match keeps its own reason; the row names the first few and counts the rest.
+            listed = "; ".join(f"{item.story_id}: {item.reason}" for item in items[:10])
+            more = f"; and {len(items) - 10} more" if len(items) > 10 else ""
+            reason = f"{len(items)} action items ({why}): {listed}{more}"
+        rows.append({"dedupe_key": dedupe, "transport": target.transport, "target": target.key,
+                     "kind": kind, "reason": reason, "status": "pending", "attempts": 0,
+                     "not_before": now, "created_at": now})
+        planned.append(Planned(target.key, kind, tuple(item.story_id for item in items), reason))
+    keys = [row["dedupe_key"] for row in rows]
+    existing = _ids(db, keys)
+    fresh = [row for row in rows if row["dedupe_key"] not in existing]
+    if fresh:
+        bulk.insert(db, DELIVERIES, fresh)  # through the driver: bot/db/bulk.py
+    made = _ids(db, [row["dedupe_key"] for row in fresh])
+    links: list[tuple[int, int]] = []
+    for (target, items, _), key in zip(groups, keys, strict=True):
+        delivery_id = made.get(key)  # None: the key was there, the items stay unplanned
+        if delivery_id is None:
+            continue
+        links += [(delivery_id, item.id) for item in items]
+        # its escalations, if the route has any, in this transaction
         escalations.plan_escalations(db, target, delivery_id, items, now)
-    return Planned(target.key, kind, tuple(item.story_id for item in items), reason)
+    if links:
+        mark = "?" if db.dialect.paramstyle == "qmark" else "%s"
+        db.exec_driver_sql(f"UPDATE matches SET delivery_id = {mark} WHERE id = {mark}", links)
+    return planned
+
+
+def _ids(db: Connection, keys: Sequence[str]) -> dict[str, int]:
+    """The ids of the rows holding these dedupe keys."""
+    found: dict[str, int] = {}
+    for start in range(0, len(keys), _IN):
+        found.update({row[0]: int(row[1]) for row in
+                      db.execute(_KEYS, {"keys": list(keys[start : start + _IN])})})
+    return found
 
 
 

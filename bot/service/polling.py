@@ -61,8 +61,9 @@ class Sources:
         """Ingest every batch `file` holds (a compressed archive may hold several)."""
         report = Report()
         started = time.perf_counter()  # parsing included
-        # Reading and parsing run off the event loop: HTTP and deliveries carry on.
-        for path, batch in await asyncio.to_thread(files.read_all, file):
+        # Reading and parsing run off the event loop: HTTP and deliveries carry on. Parsing
+        # goes a chunk at a time, each stored before the next is parsed (Pipeline.ingest).
+        for path, batch in await asyncio.to_thread(files.open_all, file):
             if isinstance(batch, str):
                 log.error("file source: %s", batch)
                 continue
@@ -70,7 +71,7 @@ class Sources:
             elapsed = time.perf_counter() - started
             log.info("read %s: %d stored, %d unchanged, %d rejected in %.2f s (%.0f/s)",
                      path, len(done.accepted), len(done.unchanged), len(done.rejected),
-                     elapsed, len(batch.stories) / max(elapsed, 1e-9))
+                     elapsed, batch.read / max(elapsed, 1e-9))
             report.merge(done)
         return report
 

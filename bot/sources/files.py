@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from bot.stories.parsing import Batch, UnusableInput, parse_batch
+from bot.stories.parsing import Batch, Chunks, UnusableInput, parse_batch
 
 log = logging.getLogger(__name__)
 SUFFIXES = (".json", ".jsonl")
@@ -80,3 +80,18 @@ def read(path: Path) -> Iterator[tuple[Path, Batch | str]]:
             yield file, f"cannot read {file}: {exc.strerror}"
         except UnusableInput as exc:
             yield file, f"{file}: {exc}"
+
+
+def open_all(path: Path) -> list[tuple[Path, Chunks | str]]:
+    """`read_all`, with each file's stories left to parse a chunk at a time (`Chunks`): the
+    pipeline parses and stores one chunk after another, so a large file's stories are not
+    all alive at once. A file whose whole is unusable is a sentence here already."""
+    opened: list[tuple[Path, Chunks | str]] = []
+    for file in _listing(path):
+        try:
+            opened.append((file, Chunks(file.read_bytes())))
+        except OSError as exc:
+            opened.append((file, f"cannot read {file}: {exc.strerror}"))
+        except UnusableInput as exc:
+            opened.append((file, f"{file}: {exc}"))
+    return opened

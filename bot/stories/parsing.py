@@ -9,12 +9,13 @@ from __future__ import annotations
 import gc
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from bot.stories.model import CONTROL_REASON, MAX_ID, MAX_STORY_BYTES, URL_REASON, Story
 
@@ -77,10 +78,38 @@ def _from_line(line: str) -> Story | None:
         return None
 
 
-def _raw_items(text: str) -> Iterator[tuple[int, Any, int]]:
-    """Yield (position, decoded item or the error that stopped it, encoded size) per story."""
+_ARRAY = TypeAdapter(list[Story])
+
+
+def _from_array(text: str) -> list[Story] | None:
+    """The fast path for a JSON array (a push): pydantic decodes and validates it in one pass,
+    with no Python object per value before the stories. None whenever anything is unusual
+    (an invalid story, a field we do not know, a body large enough for one story to be too
+    large); the body then takes the general path, which names what is wrong per story.
+
+    The general path's checks hold here without being made: a body of at most an eighth of
+    MAX_STORY_BYTES cannot hold a story over it, however re-encoded (a character is at most 4
+    bytes, and re-encoding at most doubles it with separators); and a story of known fields
+    only nests 3 levels (story, list, source or timeline entry), so never deeper than
+    MAX_DEPTH."""
+    if len(text) * 8 > MAX_STORY_BYTES or not text.lstrip().startswith("["):
+        return None
     try:
-        document = json.loads(text)
+        stories = _ARRAY.validate_json(text)
+    except (ValidationError, ValueError, RecursionError):
+        return None
+    for story in stories:
+        if story.model_extra or any(part.model_extra for part in (*(story.sources or ()),
+                                                                   *story.timeline)):
+            return None
+    return stories
+
+
+def _form(text: str) -> tuple[Any, list[tuple[int, str]] | None]:
+    """The input as one JSON document, or else as its numbered non-blank JSON lines (then the
+    document is None); UnusableInput when it is neither."""
+    try:
+        return json.loads(text), None
     except RecursionError:
         raise UnusableInput(f"not usable JSON: {_TOO_DEEP}") from None
     except json.JSONDecodeError as whole_error:
@@ -88,18 +117,32 @@ def _raw_items(text: str) -> Iterator[tuple[int, Any, int]]:
         if len(lines) < 2:
             where = f"line {whole_error.lineno}"
             raise UnusableInput(f"not JSON: {whole_error.msg} at {where}") from None
-        for number, line in lines:
-            story = _from_line(line)
-            if story is not None:
-                yield number, story, 0
-                continue
-            try:
-                yield number, json.loads(line), len(line.encode())
-            except json.JSONDecodeError as exc:
-                yield number, exc, len(line.encode())
-            except RecursionError:
-                yield number, TooDeep(), len(line.encode())
-        return
+        return None, lines
+
+
+def _line_items(lines: list[tuple[int, str]]) -> Iterator[tuple[int, Any, int]]:
+    """`_raw_items` for JSON lines."""
+    for number, line in lines:
+        story = _from_line(line)
+        if story is not None:
+            yield number, story, 0
+            continue
+        try:
+            yield number, json.loads(line), len(line.encode())
+        except json.JSONDecodeError as exc:
+            yield number, exc, len(line.encode())
+        except RecursionError:
+            yield number, TooDeep(), len(line.encode())
+
+
+def _raw_items(text: str) -> Iterator[tuple[int, Any, int]]:
+    """Yield (position, decoded item or the error that stopped it, encoded size) per story."""
+    document, lines = _form(text)
+    return _line_items(lines) if lines is not None else _document_items(document, text)
+
+
+def _document_items(document: Any, text: str) -> Iterator[tuple[int, Any, int]]:
+    """`_raw_items` for one JSON document."""
     if isinstance(document, dict) and isinstance(document.get("stories"), list):
         document = document["stories"]
     items = document if isinstance(document, list) else [document]
@@ -188,14 +231,68 @@ def parse_batch(data: str | bytes) -> Batch:
         return _parse_batch(data)
 
 
-def _parse_batch(data: str | bytes) -> Batch:
+def _text(data: str | bytes) -> str:
     try:
-        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        return data.decode("utf-8") if isinstance(data, bytes) else data
     except UnicodeDecodeError as exc:
         raise UnusableInput(f"not UTF-8 text (byte {exc.start})") from None
+
+
+def _outcomes(items: Iterator[tuple[int, Any, int]]) -> Batch:
     stories: list[Story] = []
     rejections: list[Rejection] = []
-    for position, item, size in _raw_items(text):
+    for position, item, size in items:
         outcome = parse_story(position, item, size)
         (stories if isinstance(outcome, Story) else rejections).append(outcome)  # type: ignore[arg-type]
     return Batch(stories, rejections)
+
+
+class Chunks:
+    """An input parsed a chunk at a time: an iterator of Batches of at most `size` stories.
+
+    Made for a pipeline that stores each chunk as it is parsed, so that a large file's stories
+    are not all alive at once (`Pipeline.ingest`). JSON Lines are parsed `size` lines at a
+    time; any other input is
+    parsed whole on the first `next`. The input's form is settled here, so an unusable one
+    fails (UnusableInput) before anything is stored. `read` counts the stories parsed so far.
+    """
+
+    def __init__(self, data: str | bytes, size: int = 1000) -> None:
+        text = _text(data)
+        self._whole: Callable[[], Batch] | None = None
+        self._lines: list[tuple[int, str]] = []
+        self._at = 0  # lines handed out so far
+        self._size = size
+        self.read = 0
+        fast = _from_array(text)
+        if fast is not None:
+            self._whole = partial(Batch, fast, [])
+        else:
+            document, lines = _form(text)
+            if lines is None:
+                self._whole = partial(_outcomes, _document_items(document, text))
+            else:
+                self._lines = lines
+
+    def __iter__(self) -> Iterator[Batch]:
+        return self
+
+    def __next__(self) -> Batch:
+        if self._whole is not None:
+            batch, self._whole = self._whole(), None
+        elif self._at < len(self._lines):
+            taken = self._lines[self._at : self._at + self._size]
+            self._at += len(taken)
+            batch = _outcomes(_line_items(taken))
+        else:
+            raise StopIteration
+        self.read += len(batch.stories)
+        return batch
+
+
+def _parse_batch(data: str | bytes) -> Batch:
+    text = _text(data)
+    fast = _from_array(text)
+    if fast is not None:
+        return Batch(fast, [])
+    return _outcomes(_raw_items(text))
