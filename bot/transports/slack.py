@@ -53,7 +53,10 @@ class SlackError(Exception):
 
 class SlackTransport:
     def __init__(self, token: str, base_url: str, timeout: float = 10.0) -> None:
-        self._client = HttpClient(base_url)
+        try:
+            self._client = HttpClient(base_url)
+        except ValueError as exc:
+            raise ValueError(f"SLACK_API_URL: {exc}") from None
         self._headers = {"Authorization": f"Bearer {token}",
                          "Content-Type": "application/json;charset=utf-8"}
         # `[slack] timeout`, for the whole of one call (connecting, sending, the answer): a
