@@ -89,6 +89,8 @@ SLACK = Scenario("Slack burst", slack=True, email=False)
 EMAIL = Scenario("email burst", slack=False, email=True)
 BOTH = Scenario("Slack + email burst", slack=True, email=True)
 LATENCY = Scenario("one at a time", slack=True, email=True, one_at_a_time=True)
+# alertbot only (`--drain`): what delivering costs apart from ingest (see `Bench.drain`).
+DRAIN = Scenario("Slack drain", slack=True, email=False)
 
 
 class System:
@@ -113,7 +115,8 @@ class System:
 class AlertbotSystem(System):
     name = "alertbot"
 
-    def start(self, tmp: Path, scenario: Scenario, slack_port: int, smtp_port: int) -> None:
+    def start(self, tmp: Path, scenario: Scenario, slack_port: int, smtp_port: int,
+              prepare: Callable[[Alertbot], None] | None = None) -> None:
         toml = '[slack]\npacing = "0s"\n\n[email]\nbatch_window = "0s"\n'
         if scenario.slack:
             # Each route writes its own zero window (the desk default stays at 30 s): the
@@ -131,6 +134,8 @@ class AlertbotSystem(System):
             result = self.bot.cli(*command)
             if result.returncode != 0:
                 raise RuntimeError(f"alertbot {' '.join(command)}:\n{result.stderr}")
+        if prepare is not None:
+            prepare(self.bot)
         self.bot.start()
         self.client = httpx.Client(headers={"Authorization": f"Bearer {INGEST_TOKEN}"},
                                    timeout=120)
@@ -157,6 +162,17 @@ class AlertbotSystem(System):
     def stop(self) -> None:
         self.client.close()
         self.bot.stop()
+
+    def stories(self, alerts: list[Alert]) -> bytes:
+        """The push's body, as a file for `alertbot ingest`."""
+        now = datetime.now(UTC).isoformat()
+        return json.dumps([{
+            "id": a.id, "url": a.url, "title": a.title, "scored_at": now, "impact": 9,
+            "sentiment": "negative", "topics": [a.topic],
+            "sources": [{"outlet": "SpaceNews", "url": f"https://spacenews.example/{a.id}"},
+                        {"outlet": "Reuters", "url": f"https://reuters.example/{a.id}"}],
+            "key_takeaways": ["Operator confirms loss of contact"],
+        } for a in alerts]).encode()
 
 
 class AlertmanagerSystem(System):
@@ -339,6 +355,47 @@ class Bench:
                 run.notes.append(f"{kind}: {snap['repeats']:,} alerts arrived more than once")
         return run
 
+    def drain(self, system: AlertbotSystem) -> Run:
+        """alertbot only: N Slack rows planned by `alertbot ingest` before the service starts;
+        the service's CPU seconds per delivery from the moment it answers /healthz (imports
+        and start-up done) until the last arrival, over the deliveries made in that span.
+        This is delivery alone (claim, load, render, send, settle, log), without the ingest
+        that scenario 1 charges to the service too."""
+        self.serial += 1
+        prefix = f"VS{self.serial:02d}"
+        self.slack.reset()
+        alerts = [Alert(f"{prefix}-{n:06d}", n) for n in range(self.alerts)]
+
+        def ingest(bot: Alertbot) -> None:
+            # A file per 100 (one story per channel): each is planned on its own, as a push
+            # of 100 is, so each story is a message of its own.
+            files = []
+            for start in range(0, len(alerts), BATCH):
+                files.append(bot.tmp / f"stories-{start:06d}.json")
+                files[-1].write_bytes(system.stories(alerts[start : start + BATCH]))
+            result = bot.cli("ingest", *map(str, files))
+            if result.returncode != 0:
+                raise RuntimeError(f"alertbot ingest:\n{result.stderr}")
+
+        run = Run(system.name, DRAIN, self.alerts)
+        with tempfile.TemporaryDirectory(prefix="vs-drain-") as name:
+            system.start(Path(name), DRAIN, self.slack.port, self.smtp.port, prepare=ingest)
+            try:
+                cpu_before = cpu_seconds(system.pid)
+                before = len(self.slack.wait(prefix, 0)["first"])
+                self.slack.wait(prefix, self.alerts)
+                cpu = cpu_seconds(system.pid) - cpu_before
+                snap = self.slack.wait(prefix, 0)
+            finally:
+                system.stop()
+        run.figures["slack_arrived"] = len(snap["first"])
+        run.figures["slack_messages"] = snap["messages"]
+        run.figures["slack_repeats"] = snap["repeats"]
+        run.figures["measured"] = len(snap["first"]) - before
+        run.figures["cpu_s"] = cpu
+        run.figures["cpu_ms_per_delivery"] = cpu * 1000 / max(1, len(snap["first"]) - before)
+        return run
+
     def latency(self, system: System, scenario: Scenario, prefix: str) -> Run:
         run = Run(system.name, scenario, self.one_by_one)
         sent: dict[str, float] = {}
@@ -450,19 +507,39 @@ def main() -> None:
     parser.add_argument("--aiosmtpd", action="store_true",
                         help="the SMTP sink on aiosmtpd instead of the lean one (a cross-check:"
                              " it costs ~3 ms of CPU per connection)")
+    parser.add_argument("--only", choices=("alertbot", "Alertmanager"),
+                        help="run one system only (an A/B of alertbot's own figures: run it "
+                             "alternately with PYTHONPATH at each checkout)")
+    parser.add_argument("--alerts", type=int, help="alerts per burst (default 5,000; 500 --quick)")
+    parser.add_argument("--drain", action="store_true",
+                        help="alertbot only: the CPU of delivering N Slack rows planned by "
+                             "another process (no ingest in the service), then exit")
+    parser.add_argument("--scenarios", default="1234",
+                        help="which scenarios to run, by number (default 1234)")
     args = parser.parse_args()
     if not Path(ALERTMANAGER).exists():
         sys.exit(f"{ALERTMANAGER} is missing: apt-get install prometheus-alertmanager")
     alerts, one_by_one, warmup = (500, 50, 10) if args.quick else (5000, 200, 20)
+    alerts = alerts if args.alerts is None else args.alerts
     version = subprocess.run([ALERTMANAGER, "--version"], capture_output=True,
                              text=True).stdout.splitlines()[0]
     bench = Bench(alerts, one_by_one, warmup, args.aiosmtpd)
+    if args.drain:
+        try:
+            run = bench.drain(AlertbotSystem())
+        finally:
+            bench.close()
+        print(", ".join(f"{k} {v:,.2f}" for k, v in run.figures.items()), *run.notes)
+        return
     runs: dict[tuple[str, str], Run] = {}
     try:
         for index, scenario in enumerate((SLACK, EMAIL, BOTH, LATENCY)):
+            if str(index + 1) not in args.scenarios:
+                continue
             systems: list[System] = [AlertbotSystem(), AlertmanagerSystem()]
             if index % 2:  # swap who goes first, so drift is not always charged to one
                 systems.reverse()
+            systems = [s for s in systems if args.only in (None, s.name)]
             for system in systems:
                 run = bench.run(system, scenario)
                 runs[(system.name, scenario.name)] = run

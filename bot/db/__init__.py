@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -53,6 +53,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _no_waiting(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.execute("PRAGMA busy_timeout=0")
+
+
 def create(database_url: str) -> Engine:
     """A synchronous engine for `database_url` (plain `sqlite:///…` or `postgresql://…`)."""
     url = _url(database_url)
@@ -74,11 +78,42 @@ class Database:
         self._local = self.engine.dialect.name == "sqlite"
         workers = 1 if self._local else 8
         self._threads = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="db")
+        # Transactions handed to the thread and not yet finished: while there are none, this
+        # process writes nothing, so a short write may run on the loop (`write_short`).
+        self._in_flight = 0
+        self._here: Engine | None = None
+        database = self.engine.url.database
+        if self._local and database not in (None, "", ":memory:"):  # a file both engines open
+            self._here = create(database_url)
+            # Never wait for another process's write lock on the loop: fail at once and let
+            # the thread wait for it (see `write_short`).
+            event.listen(self._here, "connect", _no_waiting)
 
     async def write(self, work: Callable[Concatenate[Connection, P], R],
                     *args: P.args, **kwargs: P.kwargs) -> R:
         """Run `work(connection, …)` in one transaction, committed when it returns."""
         return await self._run(self._in_transaction, lambda c: work(c, *args, **kwargs))
+
+    async def write_short(self, work: Callable[Concatenate[Connection, P], R],
+                          *args: P.args, **kwargs: P.kwargs) -> R:
+        """`write` for a short transaction on the push → Slack path (a claim, a settle).
+
+        On SQLite, while the database thread has nothing to do, it runs right here on the
+        event loop: two hops to the thread and back cost more than a claim of a millisecond,
+        and each hop waits for the GIL while the other thread computes (up to the 5 ms switch
+        interval). If another process holds the write lock, it fails at once (no busy wait on
+        the loop), is rolled back, and goes to the thread to wait there like any write. With
+        the thread busy (ingest), it queues behind it as before, keeping our own writes one
+        at a time. PostgreSQL always uses the threads (a network round trip).
+        """
+        if self._here is not None and self._in_flight == 0:
+            try:
+                with self._here.begin() as connection:
+                    return work(connection, *args, **kwargs)
+            except OperationalError as exc:
+                if "locked" not in str(exc.orig):
+                    raise
+        return await self.write(work, *args, **kwargs)
 
     async def read(self, work: Callable[Concatenate[Connection, P], R],
                    *args: P.args, **kwargs: P.kwargs) -> R:
@@ -101,7 +136,11 @@ class Database:
 
     async def _run(self, runner: Callable[[Callable[[Connection], R]], R],
                    work: Callable[[Connection], R]) -> R:
-        return await asyncio.get_running_loop().run_in_executor(self._threads, runner, work)
+        self._in_flight += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._threads, runner, work)
+        finally:
+            self._in_flight -= 1
 
     def _in_transaction(self, work: Callable[[Connection], R]) -> R:
         with self.engine.begin() as connection:
@@ -118,6 +157,8 @@ class Database:
     def close(self) -> None:
         self._threads.shutdown(wait=True)
         self.engine.dispose()
+        if self._here is not None:
+            self._here.dispose()
 
 
 # Keys of the PostgreSQL advisory locks that make replicas take turns (any constant bigints).

@@ -1,10 +1,11 @@
 """Slack Web API transport: chat.postMessage (and chat.update, chat.unfurl) as JSON POSTs over
-one aiohttp session.
+kept-alive connections (`http.py`).
 
 It posts directly rather than through slack_sdk's async client, which cost ~0.4 ms of CPU a
-call against ~0.2 ms (measured in docs/performance.md): the same request (JSON body, bearer
-token), the same answers read (HTTP status, `ok`/`error`, Retry-After), the same one retry of
-a connection the server closed before answering that slack_sdk's connection-error handler made.
+call, or aiohttp, ~0.2 ms, against ~0.08 ms (measured in docs/performance.md): the same request
+(JSON body, bearer token), the same answers read (HTTP status, `ok`/`error`, Retry-After), the
+same one retry of a connection the server closed before answering that slack_sdk's
+connection-error handler made.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-import aiohttp
-
 from bot.transports import DeliveryError, SlackCall
+from bot.transports.http import BadAnswer, HttpClient
 
 # Errors that another attempt cannot fix (https://docs.slack.dev/reference/methods/chat.postMessage).
 PERMANENT = frozenset({
@@ -43,7 +43,8 @@ HINTS = {
 
 
 class SlackError(Exception):
-    """A Web API answer that is not `ok`: its HTTP status, headers and `error`."""
+    """A Web API answer that is not `ok`: its HTTP status, headers (lower-case names) and
+    `error`."""
 
     def __init__(self, status: int, headers: Mapping[str, str], error: str | None) -> None:
         super().__init__(error or f"HTTP {status}")
@@ -52,15 +53,17 @@ class SlackError(Exception):
 
 class SlackTransport:
     def __init__(self, token: str, base_url: str, timeout: float = 10.0) -> None:
-        self._base_url = base_url
+        try:
+            self._client = HttpClient(base_url)
+        except ValueError as exc:
+            raise ValueError(f"SLACK_API_URL: {exc}") from None
         self._headers = {"Authorization": f"Bearer {token}",
                          "Content-Type": "application/json;charset=utf-8"}
-        # Not applied, as it was not before: slack_sdk's client applies its `timeout` only to
-        # a session it makes itself, and it was given one, so calls had aiohttp's default
-        # (300 s). Applying `[slack] timeout` now would change which slow answers count as
-        # failed (and are posted again); that is a decision of its own, left for later.
+        # `[slack] timeout`, for the whole of one call (connecting, sending, the answer): a
+        # call still unanswered then fails as a passing error and the outbox retries it. A
+        # post that did arrive but was answered later than this is posted again (Slack has no
+        # idempotency key for chat.postMessage): docs/decisions.md, "The Slack timeout".
         self._timeout = timeout
-        self._session: aiohttp.ClientSession | None = None
 
     async def send(self, calls: list[SlackCall]) -> str | None:
         """Make the Web API calls in order; return the first one's message ts.
@@ -88,25 +91,29 @@ class SlackTransport:
                 answer = await self._api(method, args)
         except SlackError as exc:
             raise _classify(exc) from None
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except TimeoutError:
+            raise DeliveryError(f"Slack did not answer within {self._timeout:g} s "
+                                "(the message may have been posted)") from None
+        except (OSError, EOFError, BadAnswer) as exc:
             raise DeliveryError(f"Slack unreachable: {type(exc).__name__}: {exc}") from None
         return str(answer.get("ts")) if answer.get("ts") else None
 
     async def _api(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         """One Web API call; its JSON answer, or SlackError unless it is HTTP 200 and `ok`."""
-        if self._session is None:  # one session (and its kept-alive connections) for all
-            self._session = aiohttp.ClientSession()
-        body = json.dumps(args)
+        body = json.dumps(args).encode()
+        path = self._client.path + method
         for attempt in (1, 2):
             try:
-                async with self._session.post(self._base_url + method, data=body,
-                                              headers=self._headers) as response:
-                    status, headers, raw = response.status, response.headers, await response.read()
+                async with asyncio.timeout(self._timeout):  # the whole call, answer included
+                    status, headers, raw = await self._client.post(path, body, self._headers)
                 break
-            except (aiohttp.ServerConnectionError, aiohttp.ClientOSError):
-                # Closed before any answer (a kept-alive connection the server dropped): once
-                # more after 0.5–1.5 s, as slack_sdk's connection-error handler did. Server
-                # errors and 429 are retried by the outbox, the one place for retries.
+            except TimeoutError:  # an OSError too, but given up on: the outbox retries it
+                raise
+            except OSError:
+                # Refused, reset, or closed before any answer (a kept-alive connection the
+                # server dropped): once more after 0.5–1.5 s, as slack_sdk's connection-error
+                # handler did. Server errors and 429 are retried by the outbox, the one place
+                # for retries.
                 if attempt == 2:
                     raise
                 await asyncio.sleep(0.5 + random.random())
@@ -125,15 +132,13 @@ class SlackTransport:
         return None
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-        self._session = None
+        await self._client.close()
 
 
 def _classify(exc: SlackError) -> DeliveryError:
     status, error = exc.status, exc.error
     if status == 429:
-        retry_after = float(exc.headers.get("Retry-After", "1") or 1)
+        retry_after = float(exc.headers.get("retry-after", "1") or 1)
         return DeliveryError(f"Slack rate limit: retry after {retry_after:g} s",
                              retry_after=retry_after)
     if status >= 500:

@@ -1,10 +1,6 @@
-"""Delivery workers: claim due outbox rows, render, send, settle. The one place that retries.
+"""The workers: claim due rows, render, pace, send, and decide each attempt's outcome.
 
-Order per row: claim (lease) → render → pace per target → send → record. A row is claimed only
-when its target is neither busy (here or in another replica) nor inside its pacing gap, kept in
-the database, so one channel never gets two messages at once and never more than one per
-`slack.pacing`, however many replicas run. Workers sleep on an event that ingest sets
-right after it commits new rows, so a pushed story is sent without waiting for a poll.
+See the package's docstring for the order per row; `settling.py` records the outcomes.
 """
 
 from __future__ import annotations
@@ -13,8 +9,8 @@ import asyncio
 import json
 import logging
 import random
-from collections import Counter
-from collections.abc import Callable, Collection, Mapping
+import re
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,6 +21,7 @@ from sqlalchemy.exc import OperationalError
 
 from bot import outbox
 from bot.db import Database
+from bot.delivery.settling import Outcome, Sent, Settle, Settler, settle
 from bot.logs import fields
 from bot.messages import Load, Renderer
 from bot.messages.kinds import CLAIMED, Kind, Shared, kind_of
@@ -40,44 +37,13 @@ Clock = Callable[[], datetime]
 RECHECK = timedelta(seconds=5)
 
 
+# A stored story's scored_at, read from its payload without decoding all of it (the payload
+# is pydantic's compact JSON of a Story: `"scored_at":"…"` once, at the top level).
+_SCORED_AT = re.compile(r'"scored_at":"([^"]+)"')
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass
-class Outcome:
-    """What the workers did, counted as (kind, result): result is sent, failed, dead or
-    postponed; kind is a kind's name (`bot.messages.kinds.KINDS`)."""
-
-    counts: Counter[tuple[str, str]] = field(default_factory=Counter)
-
-    def total(self, result: str, kinds: Collection[str] | None = None) -> int:
-        return sum(n for (kind, res), n in self.counts.items()
-                   if res == result and (kinds is None or kind in kinds))
-
-
-@dataclass(eq=False)
-class _Settle:
-    """One finished attempt's outcome, waiting for the next settle transaction."""
-
-    target: str
-    gap_ends: datetime | None  # the target's pacing gap, stored with the outcome
-    sent: tuple[int, int, datetime, str | None] | None = None  # see outbox.mark_sent_many
-    work: Callable[[Connection], None] | None = None  # any other outcome
-    done: bool = False
-    error: BaseException | None = None  # the transaction that carried it failed
-
-
-def _settle(db: Connection, batch: list[_Settle]) -> None:
-    """Record many attempts' outcomes and their targets' pacing gaps in one transaction."""
-    outbox.mark_sent_many(db, [entry.sent for entry in batch if entry.sent is not None])
-    gaps: dict[str, datetime] = {}
-    for entry in batch:
-        if entry.work is not None:
-            entry.work(db)
-        if entry.gap_ends is not None:
-            gaps[entry.target] = max(entry.gap_ends, gaps.get(entry.target, entry.gap_ends))
-    outbox.pace_many(db, gaps)
 
 
 @dataclass
@@ -101,18 +67,11 @@ class Dispatcher:
     # Transports whose last send failed for a passing reason (a timeout, a 5xx, a dropped
     # connection), with since when: shown by /readyz until the next send through them works.
     failing: dict[str, tuple[datetime, str]] = field(default_factory=dict)
-    # Outcomes not yet recorded. Deliveries finishing while a settle transaction runs wait
-    # and share the next one (group commit): with a backlog one transaction settles many
-    # rows, where a transaction each cost ~1.5 ms of the one database thread per message.
-    _unsettled: list[_Settle] = field(default_factory=list)
-    _settling: asyncio.Lock = field(default_factory=asyncio.Lock)
-    # Outcomes whose transaction failed (the database went away after the send): recorded
-    # by the next claim, before it claims, so a row sent during an outage is not sent again
-    # when its lease runs out.
-    _kept: list[_Settle] = field(default_factory=list)
+    settler: Settler = field(init=False)
 
     def __post_init__(self) -> None:
         self.renderer = Renderer(self.config, self.key)
+        self.settler = Settler(self.db)
 
     def wake(self) -> None:
         self.wakeup.set()
@@ -133,13 +92,17 @@ class Dispatcher:
         # goes the moment a worker is free.
         if free <= 0 or (self._busy and self._backlog and free < max(1, workers // 2)):
             return 0
-        kept, self._kept = self._kept, []
+        kept = self.settler.take_kept()
         try:
-            claimed = await self.db.write(self._claim, now, free, self._blocked(now), kept)
+            claimed = await self.db.write_short(self._claim, now, free, self._blocked(now),
+                                                kept)
         except OperationalError:  # unreachable or locked: keep them for the next claim
-            self._kept = kept + self._kept
+            self.settler.put_back(kept)
             raise
         self._backlog = len(claimed) >= free
+        # Slack first: its task renders and posts before an email's render and SMTP session
+        # start (the order tasks first run in), so an email due with it does not delay it.
+        claimed.sort(key=lambda pair: pair[0].transport != "slack")
         for row, items in claimed:
             self._busy.add(row.target)
             task = asyncio.create_task(self._deliver(row, items))
@@ -148,10 +111,10 @@ class Dispatcher:
         return len(claimed)
 
     def _claim(self, db: Connection, now: datetime, limit: int, blocked: set[str],
-               kept: list[_Settle]) -> list[tuple[Any, Load]]:
+               kept: list[Settle]) -> list[tuple[Any, Load]]:
         """Record kept outcomes, claim due rows and load what each one's kind needs, in one
         transaction (one database hop)."""
-        _settle(db, kept)
+        settle(db, kept)
         rows = outbox.claim(db, now, self.config.desk.delivery.lease, limit, blocked)
         return self._load(db, rows)
 
@@ -205,8 +168,9 @@ class Dispatcher:
 
     async def _next_due(self) -> datetime | None:
         # Blocked targets are left out: their wake-up time is their pacing gap, not their row.
+        # A short read: on SQLite on the loop itself (see `Database.lookup`).
         now = self.clock()
-        return await self.db.read(outbox.next_due, now, self._blocked(now))
+        return await self.db.lookup(outbox.next_due, now, self._blocked(now))
 
     async def _sleep(self, due: datetime | None) -> None:
         """Wait for a wake-up, the next due row or pacing gap, or one second, whichever first."""
@@ -227,10 +191,7 @@ class Dispatcher:
         replica stopped for an upgrade then leaves no row for the lease to bring back."""
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=grace)
-        if self._kept:
-            with suppress(Exception):  # still failing: the lease brings those rows back
-                await self.db.write(_settle, self._kept)
-                self._kept = []
+        await self.settler.finish()
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -280,8 +241,9 @@ class Dispatcher:
         kind.sent(row, self.metrics)
         if kind.instant:
             self._latency(row.transport, load, sent)
-        log.info("sent delivery %s (%s %s) to %s: %s", row.id, row.transport, row.kind,
-                 row.target, row.reason[:300], extra=self._facts(row))
+        if log.isEnabledFor(logging.INFO):  # the line's facts are built only when it is kept
+            log.info("sent delivery %s (%s %s) to %s: %s", row.id, row.transport, row.kind,
+                     row.target, row.reason[:300], extra=self._facts(row))
 
     async def _withhold(self, row: Any, kind: Kind, withheld: Verdict) -> None:
         """Settle a row its kind says must not be sent now, sending nothing: cancelled for
@@ -303,37 +265,21 @@ class Dispatcher:
 
     def _latency(self, transport: str, load: Load, sent: datetime) -> None:
         """How long after scoring each story of an instant message went out."""
+        histogram = self.metrics.delivery_latency.labels(transport)
         for entry in load.items:
-            scored = datetime.fromisoformat(json.loads(entry.payload)["scored_at"])
-            self.metrics.delivery_latency.labels(transport).observe(
-                max(0.0, (sent - scored).total_seconds()))
+            found = _SCORED_AT.search(entry.payload)
+            scored = datetime.fromisoformat(found[1] if found is not None
+                                            else json.loads(entry.payload)["scored_at"])
+            histogram.observe(max(0.0, (sent - scored).total_seconds()))
 
     async def _record(self, row: Any, settle: Callable[[Connection], None] | None = None,
-                      sent: tuple[int, int, datetime, str | None] | None = None) -> None:
+                      sent: Sent | None = None) -> None:
         """Settle a row and store its target's pacing gap in one transaction (the gap lives
         in the database so that every replica keeps it), shared with the rows finishing
         meanwhile; return once it is committed."""
         until = self._paced_until.get(row.target)
         gap_ends = until if until is not None and until > self.clock() else None
-        entry = _Settle(row.target, gap_ends, sent, settle)
-        self._unsettled.append(entry)
-        async with self._settling:
-            if not entry.done:  # else the transaction that ran while we waited carried it
-                batch, self._unsettled = self._unsettled, []
-                try:
-                    await self.db.write(_settle, batch)
-                except Exception as exc:
-                    # Kept only while the database is unreachable: an outcome it refuses
-                    # otherwise must not block every later claim; the lease brings it back.
-                    if isinstance(exc, OperationalError):
-                        self._kept += batch
-                    for other in batch:
-                        other.error = exc
-                finally:
-                    for other in batch:
-                        other.done = True
-        if entry.error is not None:
-            raise entry.error
+        await self.settler.record(Settle(row.target, gap_ends, sent, settle))
 
     @staticmethod
     def _facts(row: Any) -> dict[str, Any]:
