@@ -179,9 +179,11 @@ def test_story_answers_share_one_connection_which_the_service_closes_when_it_sto
     assert TITLE in json.dumps(answers["/by-id"]["blocks"])
     assert "Hypersonic budget line trimmed" in json.dumps(answers["/by-words"]["blocks"])
     assert "zzqx" in answers["/nothing"]["text"]
-    # Three answers over one connection, and the service closed it when it stopped (this
-    # process lives on, so nothing else would have).
+    # Answers reuse a pooled connection, and the service closed it when it stopped (this
+    # process lives on, so nothing else would have). Not exactly one: the server notes an
+    # answer before the client has read its response and put the connection back, so under
+    # load the next answer may find it still busy and open a second one (seen in CI).
     connections = {address for address, _ in response_urls.answers.values()}
-    assert len(connections) == 1 and response_urls.opened == list(connections)
-    response_urls.wait(lambda: response_urls.closed == response_urls.opened,
+    assert len(connections) < len(asked) and sorted(response_urls.opened) == sorted(connections)
+    response_urls.wait(lambda: sorted(response_urls.closed) == sorted(response_urls.opened),
                        "the answers' connection was left open after the service stopped")
