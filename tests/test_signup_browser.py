@@ -22,8 +22,9 @@ from tests.fakes import FakeSlack, SmtpRecorder
 from tests.harness import Clock, Desk
 from tests.test_signup import NEW, text_of
 
-pytestmark = pytest.mark.skipif(not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-                                reason="needs Debian's chromium and chromium-driver")
+pytestmark = [pytest.mark.skipif(not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+                                 reason="needs Debian's chromium and chromium-driver"),
+              pytest.mark.timeout(240)]  # tests/browser.py bounds each wait below this
 T = TypeVar("T")
 PHONE = 375  # CSS pixels, an iPhone SE's width
 
