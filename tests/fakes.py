@@ -41,6 +41,16 @@ class Scripted:
     status: int = 200
     error: str | None = None
     retry_after: float | None = None
+    channel: str | None = None  # only a call to this channel (None: any call) meets it
+
+
+def _take(scripted: deque[Scripted], body: dict[str, Any]) -> Scripted | None:
+    """The first scripted answer meant for this call, taken out of the script."""
+    for answer in scripted:
+        if answer.channel is None or answer.channel == body.get("channel"):
+            scripted.remove(answer)
+            return answer
+    return None
 
 
 @dataclass
@@ -126,7 +136,9 @@ class FakeSlack:
         self.server.server_close()
 
     def fail_next(self, method: str, times: int = 1, **scripted: Any) -> None:
-        """Answer the next `times` calls to `method` with a failure (status, error, retry_after)."""
+        """Answer the next `times` calls to `method` with a failure (status, error, retry_after),
+        or only the next calls to one `channel=`: calls in flight together reach Slack in any
+        order, so a test failing one message among several names its channel."""
         with self._lock:
             self._script.setdefault(method, deque()).extend(
                 Scripted(**scripted) for _ in range(times)
@@ -166,8 +178,7 @@ class FakeSlack:
         if self.delay:
             time.sleep(self.delay)
         with self._lock:
-            scripted = self._script.get(method, deque())
-            failure = scripted.popleft() if scripted else self._failing.get(method)
+            failure = _take(self._script.get(method, deque()), body) or self._failing.get(method)
             self._ts += 1
             ts = f"1700000000.{self._ts:06d}"
         self._record(Call(method, body, headers, time.monotonic(),

@@ -266,7 +266,8 @@ async def test_a_thread_reply_waits_for_its_alert_to_be_posted(tmp_path: Path, s
     desk = await desk_with(tmp_path, sqlite_url, slack, escalate_after="0s",
                            escalate_to=["U0ANA"])
     try:
-        slack.fail_next("chat.postMessage", status=500)  # the alert fails once: retried later
+        # The alert fails once (retried later); the DM to U0ANA goes beside it, in any order.
+        slack.fail_next("chat.postMessage", status=500, channel="C0SPACEOPS")
         await desk.ingest(item())
         await run_until(desk, 0)
         waiting = [r for r in await desk.deliveries("pending") if r.kind == "escalate"]
