@@ -129,6 +129,28 @@ async def test_a_pushed_story_reaches_slack_without_waiting_for_a_poll(desk: Des
         assert all(titles(p.body) == ["pushed"] for p in posts)
     finally:
         worker.cancel()
+        await stopped(worker)
+
+
+async def stopped(worker: asyncio.Task[None]) -> None:
+    """`worker` ends within seconds of its cancel, cancelled (how the service stops it)."""
+    done, _ = await asyncio.wait([worker], timeout=5)
+    assert done == {worker} and worker.cancelled(), "the delivery loop went on after its stop"
+
+
+async def test_the_delivery_loop_stops_when_a_wake_up_arrives_with_the_stop(desk: Desk) -> None:
+    """A cancel landing in the same turn as a wake-up still ends the loop. It once did not
+    (asyncio.wait_for on Python 3.11 returned as if woken): the service's stop hung."""
+    dispatcher = desk.service.dispatcher
+    worker = asyncio.create_task(dispatcher.run())
+    for _ in range(10_000):  # until it idles, waiting to be woken (a few turns of the loop)
+        if dispatcher.wakeup._waiters:  # asyncio.Event keeps its waiters there
+            break
+        await asyncio.sleep(0)
+    assert dispatcher.wakeup._waiters, "the delivery loop never went idle"
+    dispatcher.wake()  # e.g. a delivery finishing as the service stops
+    worker.cancel()
+    await stopped(worker)
 
 
 HOSTILE = "<!channel> <https://evil.example|click> <script>alert(1)</script> &amp;"

@@ -179,8 +179,12 @@ class Dispatcher:
         if due is not None:
             moments.append(due)
         timeout = min([1.0, *((m - now).total_seconds() for m in moments)])
+        # asyncio.timeout, not wait_for: on Python 3.11, wait_for returns normally when it is
+        # cancelled in the same turn as the wake-up arrives, so a stop (SIGTERM, or the
+        # service's close cancelling `run`) was sometimes lost and the loop ran on forever.
         with suppress(TimeoutError):
-            await asyncio.wait_for(self.wakeup.wait(), max(0.005, timeout))
+            async with asyncio.timeout(max(0.005, timeout)):
+                await self.wakeup.wait()
 
     async def _idle(self) -> None:
         for transport in self.transports.values():

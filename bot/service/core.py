@@ -85,7 +85,8 @@ class Service:
         beyond it (degraded: a source or a peer failing, the same for every replica)."""
         problems: dict[str, str] = {}
         try:
-            await asyncio.wait_for(self.db.ping(), timeout=2)
+            async with asyncio.timeout(2):  # not wait_for: see Dispatcher._sleep
+                await self.db.ping()
         except Exception as exc:  # any failure means "not ready"; say which
             problems["database"] = f"unreachable: {type(exc).__name__}"
         if not self.scheduler.running:
