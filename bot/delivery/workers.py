@@ -141,7 +141,13 @@ class Dispatcher:
         while True:
             self.wakeup.clear()
             try:
-                if await self.pass_once() == 0:
+                claimed = await self.pass_once()
+                if claimed and not self._backlog:
+                    # It took every row due and free: nothing more until a delivery finishes
+                    # or new rows come (each wakes us). Claiming again at once would find
+                    # nothing, and would run before the deliveries just started get to send.
+                    await self._sleep(None)
+                elif claimed == 0:
                     if self._busy:  # a delivery finishing wakes us: no need to ask the database
                         await self._sleep(None)
                         continue
