@@ -37,6 +37,7 @@ from bot.stories.parsing import Batch, Chunks, full_collections_deferred
 
 log = logging.getLogger(__name__)
 CHUNK = 1000  # stories per transaction
+SHORT_INGEST = 2  # stories a push may hold to be stored on the loop (see `_store`)
 
 
 @dataclass
@@ -123,7 +124,11 @@ class Pipeline:
             await self.db.write(archive.record_rejections, chunk.rejections, origin, now)
         report.merge(rejected)
         if chunk.stories:
-            report.merge(await self.db.write(self._evaluate, chunk.stories, now))
+            # A push of a story or two is stored where a claim is (Database.write_short): on
+            # SQLite, on the loop while the database thread is idle, saving the hop there and
+            # back on the alert's path; bigger chunks go to the thread, leaving the loop free.
+            write = self.db.write_short if len(chunk.stories) <= SHORT_INGEST else self.db.write
+            report.merge(await write(self._evaluate, chunk.stories, now))
             progress(len(chunk.stories))
 
     def _evaluate(self, db: Connection, stories: list[Story], now: datetime) -> Report:
