@@ -15,7 +15,7 @@ from bot.db import Database
 from bot.delivery import Clock, Dispatcher, utcnow
 from bot.metrics import Metrics
 from bot.outbox import daily as digests
-from bot.pipeline import Pipeline, Report
+from bot.pipeline import SHORT_INGEST, Pipeline, Report
 from bot.readers import subscribers
 from bot.readers.subscribers import secret_key, verify_token
 from bot.rules.claims import State
@@ -58,6 +58,13 @@ class Service:
         batch = (await asyncio.to_thread(parse_batch, body) if len(body) > PARSE_INLINE_BYTES
                  else parse_batch(body))
         report = await self.pipeline.ingest(batch, "push", self.clock())
+        if report.planned and len(report.accepted) <= SHORT_INGEST:
+            # A story or two: let the deliveries it planned start before answering. Two turns
+            # of the loop: the woken workers claim (and start their tasks), then those tasks
+            # render and send; answering first would put building the response on each alert's
+            # path. A big push is answered at once (its deliveries would hold its answer).
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
         return asdict(report)
 
     async def unsubscribe(self, token: str, act: bool) -> str | None:
