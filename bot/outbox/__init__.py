@@ -15,6 +15,7 @@ from bot.outbox.planning import (
     enqueue_facts,
     enqueue_unfurl,
     enqueue_update,
+    has_unplanned,
     plan_deliveries,
     record_matches,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "first_posted",
     "follow_escalations",
     "get",
+    "has_unplanned",
     "items_of",
     "items_of_many",
     "listing",

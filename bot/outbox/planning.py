@@ -125,6 +125,15 @@ _KEYS = select(DELIVERIES.c.dedupe_key, DELIVERIES.c.id).where(
 _IN = 500  # values per IN (…): under every driver's limit on bound parameters
 
 
+_UNPLANNED = select(MATCHES.c.id).where(MATCHES.c.delivery_id.is_(None)).limit(1)
+
+
+def has_unplanned(db: Connection) -> bool:
+    """Whether any match waits for a delivery row (one step down the delivery_id index): the
+    once-a-second flush asks this before it reads every target."""
+    return db.execute(_UNPLANNED).first() is not None
+
+
 def _items(db: Connection, keys: Sequence[str]) -> dict[str, list[Any]]:
     """These targets' pending matches, each target's in the order they were made."""
     found: dict[str, list[Any]] = {key: [] for key in keys}

@@ -115,7 +115,7 @@ class Service:
     async def tick(self) -> None:
         """Close batch windows that have run out, and return expired leases to the queue."""
         now = self.clock()
-        recovered = await self.db.write(outbox.recover_leases, now)
+        recovered = await self.db.write_short(outbox.recover_leases, now)  # one UPDATE
         if recovered:
             log.warning("%s deliveries returned to pending after their lease ran out", recovered)
         await self.pipeline.flush(now)
