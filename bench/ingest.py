@@ -11,7 +11,10 @@ Half the stories are action items; there are two Slack routes and one instant su
 Alertmanager: 50 pushes of 100 stories (JSON arrays, each parsed as the service parses a push)
 against N Slack routes with one topic each and a zero batch window, plus one instant email
 reader; CPU seconds of parsing, storing, matching and planning, in process (no deliveries).
-Usage: python bench/ingest.py [N] | python bench/ingest.py --routes 100 [--pushes 50]
+Usage: python bench/ingest.py [N] | python bench/ingest.py --routes 100 [--pushes 50]; either
+with `--profile` (a fourth file run, or the first push run, under cProfile: its top entries).
+The in-process file figure gives CPU seconds beside wall time: on a shared machine the wall
+time measures the load as much as the code.
 """
 
 from __future__ import annotations
