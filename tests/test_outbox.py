@@ -220,3 +220,23 @@ async def test_replicas_ingesting_the_same_stories_plan_each_delivery_once(
     assert sorted(carried) == sorted(deliveries)  # no delivery left without its stories
     for db in replicas:
         db.close()
+
+
+async def test_held_matches_whose_story_was_deleted_by_hand_plan_nothing(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Planning counts pending targets without reading their stories (unless in quiet
+    hours); a held match whose story is gone still plans no row, and nothing fails."""
+    db = Database(database_url)
+    pipeline = Pipeline(db, make_config(tmp_path, database_url, {"slack": {"routes": [
+        {"channel": "C0HELD", "batch_window": "10m"}]}}))
+    first = await pipeline.ingest(parse_batch(json.dumps(story(id="s1"))), "test", NOW)
+    held = await pipeline.ingest(parse_batch(json.dumps(story(id="s2"))), "test", NOW)
+    assert (first.planned, held.matched, held.planned) == (1, 1, 0)
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM stories WHERE id = 's2'")
+    assert await pipeline.flush(NOW + timedelta(minutes=11), close_windows=True) == 0
+    with db.engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(DELIVERIES)) == 1
+        assert conn.scalar(select(MATCHES.c.delivery_id).where(MATCHES.c.story_id == "s2")) is None
+    db.close()

@@ -50,13 +50,25 @@ def insert(db: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> N
     columns = list(rows[0])
     stamp = stamper(db)
     stamped = [n for n, name in enumerate(columns) if isinstance(table.c[name].type, UTCDateTime)]
-    mark = "?" if db.dialect.paramstyle == "qmark" else "%s"
-    sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "
-           f"VALUES ({', '.join(mark for _ in columns)})")
     values: list[tuple[Any, ...]] = []
     for row in rows:
         listed = list(row.values())
         for n in stamped:
             listed[n] = stamp(listed[n])
         values.append(tuple(listed))  # what SQLAlchemy passes through as positional rows
-    db.exec_driver_sql(sql, values)
+    insert_values(db, table, columns, values)
+
+
+def insert_values(db: Connection, table: Table, columns: Sequence[str],
+                  values: Sequence[tuple[Any, ...]]) -> None:
+    """`insert` for rows already made as tuples in `columns`' order, their times converted
+    with `stamper` by the caller: no dict per row to take apart. A name that is not a
+    column fails by name."""
+    for name in columns:
+        table.c[name]  # a KeyError naming the column, before any SQL runs
+    if not values:
+        return
+    mark = "?" if db.dialect.paramstyle == "qmark" else "%s"
+    sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "
+           f"VALUES ({', '.join(mark for _ in columns)})")
+    db.exec_driver_sql(sql, list(values))
