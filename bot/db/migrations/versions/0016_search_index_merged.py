@@ -3,9 +3,10 @@
 Indexed a chunk at a time (0014), a million stories left nine segments in `stories_fts`, three
 of them large; a query seeks each of its words in every segment and merges the doclists. Merged
 (FTS5's 'optimize'), the `/story` title search of two words costs ~0.25 ms of CPU instead of
-~0.44 ms at a million stories (docs/performance.md, "`/story` look-ups"). Stories stored later
-enter small new segments, which FTS5's automerge keeps few; the large merged one stays. It
-takes ~3 s at a million stories. PostgreSQL searches through its GIN index: nothing to do.
+~0.44 ms at a million stories (docs/performance.md, "`/story` look-ups"). A one-time gain: stories
+stored later enter new segments, one per chunk until FTS5's automerge joins them (30,000 more
+left seven, and ~0.35 ms); keeping it merged is an ingest cost (docs/decisions.md). It takes
+~3 s at a million stories. PostgreSQL searches through its GIN index: nothing to do.
 
 Revision ID: 0016
 Revises: 0015
