@@ -68,7 +68,7 @@ class Children:
     metrics: Metrics
     children: list[Child] = field(default_factory=list)
     _watchers: set[asyncio.Task[None]] = field(default_factory=set)
-    _stopping: bool = False
+    _stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> None:
         """Start the children and wait (up to READY_WAIT) until each can deliver."""
@@ -120,13 +120,15 @@ class Children:
                 self._report(child, line)
             code = await process.wait()
             child.failing = {}
-            if self._stopping:
+            if self._stopped.is_set():
                 return
             child.down = f"exited with {code}; starting it again"
             log.error("delivery process %s (pid %s) exited with %s; starting it again in "
                       "%.0f s", child.number, process.pid, code, delay)
-            await asyncio.sleep(delay)
-            if self._stopping:
+            with contextlib.suppress(TimeoutError):  # a stop ends the wait
+                async with asyncio.timeout(delay):
+                    await self._stopped.wait()
+            if self._stopped.is_set():
                 return
             delay = min(RESTART_LONGEST, delay * 2)
             await self._spawn(child)
@@ -148,7 +150,7 @@ class Children:
     async def stop(self, grace: timedelta) -> None:
         """Close each child's stdin (it finishes what is in flight and exits); kill those
         still running after `grace` and a second more."""
-        self._stopping = True
+        self._stopped.set()
         for child in self.children:
             if child.process is not None and child.process.stdin is not None:
                 child.process.stdin.close()
