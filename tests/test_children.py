@@ -88,11 +88,20 @@ def test_a_child_killed_mid_burst_loses_nothing_and_is_started_again(tmp_path: P
     try:
         bot.start()
         assert bot.process is not None
-        [child] = children(bot.process.pid)
+        parent = bot.process.pid
+        [child] = children(parent)
         burst(bot)
         until(lambda: any(by.endswith(f":{child}") for by in senders(tmp_path)), 30)
         os.kill(child, signal.SIGKILL)
         until(lambda: not alive(child), 10)
+
+        def degraded() -> dict[str, str]:
+            answer: dict[str, str] = httpx.get(f"{bot.url}/readyz").json()["degraded"]
+            return answer
+
+        # Named while it is down (its restart waits a second, then its start-up).
+        until(lambda: "delivery process 2" in degraded(), 10)
+        assert degraded()["delivery process 2"] == "exited with -9; starting it again"
         with sqlite3.connect(tmp_path / "alertbot.db") as db:
             in_flight = db.execute("SELECT count(*) FROM deliveries WHERE status = 'sending' "
                                    "AND claimed_by LIKE ?", (f"%:{child}",)).fetchone()[0]
@@ -107,8 +116,10 @@ def test_a_child_killed_mid_burst_loses_nothing_and_is_started_again(tmp_path: P
         duplicates = len(slack.posts()) - len(delivered())
         print(f"child killed: {in_flight} in flight, {duplicates} sent twice")
         assert duplicates <= in_flight
-        until(lambda: len(children(bot.process.pid)) == 1, 30)
-        assert children(bot.process.pid) != {child}
+        until(lambda: len(children(parent)) == 1, 30)
+        assert children(parent) != {child}
+        until(lambda: not degraded(), 30)  # ready again
+        assert degraded() == {}
         assert "delivery process 2 (pid" in bot.log() and "exited with -9" in bot.log()
     finally:
         bot.stop()
