@@ -18,8 +18,9 @@ CHANNELS = [f"C0P{n:02d}" for n in range(20)]
 ROUTES = "\n\n[[slack.routes]]\n".join(f'channel = "{c}"' for c in CHANNELS)
 
 
-def make(tmp_path: Path, slack: FakeSlack, processes: int = 2) -> Alertbot:
-    text = toml(routes=ROUTES).replace("[delivery]\n", f"[delivery]\nprocesses = {processes}\n")
+def make(tmp_path: Path, slack: FakeSlack, processes: int = 2, workers: int = 32) -> Alertbot:
+    text = toml(routes=ROUTES).replace(
+        "[delivery]\n", f"[delivery]\nprocesses = {processes}\nworkers = {workers}\n")
     return Alertbot.make(tmp_path, text, slack.url)
 
 
@@ -56,8 +57,10 @@ def senders(tmp_path: Path) -> dict[str, int]:
 def test_two_processes_deliver_a_burst_once_per_row_and_count_it_in_one_place(
     tmp_path: Path,
 ) -> None:
-    slack = FakeSlack(delay=0.01).start()  # each post takes a while, so both processes claim
-    bot = make(tmp_path, slack)
+    # Each post takes a while, and one process's 8 workers can hold 8 of the 20 channels at
+    # most: the other process always finds channels free to claim while the burst lasts.
+    slack = FakeSlack(delay=0.02).start()
+    bot = make(tmp_path, slack, workers=8)
     try:
         bot.start()
         assert bot.process is not None and len(children(bot.process.pid)) == 1
@@ -84,7 +87,7 @@ def test_two_processes_deliver_a_burst_once_per_row_and_count_it_in_one_place(
 
 def test_a_child_killed_mid_burst_loses_nothing_and_is_started_again(tmp_path: Path) -> None:
     slack = FakeSlack(delay=0.02).start()  # slow enough to kill mid-burst
-    bot = make(tmp_path, slack)
+    bot = make(tmp_path, slack, workers=8)  # the child has channels to claim (see above)
     try:
         bot.start()
         assert bot.process is not None
@@ -92,6 +95,7 @@ def test_a_child_killed_mid_burst_loses_nothing_and_is_started_again(tmp_path: P
         [child] = children(parent)
         burst(bot)
         until(lambda: any(by.endswith(f":{child}") for by in senders(tmp_path)), 30)
+        assert any(by.endswith(f":{child}") for by in senders(tmp_path))  # killed mid-burst
         os.kill(child, signal.SIGKILL)
         until(lambda: not alive(child), 10)
 

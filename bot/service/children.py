@@ -112,9 +112,9 @@ class Children:
 
     async def _watch(self, child: Child) -> None:
         """Read a child's reports until it exits; start it again unless we are stopping."""
-        delay = RESTART_FIRST
+        delay, loop = RESTART_FIRST, asyncio.get_running_loop()
         while True:
-            process = child.process
+            process, started = child.process, loop.time()
             assert process is not None and process.stdout is not None
             async for line in process.stdout:
                 self._report(child, line)
@@ -122,6 +122,8 @@ class Children:
             child.failing = {}
             if self._stopped.is_set():
                 return
+            if loop.time() - started > RESTART_LONGEST:  # it ran a while: not a crash loop
+                delay = RESTART_FIRST
             child.down = f"exited with {code}; starting it again"
             log.error("delivery process %s (pid %s) exited with %s; starting it again in "
                       "%.0f s", child.number, process.pid, code, delay)
@@ -137,6 +139,8 @@ class Children:
         try:
             report = json.loads(line)
         except ValueError:  # not ours (a library printing): not a report
+            return
+        if not isinstance(report, dict):
             return
         if report.get("ready"):
             child.down = None
