@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -115,9 +115,14 @@ class System:
 class AlertbotSystem(System):
     name = "alertbot"
 
+    def __init__(self, processes: int | None = None) -> None:
+        self.processes = processes  # `[delivery] processes`; None: as shipped
+
     def start(self, tmp: Path, scenario: Scenario, slack_port: int, smtp_port: int,
               prepare: Callable[[Alertbot], None] | None = None) -> None:
         toml = '[slack]\npacing = "0s"\n\n[email]\nbatch_window = "0s"\n'
+        if self.processes is not None:
+            toml += f"\n[delivery]\nprocesses = {self.processes}\n"
         if scenario.slack:
             # Each route writes its own zero window (the desk default stays at 30 s): the
             # setting as an operator wanting every alert at once would write it.
@@ -265,10 +270,26 @@ class AlertmanagerSystem(System):
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a live process so far (/proc/<pid>/stat utime, stime)."""
+    """User + system CPU time so far of a live process and its descendants (alertbot's
+    delivery processes): /proc/<pid>/stat utime, stime, and cutime, cstime for those ended."""
     # The command name (field 2) may hold spaces: split after its closing parenthesis.
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    own = sum(int(value) for value in fields[11:15]) / TICK
+    return own + sum(cpu_seconds(child) for child in _children(pid))
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with suppress(OSError):  # a thread or a child that has just ended
+            found += [int(n) for n in (task / "children").read_text().split()]
+    return found
+
+
+def service_rss_mb(pid: int) -> float:
+    """Peak RSS of a process plus that of each live descendant: an upper bound on the peak of
+    their sum (each peaked when it did, and shared library pages count in each)."""
+    return peak_rss_mb(pid) + sum(service_rss_mb(child) for child in _children(pid))
 
 
 @dataclass
@@ -333,7 +354,7 @@ class Bench:
             sink.wait(prefix, self.alerts)
         # Everything arrived (or stopped arriving): the service's work for the burst is done.
         run.figures["cpu_s"] = cpu_seconds(system.pid) - cpu_before
-        run.figures["rss_mb"] = peak_rss_mb(system.pid)
+        run.figures["rss_mb"] = service_rss_mb(system.pid)
         for kind, sink in waits:
             run.figures[f"{kind}_sink_cpu_s"] = cpu_seconds(sink.pid) - sinks_before[kind]
         time.sleep(1)  # a second more, to catch repeats and stragglers
@@ -381,10 +402,10 @@ class Bench:
         with tempfile.TemporaryDirectory(prefix="vs-drain-") as name:
             system.start(Path(name), DRAIN, self.slack.port, self.smtp.port, prepare=ingest)
             try:
-                cpu_before = cpu_seconds(system.pid)
+                cpu_before, started = cpu_seconds(system.pid), time.monotonic()
                 before = len(self.slack.wait(prefix, 0)["first"])
                 self.slack.wait(prefix, self.alerts)
-                cpu = cpu_seconds(system.pid) - cpu_before
+                cpu, seconds = cpu_seconds(system.pid) - cpu_before, time.monotonic() - started
                 snap = self.slack.wait(prefix, 0)
             finally:
                 system.stop()
@@ -394,6 +415,7 @@ class Bench:
         run.figures["measured"] = len(snap["first"]) - before
         run.figures["cpu_s"] = cpu
         run.figures["cpu_ms_per_delivery"] = cpu * 1000 / max(1, len(snap["first"]) - before)
+        run.figures["rate"] = (len(snap["first"]) - before) / seconds  # deliveries/s
         return run
 
     def latency(self, system: System, scenario: Scenario, prefix: str) -> Run:
@@ -417,7 +439,7 @@ class Bench:
             if n >= self.warmup:
                 sent[alert.id] = started
                 slack.append((at - started) * 1000)
-        run.figures["rss_mb"] = peak_rss_mb(system.pid)
+        run.figures["rss_mb"] = service_rss_mb(system.pid)
         snap = self.smtp.wait(prefix, 0)
         email = [(snap["first"][i] - t) * 1000 for i, t in sent.items() if i in snap["first"]]
         run.figures["slack_arrived"] = len(slack)
@@ -514,6 +536,8 @@ def main() -> None:
     parser.add_argument("--drain", action="store_true",
                         help="alertbot only: the CPU of delivering N Slack rows planned by "
                              "another process (no ingest in the service), then exit")
+    parser.add_argument("--processes", type=int,
+                        help="alertbot's `[delivery] processes` (default: as shipped)")
     parser.add_argument("--scenarios", default="1234",
                         help="which scenarios to run, by number (default 1234)")
     args = parser.parse_args()
@@ -526,7 +550,7 @@ def main() -> None:
     bench = Bench(alerts, one_by_one, warmup, args.aiosmtpd)
     if args.drain:
         try:
-            run = bench.drain(AlertbotSystem())
+            run = bench.drain(AlertbotSystem(args.processes))
         finally:
             bench.close()
         print(", ".join(f"{k} {v:,.2f}" for k, v in run.figures.items()), *run.notes)
@@ -536,7 +560,7 @@ def main() -> None:
         for index, scenario in enumerate((SLACK, EMAIL, BOTH, LATENCY)):
             if str(index + 1) not in args.scenarios:
                 continue
-            systems: list[System] = [AlertbotSystem(), AlertmanagerSystem()]
+            systems: list[System] = [AlertbotSystem(args.processes), AlertmanagerSystem()]
             if index % 2:  # swap who goes first, so drift is not always charged to one
                 systems.reverse()
             systems = [s for s in systems if args.only in (None, s.name)]

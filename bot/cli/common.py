@@ -151,4 +151,4 @@ def progress(total: int, label: str) -> Iterator[Callable[[int], object]]:
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
     """alertbot: action-item alerts to Slack and email."""
-    setup_logging(debug, service=ctx.invoked_subcommand == "run")
+    setup_logging(debug, service=ctx.invoked_subcommand in ("run", "deliver-child"))

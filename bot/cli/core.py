@@ -48,6 +48,19 @@ def run() -> None:
         run_loop(service.run())
 
 
+@main.command("deliver-child", hidden=True)
+@click.argument("number", type=int)
+@command
+def deliver_child(number: int) -> None:
+    """Deliver only: one of `alertbot run`'s delivery processes (`[delivery] processes`)."""
+    from bot.service import STOP_GRACE
+    from bot.service.children import serve_child
+
+    config = load_or_fail()
+    with contextlib.suppress(KeyboardInterrupt):
+        run_loop(serve_child(config, number, STOP_GRACE))
+
+
 @main.command()
 @command
 def check() -> None:

@@ -21,6 +21,7 @@ from bot.readers.subscribers import secret_key, verify_token
 from bot.rules.claims import State
 from bot.rules.targets import slack_targets
 from bot.service import serving
+from bot.service.children import Children
 from bot.service.polling import Sources
 from bot.service.transports import build_transports
 from bot.settings import Config
@@ -45,9 +46,15 @@ class Service:
         self.metrics = Metrics()
         self.dispatcher = Dispatcher(self.db, config, build_transports(config),
                                      secret_key(config.settings), clock, metrics=self.metrics)
-        self.pipeline = Pipeline(self.db, config, self.dispatcher.wake, self.metrics)
+        self.children = Children(config.desk.delivery.processes - 1, self.metrics)
+        self.pipeline = Pipeline(self.db, config, self.wake, self.metrics)
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self.sources = Sources(config, self.pipeline, clock)
+
+    def wake(self) -> None:
+        """New rows are committed: the workers here and in the delivery children claim now."""
+        self.dispatcher.wake()
+        self.children.wake()
 
     # -- doors ------------------------------------------------------------------------------
 
@@ -101,6 +108,8 @@ class Service:
         degraded = self.sources.degraded()
         degraded.update({transport: f"sends failing since {since:%H:%M:%S} UTC: {error}"
                          for transport, (since, error) in self.dispatcher.failing.items()})
+        for name, why in self.children.degraded().items():
+            degraded.setdefault(name, why)
         return problems, degraded
 
     # -- scheduled work ---------------------------------------------------------------------
@@ -120,7 +129,7 @@ class Service:
             log.warning("%s deliveries returned to pending after their lease ran out", recovered)
         await self.pipeline.flush(now)
         if recovered:
-            self.dispatcher.wake()
+            self.wake()
         self._ran("tick")
 
     async def plan_digests(self, force: bool = False) -> digests.Tally:
@@ -135,7 +144,7 @@ class Service:
             tally.merge(chunk)
             after = last
             if chunk.planned:
-                self.dispatcher.wake()
+                self.wake()
         self._ran("digests")
         if tally.planned or tally.missed or tally.already:
             log.info("daily digests: %d planned, %d empty (not sent), %d already planned, "
@@ -174,6 +183,7 @@ class Service:
         await self.retire_escalations()
         app, socket_mode = serving.doors(self)
         server = serving.http_server(app, self.config.settings)
+        await self.children.start()
         self._schedule()
         self.scheduler.start()
         workers = asyncio.create_task(self.dispatcher.run())
@@ -182,7 +192,9 @@ class Service:
         finally:
             workers.cancel()  # claim nothing more, then let what is in flight settle
             await asyncio.gather(workers, return_exceptions=True)
-            await self.dispatcher.finish(STOP_GRACE.total_seconds())
+            # The children settle what they have in flight meanwhile (their stdin closed).
+            await asyncio.gather(self.children.stop(STOP_GRACE),
+                                 self.dispatcher.finish(STOP_GRACE.total_seconds()))
             if socket_mode is not None:
                 await socket_mode.close_async()  # type: ignore[no-untyped-call]
             await close_answers()  # the pooled connections to Slack's response_urls

@@ -43,7 +43,7 @@ def doors(service: Service) -> tuple[Starlette, AsyncSocketModeHandler | None]:
     """The HTTP app, and the Socket Mode connection when SLACK_APP_TOKEN is set (then Slack
     sends over a WebSocket instead of POST /slack/events)."""
     settings = service.config.settings
-    slack = create_slack_app(service.config, service.db, service.dispatcher.wake, service.clock,
+    slack = create_slack_app(service.config, service.db, service.wake, service.clock,
                              service.metrics)
     socket_mode = None
     if slack is not None and settings.slack_app_token is not None:
@@ -69,7 +69,7 @@ def signup_door(service: Service) -> SignupDoor | None:
     limit = ClientLimit(email.signup_per_client, proxies=settings.trusted_proxies,
                         window=HOUR)
     return SignupDoor(service.db, service.dispatcher.key, service.clock, email.signup_domains,
-                      email.digest_hour, limit, service.dispatcher.wake)
+                      email.digest_hour, limit, service.wake)
 
 
 def http_server(app: Starlette, settings: Settings) -> uvicorn.Server:

@@ -55,6 +55,7 @@ class DeliveryConfig(_Section):
     retry_base: Duration = timedelta(seconds=2)
     retry_cap: Duration = timedelta(minutes=30)
     workers: int = Field(default=32, ge=1, le=64)
+    processes: int = Field(default=1, ge=1, le=16)
 
 
 _CHANNEL = re.compile(r"^[CGDU][A-Z0-9]{2,}$")
