@@ -115,14 +115,19 @@ def take(db: Connection, ids: Sequence[int], now: datetime, lease: timedelta,
     # It is written as NOT IN so that SQLite finds the rows by id: given `status IN (…)` as a
     # bound parameter it walks every due row through the status index instead (16 ms a claim
     # with 100,000 queued).
-    result = db.execute(
-        update(DELIVERIES)
-        .where(DELIVERIES.c.id.in_(list(ids)), DELIVERIES.c.status.not_in(NOT_DUE))
-        .values(status="sending", lease_until=now + lease, attempts=DELIVERIES.c.attempts + 1,
-                claimed_by=by)
-        .returning(*DELIVERIES.c)
-    )
+    result = db.execute(_TAKE, {"ids": list(ids), "until": now + lease, "by": by})
     return sorted(result, key=lambda row: row.id)
+
+
+# Built once, as the claim's queries are: on every alert's path.
+_TAKE = (
+    update(DELIVERIES)
+    .where(DELIVERIES.c.id.in_(bindparam("ids", expanding=True)),
+           DELIVERIES.c.status.not_in(NOT_DUE))
+    .values(status="sending", lease_until=bindparam("until", type_=DELIVERIES.c.lease_until.type),
+            attempts=DELIVERIES.c.attempts + 1, claimed_by=bindparam("by"))
+    .returning(*DELIVERIES.c)
+)
 
 
 

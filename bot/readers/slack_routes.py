@@ -25,10 +25,11 @@ def remove(db: Connection, address: str) -> bool:
                 .rowcount)
 
 
+_ALL = select(SLACK_ROUTES).order_by(SLACK_ROUTES.c.address)  # built once: ingest reads it
+
+
 def listing(db: Connection, address: str | None = None) -> Sequence[SlackRoute]:
-    query = select(SLACK_ROUTES).order_by(SLACK_ROUTES.c.address)
-    if address is not None:
-        query = query.where(SLACK_ROUTES.c.address == address)
+    query = _ALL if address is None else _ALL.where(SLACK_ROUTES.c.address == address)
     return [SlackRoute(r.address, tuple(r.topics), r.min_impact, r.created_by, r.created_at,
                        r.quiet_hours, r.timezone)
             for r in db.execute(query)]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import ColumnElement, Connection, delete, select, update
+from sqlalchemy import ColumnElement, Connection, bindparam, delete, select, update
 
 from bot.db.schema import SUBSCRIBERS
 from bot.rules.digest_clock import first_due, local_date
@@ -142,8 +142,13 @@ def listing(db: Connection, modes: Sequence[str] = ("instant", "daily", "both"),
 
     With `now`, only those not paused at that moment: a paused reader is no target at all.
     """
-    found = _rows(db, SUBSCRIBERS.c.mode.in_(list(modes)))
+    found = [from_row(r) for r in db.execute(_BY_MODES, {"modes": list(modes)})]
     return found if now is None else [s for s in found if not s.paused(now)]
+
+
+# Built once: ingest runs it for every chunk (a push of one story included).
+_BY_MODES = (select(SUBSCRIBERS).where(SUBSCRIBERS.c.mode.in_(bindparam("modes", expanding=True)))
+             .order_by(SUBSCRIBERS.c.email))
 
 
 def from_row(r: Any) -> Subscriber:
