@@ -157,6 +157,12 @@ def _number(rows: list[dict[str, Any]], db: Connection) -> None:
 QUALIFIED = "qualified"  # the counter that numbers action items in storing order
 
 
+# Built once: every ingest that makes a new action item runs it (a push of one story too).
+_TAKE_NUMBERS = (update(COUNTERS).where(COUNTERS.c.name == bindparam("counter"))
+                 .values(value=COUNTERS.c.value + bindparam("count", type_=COUNTERS.c.value.type))
+                 .returning(COUNTERS.c.value))
+
+
 def take_numbers(db: Connection, counter: str, count: int) -> int:
     """Reserve `count` numbers from `counter`; return the first.
 
@@ -164,8 +170,7 @@ def take_numbers(db: Connection, counter: str, count: int) -> int:
     numbers after this one waits for it: numbers become visible in the order they were given,
     and a reader that sees number N sees every number below it.
     """
-    top = db.scalar(update(COUNTERS).where(COUNTERS.c.name == counter)
-                    .values(value=COUNTERS.c.value + count).returning(COUNTERS.c.value))
+    top = db.scalar(_TAKE_NUMBERS, {"counter": counter, "count": count})
     if top is None:  # a database whose migration did not create the row
         db.execute(COUNTERS.insert().values(name=counter, value=count))
         top = count
