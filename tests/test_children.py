@@ -149,3 +149,27 @@ def test_children_stop_when_the_service_dies(tmp_path: Path, slack: FakeSlack) -
     bot.kill()
     until(lambda: not alive(child), 15)
     assert not alive(child)
+
+
+def test_one_process_written_or_left_out_starts_no_child(tmp_path: Path, slack: FakeSlack
+                                                          ) -> None:
+    for name in ("written", "left out"):
+        (tmp_path / name).mkdir()
+        bot = (make(tmp_path / name, slack, processes=1) if name == "written"
+               else Alertbot.make(tmp_path / name, toml(), slack.url))
+        bot.start()
+        try:
+            assert bot.process is not None
+            assert children(bot.process.pid) == set(), name
+        finally:
+            bot.stop()
+
+
+def test_config_check_names_a_processes_value_it_refuses(tmp_path: Path) -> None:
+    """0, false, empty and above 16 are refused by name (the door an operator checks with)."""
+    for number, written in enumerate(("0", "false", '""', "17")):
+        (tmp_path / str(number)).mkdir()
+        text = toml().replace("[delivery]\n", f"[delivery]\nprocesses = {written}\n")
+        result = Alertbot.make(tmp_path / str(number), text).cli("config", "check")
+        assert result.returncode != 0, written
+        assert "delivery.processes" in result.stderr, (written, result.stderr)
