@@ -133,7 +133,10 @@ class Children:
             if self._stopped.is_set():
                 return
             delay = min(RESTART_LONGEST, delay * 2)
-            await self._spawn(child)
+            try:
+                await self._spawn(child)
+            except OSError as exc:  # e.g. out of processes: said, and tried again after `delay`
+                log.error("delivery process %s could not be started: %s", child.number, exc)
 
     def _report(self, child: Child, line: bytes) -> None:
         try:
