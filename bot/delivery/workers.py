@@ -64,6 +64,7 @@ class Dispatcher:
     # obeys; this copy lets a worker wake at a gap's end without asking the database.
     _paced_until: dict[str, datetime] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _releasing: asyncio.Task[None] | None = None  # transports letting connections go (`_idle`)
     # Transports whose last send failed for a passing reason (a timeout, a 5xx, a dropped
     # connection), with since when: shown by /readyz until the next send through them works.
     failing: dict[str, tuple[datetime, str]] = field(default_factory=dict)
@@ -151,7 +152,7 @@ class Dispatcher:
                     if self._busy:  # a delivery finishing wakes us: no need to ask the database
                         await self._sleep(None)
                         continue
-                    await self._idle()
+                    self._release()
                     await self._sleep(await self._next_due())
             except Exception:
                 log.exception("delivery loop failed; retrying in 1 s")
@@ -192,9 +193,20 @@ class Dispatcher:
             async with asyncio.timeout(max(0.005, timeout)):
                 await self.wakeup.wait()
 
+    def _release(self) -> None:
+        """The queue ran dry: let the transports close what they held for a batch, beside the
+        loop rather than in it. An SMTP QUIT waits for the relay's reply (up to `timeout`);
+        awaited here, a new alert waited behind it, and a slow relay held up Slack too."""
+        if self._releasing is None or self._releasing.done():
+            self._releasing = asyncio.create_task(self._idle())
+
     async def _idle(self) -> None:
         for transport in self.transports.values():
-            await transport.idle()
+            try:
+                await transport.idle()
+            except Exception:  # a connection that will not close politely is dropped anyway
+                log.warning("%s: releasing idle connections failed", type(transport).__name__,
+                            exc_info=True)
 
     async def finish(self, grace: float) -> None:
         """Wait up to `grace` seconds for the deliveries in flight (claim no more first): a
@@ -204,9 +216,10 @@ class Dispatcher:
         await self.settler.finish()
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
+        tasks = [*self._tasks, *([self._releasing] if self._releasing else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         for transport in self.transports.values():
             await transport.close()
 
