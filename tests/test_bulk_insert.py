@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select, text
 
 from bot.db import Database, bulk
-from bot.db.schema import MATCHES, STORIES
+from bot.db.schema import DELIVERIES, MATCHES, STORIES
 from bot.pipeline import Pipeline
 from bot.stories import archive
 from bot.stories.parsing import parse_batch
@@ -55,4 +55,30 @@ def test_a_naive_time_or_an_unknown_column_is_refused_by_name(database_url: str)
         with pytest.raises(KeyError, match="colour"):
             bulk.insert(db, MATCHES, [{"colour": "red"}])
         assert db.scalar(text("SELECT count(*) FROM matches")) == 0
+    database.close()
+
+
+def test_insert_new_skips_keys_already_there_and_returns_only_the_new_ids(
+    database_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What planning relies on: a dedupe key already stored plans no row, and each new row's id
+    comes back by its key, across more than one statement's worth of rows."""
+    monkeypatch.setattr(bulk, "NEW_ROWS", 2)  # three statements for five rows
+
+    def row(key: str) -> dict[str, object]:
+        return {"dedupe_key": key, "transport": "slack", "target": "slack:C0DESK",
+                "kind": "alert", "reason": "r", "status": "pending", "attempts": 0,
+                "not_before": NOW, "created_at": NOW}
+
+    database = Database(database_url)
+    with database.engine.begin() as db:
+        first = bulk.insert_new(db, DELIVERIES, [row("a"), row("b")], "dedupe_key")
+        made = bulk.insert_new(db, DELIVERIES, [row(k) for k in "abcde"], "dedupe_key")
+        stored = {key: id_ for key, id_ in db.execute(select(DELIVERIES.c.dedupe_key,
+                                                              DELIVERIES.c.id))}
+        assert set(first) == {"a", "b"} and set(made) == {"c", "d", "e"}
+        assert {**first, **made} == stored  # each id is its own key's row
+        assert db.scalar(select(DELIVERIES.c.not_before).where(
+            DELIVERIES.c.dedupe_key == "e")) == NOW
+        assert bulk.insert_new(db, DELIVERIES, [], "dedupe_key") == {}
     database.close()

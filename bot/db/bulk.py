@@ -43,10 +43,42 @@ def stamper(db: Connection) -> Callable[[datetime | None], Any]:
 def insert(db: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert `rows` into `table` in one `executemany`. Every row has the first row's keys in
     the same order (rows built by one function); a key that is not a column fails by name."""
+    if rows:
+        insert_values(db, table, list(rows[0]), _tuples(db, table, rows))
+
+
+def insert_new(db: Connection, table: Table, rows: Sequence[Mapping[str, Any]], unique: str
+               ) -> dict[Any, int]:
+    """Insert the `rows` whose `unique` column's value is not in `table` yet; return the new
+    rows' ids by that value. One statement per NEW_ROWS rows (`INSERT … ON CONFLICT DO
+    NOTHING RETURNING`, SQLite ≥ 3.35 and PostgreSQL), where looking the values up before
+    and the ids after took two more on every ingest's path."""
+    if not rows:
+        return {}
+    columns = list(rows[0])
+    table.c[unique]  # a KeyError naming the column
+    values = _tuples(db, table, rows)
+    mark = "?" if db.dialect.paramstyle == "qmark" else "%s"
+    one = f"({', '.join(mark for _ in columns)})"
+    made: dict[Any, int] = {}
+    for start in range(0, len(values), NEW_ROWS):
+        part = values[start : start + NEW_ROWS]
+        sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
+               f"{', '.join(one for _ in part)} ON CONFLICT ({unique}) DO NOTHING "
+               f"RETURNING {unique}, id")
+        flat = tuple(value for row in part for value in row)
+        made.update({row[0]: int(row[1]) for row in db.exec_driver_sql(sql, flat)})
+    return made
+
+
+NEW_ROWS = 500  # rows per `insert_new` statement: 500 × 9 values, under every driver's limit
+
+
+def _tuples(db: Connection, table: Table, rows: Sequence[Mapping[str, Any]]
+            ) -> list[tuple[Any, ...]]:
+    """`rows` as tuples in the first row's key order, `UTCDateTime` columns stamped."""
     if any(len(row) != len(rows[0]) for row in rows):
         raise ValueError(f"rows for {table.name} do not all have the same columns")
-    if not rows:
-        return
     columns = list(rows[0])
     stamp = stamper(db)
     stamped = [n for n, name in enumerate(columns) if isinstance(table.c[name].type, UTCDateTime)]
@@ -56,7 +88,7 @@ def insert(db: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> N
         for n in stamped:
             listed[n] = stamp(listed[n])
         values.append(tuple(listed))  # what SQLAlchemy passes through as positional rows
-    insert_values(db, table, columns, values)
+    return values
 
 
 def insert_values(db: Connection, table: Table, columns: Sequence[str],

@@ -139,8 +139,6 @@ _ITEMS = (
            MATCHES.c.target.in_(bindparam("targets", expanding=True)))
     .order_by(MATCHES.c.id)
 )
-_KEYS = select(DELIVERIES.c.dedupe_key, DELIVERIES.c.id).where(
-    DELIVERIES.c.dedupe_key.in_(bindparam("keys", expanding=True)))
 _IN = 500  # values per IN (…): under every driver's limit on bound parameters
 
 
@@ -188,11 +186,7 @@ def _enqueue(db: Connection, groups: Sequence[tuple[Target, list[Any], str]], no
                      "not_before": now, "created_at": now})
         planned.append(Planned(target.key, kind, tuple(item.story_id for item in items), reason))
     keys = [row["dedupe_key"] for row in rows]
-    existing = _ids(db, keys)
-    fresh = [row for row in rows if row["dedupe_key"] not in existing]
-    if fresh:
-        bulk.insert(db, DELIVERIES, fresh)  # through the driver: bot/db/bulk.py
-    made = _ids(db, [row["dedupe_key"] for row in fresh])
+    made = bulk.insert_new(db, DELIVERIES, rows, "dedupe_key")  # through the driver
     links: list[tuple[int, int]] = []
     for (target, items, _), key in zip(groups, keys, strict=True):
         delivery_id = made.get(key)  # None: the key was there, the items stay unplanned
@@ -206,14 +200,6 @@ def _enqueue(db: Connection, groups: Sequence[tuple[Target, list[Any], str]], no
         db.exec_driver_sql(f"UPDATE matches SET delivery_id = {mark} WHERE id = {mark}", links)
     return planned
 
-
-def _ids(db: Connection, keys: Sequence[str]) -> dict[str, int]:
-    """The ids of the rows holding these dedupe keys."""
-    found: dict[str, int] = {}
-    for start in range(0, len(keys), _IN):
-        found.update({row[0]: int(row[1]) for row in
-                      db.execute(_KEYS, {"keys": list(keys[start : start + _IN])})})
-    return found
 
 
 
