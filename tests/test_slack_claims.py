@@ -173,6 +173,9 @@ def test_a_rescored_story_keeps_showing_its_owner_when_its_message_is_edited(
     claim = {"type": "button", "action_id": "item_claim", "value": "rescored-story"}
     press_item(alertbot, slack_server, claim, "U0ANA", "1950.1")
     slack_server.wait_for(lambda: len(updates(slack_server, ts)) == 1, 10, lambda: "no edit")
+    # A channel that subscribes after the claim gets the re-scored story as a new alert.
+    assert alerts(alertbot, slack_server, "subscribe rescored",
+                  channel="C0LATE").startswith("Subscribed")
     # A re-score edits the message again: its figures change, and its owner stays shown.
     push(alertbot, "rescored-story", topics=["rescored"], impact=10, version=2)
     slack_server.wait_for(lambda: len(updates(slack_server, ts)) == 2, 10,
@@ -180,3 +183,9 @@ def test_a_rescored_story_keeps_showing_its_owner_when_its_message_is_edited(
     edited = json.dumps(updates(slack_server, ts)[-1].body["blocks"], ensure_ascii=False)
     assert "10/10" in edited
     assert "Claimed by <@U0ANA>" in edited
+    # The new alert, read in its claim with the item's state, shows who has it too.
+    slack_server.wait_for(lambda: bool(slack_server.posts("C0LATE")), 10,
+                          lambda: "the late channel got no alert")
+    [late] = slack_server.posts("C0LATE")
+    fresh = json.dumps(late.body["blocks"], ensure_ascii=False)
+    assert "10/10" in fresh and "Claimed by <@U0ANA>" in fresh

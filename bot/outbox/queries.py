@@ -33,14 +33,19 @@ def items_of(db: Connection, delivery_id: int) -> list[Any]:
     return list(rows)
 
 
-def items_of_many(db: Connection, delivery_ids: list[int]) -> dict[int, list[Any]]:
-    """`items_of` for several rows in one query (a claim's), by delivery id."""
+def items_of_many(db: Connection, delivery_ids: list[int]
+                  ) -> tuple[dict[int, list[Any]], dict[str, dict[str, Any]]]:
+    """`items_of` for several rows in one query (a claim's), by delivery id; and, read in
+    the same query, the action-item state of each of their stories acted on (`owners_of`)."""
     found: dict[int, list[Any]] = {}
+    owners: dict[str, dict[str, Any]] = {}
     if not delivery_ids:
-        return found
+        return found, owners
     for row in db.execute(_ITEMS_OF_MANY, {"ids": delivery_ids}):
         found.setdefault(row.delivery_id, []).append(row)
-    return found
+        if row.owner_state is not None:
+            owners[row.story_id] = _owner(row, "owner_")
+    return found, owners
 
 
 def get(db: Connection, delivery_id: int) -> Any:
@@ -98,12 +103,16 @@ def owners_of(db: Connection, story_ids: list[str]) -> dict[str, dict[str, Any]]
     return {row.story_id: _owner(row) for row in rows}
 
 
-# Built once (a claim runs both): building a select with an `in_` list cost more than SQLite
-# takes to run it.
+# Built once (a claim runs the first, an edit of a posted message the second): building a
+# select with an `in_` list cost more than SQLite takes to run it. The claim's reads each
+# story's action item in the same statement (a left join): one statement fewer on the path.
+_OWNER_COLUMNS = ("state", "by", "at", "note", "reason", "snoozed_until", "by_name")
 _ITEMS_OF_MANY = (
     select(MATCHES.c.delivery_id, MATCHES.c.story_id, MATCHES.c.reason, MATCHES.c.why,
-           STORIES.c.payload)
+           STORIES.c.payload,
+           *(ACTION_ITEMS.c[name].label(f"owner_{name}") for name in _OWNER_COLUMNS))
     .join(STORIES, STORIES.c.id == MATCHES.c.story_id)
+    .outerjoin(ACTION_ITEMS, ACTION_ITEMS.c.story_id == MATCHES.c.story_id)
     .where(MATCHES.c.delivery_id.in_(bindparam("ids", expanding=True))).order_by(MATCHES.c.id)
 )
 _OWNERS_OF = select(ACTION_ITEMS).where(ACTION_ITEMS.c.story_id.in_(
@@ -120,13 +129,12 @@ def owner_of(db: Connection, story_id: str) -> dict[str, Any] | None:
 _OWNER = select(ACTION_ITEMS).where(ACTION_ITEMS.c.story_id == bindparam("story_id"))
 
 
-def _owner(row: Any) -> dict[str, Any]:
-    return {
-        "state": row.state, "by": row.by, "at": row.at.isoformat() if row.at else None,
-        "note": row.note, "reason": row.reason,
-        "snoozed_until": row.snoozed_until.isoformat() if row.snoozed_until else None,
-        "by_name": row.by_name,
-    }
+def _owner(row: Any, prefix: str = "") -> dict[str, Any]:
+    """An action item's `owner` dict from its row (its columns named `prefix` + name)."""
+    found = {name: getattr(row, prefix + name) for name in _OWNER_COLUMNS}
+    for name in ("at", "snoozed_until"):
+        found[name] = found[name].isoformat() if found[name] else None
+    return found
 
 
 def parent_of(db: Connection, delivery_id: int) -> Any:

@@ -85,11 +85,9 @@ class Kind:
         Slack (whose messages show who owns an item), their action-item states."""
         claimed: list[Any] = shared.get(CLAIMED, [row])
         if _MATCHES not in shared:
-            # Two queries for the whole claim, where a query or two a row cost ~1 ms each.
-            shared[_MATCHES] = outbox.items_of_many(db, [r.id for r in claimed])
-            shared[_OWNERS] = outbox.owners_of(db, sorted({
-                m.story_id for r in claimed if r.transport == "slack"
-                for m in shared[_MATCHES].get(r.id, [])}))
+            # One query for the whole claim, where a query or two a row cost ~1 ms each.
+            shared[_MATCHES], shared[_OWNERS] = outbox.items_of_many(
+                db, [r.id for r in claimed])
         load = Load(shared[_MATCHES].get(row.id, []))
         if row.transport != "slack":
             return load
