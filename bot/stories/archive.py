@@ -90,11 +90,9 @@ def save(
     _number([row for row in (*inserts, *updates)
              if row["qualified_at"] is not None and row["qualified_seq"] is None], db)
     if inserts:
-        sqlite = db.dialect.name == "sqlite"
-        before = db.scalar(text("SELECT max(rowid) FROM stories")) if sqlite else None
         bulk.insert(db, STORIES, inserts)  # through the driver: bot/db/bulk.py
-        if sqlite:
-            _index_for_search(db, before or 0)
+        if db.dialect.name == "sqlite":
+            _index_for_search(db, len(inserts))
     if updates:
         _keep_as_history(db, [row["id"] for row in updates])
         db.execute(
@@ -105,14 +103,20 @@ def save(
     return saved
 
 
-def _index_for_search(db: Connection, after: int) -> None:
-    """Add the stories inserted after rowid `after` to SQLite's full-text index, in one
-    statement (migration 0014: a per-row trigger cost five times as much). This transaction
-    holds the write lock, so the rows above `after` are the ones it just inserted; a replaced
-    version is kept in step by the update trigger. PostgreSQL indexes an expression instead."""
-    db.execute(text(
-        "INSERT INTO stories_fts(rowid, title, search_text) "
-        "SELECT rowid, title, search_text FROM stories WHERE rowid > :after"), {"after": after})
+def _index_for_search(db: Connection, inserted: int) -> None:
+    """Add the `inserted` stories just inserted to SQLite's full-text index, in one statement
+    (migration 0014: a per-row trigger cost five times as much). This transaction holds the
+    write lock and SQLite gives each new row the highest rowid plus one, so they are the top
+    `inserted` rowids; a replaced version is kept in step by the update trigger. PostgreSQL
+    indexes an expression instead."""
+    db.execute(_INDEX_NEWEST, {"inserted": inserted})
+
+
+# Built once, and the highest rowid read inside it: one statement on every ingest's path.
+_INDEX_NEWEST = text(
+    "INSERT INTO stories_fts(rowid, title, search_text) "
+    "SELECT rowid, title, search_text FROM stories "
+    "WHERE rowid > (SELECT max(rowid) FROM stories) - :inserted")
 
 
 def _stored(db: Connection, ids: list[str]) -> dict[str, Any]:
