@@ -109,6 +109,25 @@ def test_ingest_of_unusable_input_exits_2(tmp_path: Path) -> None:
     assert result.returncode == 2 and "not JSON" in result.stderr
 
 
+def test_json_lines_with_raw_line_separators_in_a_title_are_stored_whole(
+    tmp_path: Path,
+) -> None:
+    """JSON allows U+2028, U+2029 and U+0085 raw inside a string; JSON Lines end at \\n only.
+    Splitting lines as str.splitlines does cut such a story in two, and rejected it."""
+    bot = Alertbot.make(tmp_path, GOOD)
+    title = "Launch scrubbed\u2028second attempt\u2029Friday\u0085 maybe"
+    source = tmp_path / "separators.jsonl"
+    source.write_bytes(
+        json.dumps(story(id="with-separators", title=title), ensure_ascii=False).encode()
+        + b"\r\n" + json.dumps(story(id="after-them")).encode() + b"\n")
+    result = bot.cli("ingest", str(source))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().startswith("2 stored, 0 rejected"), result.stdout
+    shown = bot.cli("story", "with-separators")
+    assert shown.returncode == 0, shown.stderr
+    assert "Launch scrubbed" in shown.stdout and "maybe" in shown.stdout, shown.stdout
+
+
 def test_subscribers_are_added_listed_and_removed(tmp_path: Path) -> None:
     bot = Alertbot.make(tmp_path, GOOD)
     added = bot.cli("subscribers", "add", "Ed@Desk.Example", "--mode", "both", "--tz",

@@ -113,11 +113,19 @@ def _form(text: str) -> tuple[Any, list[tuple[int, str]] | None]:
     except RecursionError:
         raise UnusableInput(f"not usable JSON: {_TOO_DEEP}") from None
     except json.JSONDecodeError as whole_error:
-        lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+        lines = [(n, line) for n, line in enumerate(_json_lines(text), 1) if line.strip()]
         if len(lines) < 2:
             where = f"line {whole_error.lineno}"
             raise UnusableInput(f"not JSON: {whole_error.msg} at {where}") from None
         return None, lines
+
+
+def _json_lines(text: str) -> list[str]:
+    """JSON Lines split as the format says, at \\n (a \\r before it dropped). Not
+    `str.splitlines`: it also splits at U+2028, U+2029, U+0085 and other separators, which
+    JSON allows raw inside a string, so a title holding one was cut into two unusable lines
+    and the story rejected."""
+    return [line.removesuffix("\r") for line in text.split("\n")]
 
 
 def _line_items(lines: list[tuple[int, str]]) -> Iterator[tuple[int, Any, int]]:
