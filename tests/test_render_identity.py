@@ -230,6 +230,19 @@ def test_the_cases_reach_what_they_are_about(label: str) -> None:
         assert "&lt;!channel&gt;" in text and "<!channel>" not in text
 
 
+def test_a_note_that_is_not_utf8_renders_as_written(tmp_path: Path) -> None:
+    """A dismissal note from Slack may hold a lone surrogate (JSON's "\\ud800" decodes to
+    one); the rendered message, read back by the fast JSON reader first, still carries it."""
+    renderer = Renderer(make_config(tmp_path, "sqlite://"), b"golden-key")
+    entry = entries()[0]
+    note = owner(state="dismissed", by="U0ED", at="2026-12-02T03:30:00+00:00",
+                 reason="odd", note="see \ud800 here")
+    [(method, args)] = renderer.render("alert", "slack", "slack:C0SPACEOPS", None,
+                                       Load([entry], owners={entry.story_id: note}), NOW)
+    assert method == "chat.postMessage"
+    assert "see \ud800 here" in json.dumps(args["blocks"], ensure_ascii=False)
+
+
 if __name__ == "__main__" and sys.argv[1:2] == ["--write"]:
     GOLDEN.write_text(json.dumps({label: digest(text) for label, text in rendered().items()},
                                  indent=0, sort_keys=True) + "\n")

@@ -94,3 +94,17 @@ async def test_a_kept_alive_connection_closed_while_idle_is_not_reused(server: S
         await slack.close()
     assert [body["text"] for _, body in calls] == ["a", "b"]
     assert len(peers) == 2
+
+
+async def test_text_that_is_not_utf8_still_goes_escaped(server: Served) -> None:
+    """A lone surrogate (a Slack modal's note may hold one: JSON's "\\ud800" decodes to it)
+    is not UTF-8: the fast encoder refuses it, and the call goes as `json` writes it, escaped.
+    Other text goes as UTF-8 and arrives the same."""
+    url, calls, _ = server
+    slack = SlackTransport("xoxb-t", url, timeout=5)
+    try:
+        for text in ("Ünïcødé — 日本語 🚀", "note \ud800 held"):
+            await slack.send([("chat.postMessage", {"channel": "C1", "text": text})])
+    finally:
+        await slack.close()
+    assert [body["text"] for _, body in calls] == ["Ünïcødé — 日本語 🚀", "note \ud800 held"]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+import orjson
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from bot.messages.templating import (
@@ -170,7 +171,10 @@ def _rendered(template: str, **context: Any) -> tuple[dict[str, Any], int]:
     text = slack_env().get_template(f"{template}.json.j2").render(**context)
     message: dict[str, Any]
     if len(text) <= MESSAGE_TEXT_BUDGET:  # small enough as it is: nothing to count
-        message = json.loads(text)
+        try:
+            message = orjson.loads(text)  # ~4 µs against json's ~15 for an alert
+        except orjson.JSONDecodeError:  # e.g. a lone surrogate (not UTF-8): json reads it
+            message = json.loads(text)
         return message, len(text)
     counted = _TextCount()
     message = json.loads(text, object_hook=counted)
