@@ -1,7 +1,7 @@
 """A relay slow to answer QUIT holds up no delivery.
 
 When the queue runs dry the SMTP session is closed with a QUIT, which waits for the relay's
-reply (up to the SMTP timeout). The delivery loop once awaited it: the next alert, Slack's
+reply (up to the SMTP timeout, 30 s). The delivery loop once awaited it: the next alert, Slack's
 too, waited behind a slow relay's goodbye. A real SMTP conversation on loopback here, from a
 relay that accepts mail and answers QUIT only when the test lets it.
 """

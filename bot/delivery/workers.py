@@ -195,7 +195,7 @@ class Dispatcher:
 
     def _release(self) -> None:
         """The queue ran dry: let the transports close what they held for a batch, beside the
-        loop rather than in it. An SMTP QUIT waits for the relay's reply (up to `timeout`);
+        loop rather than in it. An SMTP QUIT waits for the relay's reply (up to its timeout);
         awaited here, a new alert waited behind it, and a slow relay held up Slack too."""
         if self._releasing is None or self._releasing.done():
             self._releasing = asyncio.create_task(self._idle())

@@ -202,7 +202,6 @@ def _enqueue(db: Connection, groups: Sequence[tuple[Target, list[Any], str]], no
 
 
 
-
 def add(db: Connection, now: datetime, *, dedupe: str, transport: str, target: str, kind: str,
         reason: str, due: datetime | None = None, **extra: Any) -> int | None:
     """Add a pending delivery row, due now (or at `due`), unless one with its dedupe key
