@@ -44,6 +44,32 @@ def test_a_bad_environment_value_is_named(tmp_path: Path) -> None:
     assert "SMTP_SECURITY" in result.stderr and "environment" in result.stderr
 
 
+def test_a_database_alertbot_cannot_use_is_named_without_its_password(tmp_path: Path) -> None:
+    bot = Alertbot.make(tmp_path, GOOD, DATABASE_URL="mysql://desk:hunter2@db.example/alerts")
+    result = bot.cli("config", "check")
+    assert result.returncode != 0
+    assert "DATABASE_URL: unsupported database 'mysql'" in result.stderr, result.stderr
+    assert "hunter2" not in result.stderr + result.stdout
+
+
+def test_an_sqlite_too_old_for_the_schema_is_named_before_anything_runs(tmp_path: Path) -> None:
+    """RETURNING needs SQLite 3.35; an older system library is said at start, by the setting
+    it concerns, not found later as a failed statement. The old library is simulated: the
+    `sqlite3` module reports 3.31.1 in the child process."""
+    old = tmp_path / "old-sqlite"
+    old.mkdir()
+    (old / "sitecustomize.py").write_text(
+        "import sqlite3\nsqlite3.sqlite_version_info = (3, 31, 1)\n"
+        "sqlite3.sqlite_version = '3.31.1'\n")
+    bot = Alertbot.make(tmp_path, GOOD, PYTHONPATH=str(old))
+    for command in (("config", "check"), ("db", "upgrade")):
+        result = bot.cli(*command)
+        assert result.returncode != 0
+        assert ("DATABASE_URL: this Python's SQLite is 3.31.1; alertbot needs 3.35.0 or later"
+                in result.stderr), result.stderr
+        assert "internal error" not in result.stderr
+
+
 def test_postgresql_without_a_shared_secret_key_is_refused(tmp_path: Path) -> None:
     """Replicas each generating a key would sign unsubscribe links the others refuse."""
     bot = Alertbot.make(tmp_path, GOOD, DATABASE_URL="postgresql://desk:pg-secret@db.example/ab")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,13 +58,22 @@ class ConfigError(Exception):
     """A setting is wrong; the message names it and where it came from."""
 
 
-def _describe(error: ValidationError, origin: str) -> str:
+def _describe(error: ValidationError, origin: str,
+              rename: Callable[[str], str] = lambda part: part) -> str:
     problems = []
     for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"])  # empty: about several settings
+        where = ".".join(rename(str(part)) for part in item["loc"])
         message = item["msg"].removeprefix("Value error, ")
         problems.append(f"{where}: {message}" if where else message)
     return f"invalid setting in {origin}: " + "; ".join(problems)
+
+
+def _environment_name(part: str) -> str:
+    """A deployment setting left at its default is reported by its field's name: named as the
+    operator would write it instead (`database_url` → DATABASE_URL)."""
+    field = Settings.model_fields.get(part)
+    alias = field.validation_alias if field is not None else None
+    return alias if isinstance(alias, str) else part
 
 
 def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
@@ -118,7 +128,7 @@ def load_config(**overrides: Any) -> Config:
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, "the environment or .env")) from exc
+        raise ConfigError(_describe(exc, "the environment or .env", _environment_name)) from exc
     path = settings.config_path
     explicit = "config_path" in overrides or "ALERTBOT_CONFIG" in _environ_keys()
     if not path.exists() and not explicit:

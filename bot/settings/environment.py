@@ -7,12 +7,17 @@ otherwise be read from an `EMAIL` environment variable, which many machines set.
 
 from __future__ import annotations
 
+import sqlite3
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# RETURNING (numbering action items, planning delivery rows) came with SQLite 3.35 (2021); the
+# sqlite3 module uses the system's library, which an older OS may hold back.
+SQLITE_NEEDED = (3, 35, 0)
 
 
 def _secret(name: str) -> Any:
@@ -76,6 +81,20 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: Any) -> Any:
         # `SLACK_BOT_TOKEN=` in a .env file means "not configured", not "an empty token".
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _usable_database(cls, value: SecretStr) -> SecretStr:
+        # Said here, by name, rather than as a failed statement later. The URL is a secret
+        # (it may hold a password): only its scheme is named.
+        scheme = value.get_secret_value().partition(":")[0].partition("+")[0].lower()
+        if scheme not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError(f"unsupported database {scheme!r} (use sqlite or postgresql)")
+        if scheme == "sqlite" and sqlite3.sqlite_version_info < SQLITE_NEEDED:
+            raise ValueError(
+                f"this Python's SQLite is {sqlite3.sqlite_version}; alertbot needs "
+                f"{'.'.join(map(str, SQLITE_NEEDED))} or later (or use PostgreSQL)")
+        return value
 
     @model_validator(mode="after")
     def _one_key_for_every_replica(self) -> Settings:
