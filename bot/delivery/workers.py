@@ -259,14 +259,18 @@ class Dispatcher:
             return
         sent = self.clock()
         self.failing.pop(row.transport, None)
-        await self._record(row, sent=(row.id, row.attempts, sent, remote_id))
-        self._count(row, kind, "sent")
-        kind.sent(row, self.metrics)
-        if kind.instant:
-            self._latency(row.transport, load, sent)
-        if log.isEnabledFor(logging.INFO):  # the line's facts are built only when it is kept
-            log.info("sent delivery %s (%s %s) to %s: %s", row.id, row.transport, row.kind,
-                     row.target, row.reason[:300], extra=self._facts(row))
+        try:
+            await self._record(row, sent=(row.id, row.attempts, sent, remote_id))
+        finally:
+            # Sent is sent: counted and logged even when the database cannot record it now
+            # (kept for the next claim through an outage, or left to the lease).
+            self._count(row, kind, "sent")
+            kind.sent(row, self.metrics)
+            if kind.instant:
+                self._latency(row.transport, load, sent)
+            if log.isEnabledFor(logging.INFO):  # the line's facts are built only when kept
+                log.info("sent delivery %s (%s %s) to %s: %s", row.id, row.transport,
+                         row.kind, row.target, row.reason[:300], extra=self._facts(row))
 
     async def _withhold(self, row: Any, kind: Kind, withheld: Verdict) -> None:
         """Settle a row its kind says must not be sent now, sending nothing: cancelled for
