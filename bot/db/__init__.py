@@ -96,7 +96,8 @@ class Database:
 
     async def write_short(self, work: Callable[Concatenate[Connection, P], R],
                           *args: P.args, **kwargs: P.kwargs) -> R:
-        """`write` for a short transaction on the push → Slack path (a claim, a settle).
+        """`write` for a short transaction on the push → Slack path (a claim, a settle, a
+        push's stories: see `Pipeline._store`).
 
         On SQLite, while the database thread has nothing to do, it runs right here on the
         event loop: two hops to the thread and back cost more than a claim of a millisecond,

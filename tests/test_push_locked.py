@@ -1,0 +1,54 @@
+"""A push stored on the event loop meets another process's write lock.
+
+On SQLite a push of up to `LOOP_INGEST` stories is stored on the loop itself, never waiting
+there for a lock: if another process (`alertbot ingest`, a delivery child) holds the write
+lock, the transaction is rolled back and waits on the database thread. The loop keeps
+serving meanwhile, and the push is stored and planned once when the lock goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from bot.db.schema import DELIVERIES, STORIES
+from bot.pipeline import LOOP_INGEST
+from bot.service import Service
+from tests.conftest import story
+from tests.fakes import FakeSlack
+from tests.harness import ROUTES, desk_config
+
+
+async def test_a_push_waits_off_the_loop_for_another_writer_and_is_stored_once(
+    tmp_path: Path, sqlite_url: str, slack: FakeSlack,
+) -> None:
+    service = Service(desk_config(tmp_path, sqlite_url, slack, 25,
+                                  slack={"pacing": "0s", "batch_window": "0s",
+                                         "routes": ROUTES}))
+    count = 50
+    assert count <= LOOP_INGEST  # the size stored on the loop when nothing is in the way
+    body = json.dumps([story(id=f"locked-{n}", title=f"Title of locked-{n}")
+                       for n in range(count)]).encode()
+    other = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process's write lock, as SQLite sees it
+        pushed = asyncio.create_task(service.push(body))
+        started = time.monotonic()
+        await asyncio.sleep(0.3)  # the loop runs meanwhile: this returns on time
+        assert time.monotonic() - started < 2
+        assert not pushed.done()  # waiting for the lock, on the database thread
+        other.execute("ROLLBACK")
+        report = await asyncio.wait_for(pushed, 10)
+    finally:
+        other.close()
+    assert len(report["accepted"]) == count and report["planned"] >= 1
+    stored = await service.db.read(lambda db: db.scalar(select(func.count()).select_from(STORIES)))
+    rows = await service.db.read(lambda db: db.scalar(select(func.count()).select_from(DELIVERIES)))
+    assert stored == count
+    assert rows == report["planned"]
+    await service.close()
