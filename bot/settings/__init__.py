@@ -62,7 +62,7 @@ def _describe(error: ValidationError, origin: str,
               rename: Callable[[str], str] = lambda part: part) -> str:
     problems = []
     for item in error.errors():
-        where = ".".join(rename(str(part)) for part in item["loc"])
+        where = ".".join(rename(str(part)) for part in item["loc"])  # empty: several settings
         message = item["msg"].removeprefix("Value error, ")
         problems.append(f"{where}: {message}" if where else message)
     return f"invalid setting in {origin}: " + "; ".join(problems)
