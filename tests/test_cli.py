@@ -44,11 +44,18 @@ def test_a_bad_environment_value_is_named(tmp_path: Path) -> None:
     assert "SMTP_SECURITY" in result.stderr and "environment" in result.stderr
 
 
-def test_a_database_alertbot_cannot_use_is_named_without_its_password(tmp_path: Path) -> None:
-    bot = Alertbot.make(tmp_path, GOOD, DATABASE_URL="mysql://desk:hunter2@db.example/alerts")
+@pytest.mark.parametrize(("url", "said"), [
+    ("mysql://desk:hunter2@db.example/alerts", "DATABASE_URL: unsupported database 'mysql'"),
+    ("", "DATABASE_URL: empty: leave it out for SQLite"),
+    ("  ", "DATABASE_URL: empty: leave it out for SQLite"),
+])
+def test_a_database_alertbot_cannot_use_is_named_without_its_password(
+    tmp_path: Path, url: str, said: str,
+) -> None:
+    bot = Alertbot.make(tmp_path, GOOD, DATABASE_URL=url)
     result = bot.cli("config", "check")
     assert result.returncode != 0
-    assert "DATABASE_URL: unsupported database 'mysql'" in result.stderr, result.stderr
+    assert said in result.stderr, result.stderr
     assert "hunter2" not in result.stderr + result.stdout
 
 

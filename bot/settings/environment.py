@@ -87,7 +87,11 @@ class Settings(BaseSettings):
     def _usable_database(cls, value: SecretStr) -> SecretStr:
         # Said here, by name, rather than as a failed statement later. The URL is a secret
         # (it may hold a password): only its scheme is named.
-        scheme = value.get_secret_value().partition(":")[0].partition("+")[0].lower()
+        given = value.get_secret_value().strip()
+        if not given:
+            raise ValueError("empty: leave it out for SQLite at var/alertbot.db, or give "
+                             "sqlite:///… or postgresql://…")
+        scheme = given.partition(":")[0].partition("+")[0].lower()
         if scheme not in ("sqlite", "postgresql", "postgres"):
             raise ValueError(f"unsupported database {scheme!r} (use sqlite or postgresql)")
         if scheme == "sqlite" and sqlite3.sqlite_version_info < SQLITE_NEEDED:
