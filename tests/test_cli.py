@@ -48,6 +48,8 @@ def test_a_bad_environment_value_is_named(tmp_path: Path) -> None:
     ("mysql://desk:hunter2@db.example/alerts", "DATABASE_URL: unsupported database 'mysql'"),
     ("", "DATABASE_URL: empty: leave it out for SQLite"),
     ("  ", "DATABASE_URL: empty: leave it out for SQLite"),
+    ("host=db user=desk password=hunter2", "DATABASE_URL: not a database URL"),
+    ("SQLITE:///x.db", "DATABASE_URL: unsupported database 'SQLITE'"),
 ])
 def test_a_database_alertbot_cannot_use_is_named_without_its_password(
     tmp_path: Path, url: str, said: str,

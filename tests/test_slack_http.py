@@ -30,6 +30,10 @@ async def server() -> AsyncIterator[Served]:
                              **({"error": "channel_not_found"}
                                 if body.get("text") == "refuse" else {})}).encode()
         framing = body.get("framing")
+        if framing == "echo":  # as chat.postMessage does: the message posted, in the answer
+            return web.Response(body=json.dumps({"ok": True, "ts": f"1.{len(calls)}",
+                                                 "message": {"text": body["text"]}}).encode(),
+                                content_type="application/json")
         if framing == "chunked":
             response = web.StreamResponse()
             response.enable_chunked_encoding()
@@ -99,12 +103,16 @@ async def test_a_kept_alive_connection_closed_while_idle_is_not_reused(server: S
 async def test_text_that_is_not_utf8_still_goes_escaped(server: Served) -> None:
     """A lone surrogate (a Slack modal's note may hold one: JSON's "\\ud800" decodes to it)
     is not UTF-8: the fast encoder refuses it, and the call goes as `json` writes it, escaped.
-    Other text goes as UTF-8 and arrives the same."""
+    Slack's answer echoes the message: read as well, so the post counts as made (taken for
+    no answer, it was sent again). Other text goes as UTF-8 and arrives the same."""
     url, calls, _ = server
     slack = SlackTransport("xoxb-t", url, timeout=5)
+    texts = ["Ünïcødé — 日本語 🚀", "note \ud800 held"]
     try:
-        for text in ("Ünïcødé — 日本語 🚀", "note \ud800 held"):
-            await slack.send([("chat.postMessage", {"channel": "C1", "text": text})])
+        sent = [await slack.send([("chat.postMessage",
+                                   {"channel": "C1", "text": text, "framing": "echo"})])
+                for text in texts]
     finally:
         await slack.close()
-    assert [body["text"] for _, body in calls] == ["Ünïcødé — 日本語 🚀", "note \ud800 held"]
+    assert sent == ["1.1", "1.2"]
+    assert [body["text"] for _, body in calls] == texts

@@ -1,9 +1,11 @@
-"""A relay slow to answer QUIT holds up no delivery.
+"""A relay slow to answer QUIT holds up no Slack message, and its one session stays one.
 
 When the queue runs dry the SMTP session is closed with a QUIT, which waits for the relay's
-reply (up to the SMTP timeout, 30 s). The delivery loop once awaited it: the next alert, Slack's
-too, waited behind a slow relay's goodbye. A real SMTP conversation on loopback here, from a
-relay that accepts mail and answers QUIT only when the test lets it.
+reply (up to the SMTP timeout, 30 s). The delivery loop once awaited it: the next alert,
+Slack's too, waited behind a slow relay's goodbye. Now the QUIT runs beside the loop; the
+session still counts against `[email] connections` (1) until the relay answers, so the next
+email waits for it rather than open a second session the relay may refuse. A real SMTP
+conversation on loopback, from a relay that answers QUIT only when the test lets it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ class HoldingRelay:
         self.messages = 0
         self.received = asyncio.Condition()
         self.quits = 0
+        self.sessions = 0  # connections accepted
+        self.open_now = 0
+        self.most_at_once = 0
         self.quit_seen = asyncio.Event()
         self.answer_quit = asyncio.Event()
         self.server: asyncio.Server | None = None
@@ -42,6 +47,9 @@ class HoldingRelay:
             self.server.close()
 
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.sessions += 1
+        self.open_now += 1
+        self.most_at_once = max(self.most_at_once, self.open_now)
         writer.write(b"220 relay.test ESMTP\r\n")
         try:
             while line := await reader.readline():
@@ -65,6 +73,7 @@ class HoldingRelay:
                     writer.write(b"250 relay.test\r\n")
                 await writer.drain()
         finally:
+            self.open_now -= 1
             writer.close()
 
 
@@ -76,7 +85,7 @@ async def relay() -> AsyncIterator[HoldingRelay]:
     await relay.close()
 
 
-async def test_a_relay_holding_its_quit_answer_does_not_hold_up_the_next_alert(
+async def test_a_relay_holding_its_quit_answer_holds_up_no_slack_message(
     tmp_path: Path, sqlite_url: str, slack: FakeSlack, relay: HoldingRelay,
 ) -> None:
     assert relay.server is not None
@@ -97,12 +106,24 @@ async def test_a_relay_holding_its_quit_answer_does_not_hold_up_the_next_alert(
         slack_before = len(slack.posts())
 
         await desk.ingest(story(id="second"))
-        # Slack's post and the email both go while the first QUIT is still unanswered.
+        # Slack's post goes while the first QUIT is still unanswered (it once waited for it).
         posts = await asyncio.to_thread(slack.wait_for_posts, slack_before + 1, 5.0)
         assert len(posts) > slack_before
-        async with relay.received:  # before the fix: not until the QUIT's 30 s timeout
-            await asyncio.wait_for(relay.received.wait_for(lambda: relay.messages == 2), 5)
         assert not relay.answer_quit.is_set()
+        # The second email waits for the one slot (its task queued on the transport's
+        # condition), where it once opened a second session beside the quitting one.
+        email = service.dispatcher.transports["email"]
+        freed = getattr(email, "_freed", None)
+        for _ in range(500):
+            if relay.sessions > 1 or (freed is not None and freed._waiters):
+                break
+            await asyncio.sleep(0.01)
+        assert (relay.messages, relay.sessions) == (1, 1)
+        relay.answer_quit.set()
+        async with relay.received:
+            await asyncio.wait_for(relay.received.wait_for(lambda: relay.messages == 2), 5)
+        assert relay.sessions == 2  # one after the other, never two at once
+        assert relay.most_at_once == 1
     finally:
         worker.cancel()
         await asyncio.gather(worker, return_exceptions=True)

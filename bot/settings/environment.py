@@ -7,6 +7,7 @@ otherwise be read from an `EMAIL` environment variable, which many machines set.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
@@ -18,6 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 # RETURNING (numbering action items, planning delivery rows) came with SQLite 3.35 (2021); the
 # sqlite3 module uses the system's library, which an older OS may hold back.
 SQLITE_NEEDED = (3, 35, 0)
+_URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
 def _secret(name: str) -> Any:
@@ -87,11 +89,14 @@ class Settings(BaseSettings):
     def _usable_database(cls, value: SecretStr) -> SecretStr:
         # Said here, by name, rather than as a failed statement later. The URL is a secret
         # (it may hold a password): only its scheme is named.
-        given = value.get_secret_value().strip()
-        if not given:
+        given = value.get_secret_value()
+        if not given.strip():
             raise ValueError("empty: leave it out for SQLite at var/alertbot.db, or give "
                              "sqlite:///… or postgresql://…")
-        scheme = given.partition(":")[0].partition("+")[0].lower()
+        url = _URL_SCHEME.match(given)
+        if url is None:  # e.g. "host=db password=…": quoting it would show the password
+            raise ValueError("not a database URL (sqlite:///… or postgresql://…)")
+        scheme = url[1].partition("+")[0]  # as SQLAlchemy reads it: case and all
         if scheme not in ("sqlite", "postgresql", "postgres"):
             raise ValueError(f"unsupported database {scheme!r} (use sqlite or postgresql)")
         if scheme == "sqlite" and sqlite3.sqlite_version_info < SQLITE_NEEDED:

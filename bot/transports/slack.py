@@ -119,10 +119,7 @@ class SlackTransport:
                 if attempt == 2:
                     raise
                 await asyncio.sleep(0.5 + random.random())
-        try:
-            answer = orjson.loads(raw) if raw else {}
-        except ValueError:
-            answer = {}
+        answer = _answer(raw)
         if not isinstance(answer, dict):
             answer = {}
         if status != 200 or not answer.get("ok"):
@@ -159,3 +156,18 @@ def _json(args: dict[str, Any]) -> bytes:
         return orjson.dumps(args)
     except TypeError:
         return json.dumps(args).encode()
+
+
+def _answer(raw: bytes) -> Any:
+    """The answer's JSON; {} when it is not JSON (an HTML error page: the status says why).
+    An answer orjson refuses, such as one echoing a lone surrogate the message carried, is
+    read by `json`: taken for no answer, a post that went out would be sent again."""
+    if not raw:
+        return {}
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return {}

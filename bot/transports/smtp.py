@@ -101,18 +101,24 @@ class SmtpTransport:
         await self.close()
 
     async def close(self) -> None:
-        """QUIT every idle session (the queue ran dry, or the service stops)."""
+        """QUIT every idle session (the queue ran dry, or the service stops).
+
+        A session counts against `connections` until its QUIT is answered (the relay may
+        hold it open till then): a send meanwhile waits for the slot rather than open one
+        more. Cancelled mid-QUIT (the service stopping), the connection is dropped."""
         if self._freed is None:
             return
         async with self._freed:
             idle, self._idle = self._idle, []
-            self._open -= len(idle)
         for client in idle:
-            if client.is_connected:
-                try:
+            try:
+                if client.is_connected:
                     await client.quit()
-                except (aiosmtplib.SMTPException, OSError):
-                    client.close()
+            except (aiosmtplib.SMTPException, OSError):
+                pass  # closed below all the same
+            finally:
+                client.close()
+                await self._give(None)
 
 
 def _by_code(code: int, text: str) -> DeliveryError:
