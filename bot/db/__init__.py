@@ -18,6 +18,9 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from bot.db import checkpoints
+from bot.db.checkpoints import Checkpointer
+
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
 
@@ -82,12 +85,18 @@ class Database:
         # process writes nothing, so a short write may run on the loop (`write_short`).
         self._in_flight = 0
         self._here: Engine | None = None
+        self._checkpoints: Checkpointer | None = None
         database = self.engine.url.database
         if self._local and database not in (None, "", ":memory:"):  # a file both engines open
             self._here = create(database_url)
             # Never wait for another process's write lock on the loop: fail at once and let
             # the thread wait for it (see `write_short`).
             event.listen(self._here, "connect", _no_waiting)
+            # No commit of ours copies the WAL into the file: a thread does (checkpoints.py).
+            for engine in (self.engine, self._here):
+                event.listen(engine, "connect", checkpoints.no_autocheckpoint)
+            self._checkpoints = Checkpointer(self.engine, database)
+            self._checkpoints.start()
 
     async def write(self, work: Callable[Concatenate[Connection, P], R],
                     *args: P.args, **kwargs: P.kwargs) -> R:
@@ -156,6 +165,8 @@ class Database:
         await self.read(lambda connection: connection.execute(text("SELECT 1")))
 
     def close(self) -> None:
+        if self._checkpoints is not None:
+            self._checkpoints.stop()
         self._threads.shutdown(wait=True)
         self.engine.dispose()
         if self._here is not None:
