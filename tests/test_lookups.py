@@ -1,8 +1,8 @@
 """SQLite look-ups run on the event loop while their pages are in memory, and on reader
-threads for a while once one has waited for the disk (bot/db/lookups.py).
+threads while they keep waiting for the disk (bot/db/lookups.py).
 
-The database file's pages are evicted from the page cache (posix_fadvise), so the first
-look-up really reads from the disk and the kernel counts it. How long a disk read takes
+The database file's pages are evicted from the page cache (posix_fadvise), so a look-up
+really reads from the disk and the kernel counts it. How long a disk read takes
 depends on the machine, so the test lowers the "waited" threshold to zero; what it does not
 fake is the read and its count.
 """
@@ -21,51 +21,69 @@ from sqlalchemy import Connection, text
 from bot.db import Database, lookups
 from bot.db.lookups import DiskReads, Reading
 
-ROWS = 2000
+ROWS = 4000  # 8 MB: more than the connection's own page cache holds
 
 
-async def test_a_lookup_that_read_from_the_disk_sends_the_next_ones_to_threads(
+async def test_lookups_go_to_threads_while_they_wait_for_the_disk_and_come_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     if not hasattr(resource, "RUSAGE_THREAD"):
         pytest.skip("this platform does not count a thread's disk reads")
     path = tmp_path / "alertbot.db"
     _fill(path)
-    _evict(path)
     monkeypatch.setattr(lookups, "SLOW", 0.0)
-    clock = [1000.0]
+    monkeypatch.setattr(lookups, "RECENT", 4)
+    monkeypatch.setattr(lookups, "SLOWS", 2)
+    monkeypatch.setattr(lookups, "CALM", 0)
     db = Database(f"sqlite:///{path}")
-    db.disk_reads.clock = lambda: clock[0]
     ran_on: list[str] = []
 
     def everything(connection: Connection) -> int:
         ran_on.append(threading.current_thread().name)
         return int(connection.execute(text("SELECT sum(length(body)) FROM filler")).scalar_one())
 
+    async def lookup(cold: bool) -> None:
+        if cold:
+            _evict(path)
+        assert await db.lookup(everything) == ROWS * 2000
+
     try:
-        assert await db.lookup(everything) == ROWS * 2000  # read from the disk, on the loop
-        if db.disk_reads.last is None:
+        await lookup(cold=True)
+        if not any(db.disk_reads.slow):
             pytest.skip("no blocks were read after eviction: the file system keeps no page "
                         "cache to evict (tmpfs)")
-        assert ran_on == [threading.main_thread().name]
-        assert await db.lookup(everything) == ROWS * 2000
-        assert ran_on[1].startswith("lookup")  # a reader thread, not the loop
-        clock[0] += lookups.WINDOW + 0.1  # no look-up has waited for the disk since
-        assert await db.lookup(everything) == ROWS * 2000
-        assert ran_on[2] == threading.main_thread().name
+        await lookup(cold=True)  # two of the last four read from the disk: threads from now
+        await lookup(cold=True)  # on a thread, and counted there too
+        for _ in range(4):  # four from memory: back to the loop after the fourth
+            await lookup(cold=False)
+        await lookup(cold=False)
     finally:
         db.close()
+    loop = threading.main_thread().name
+    assert ran_on[:2] == [loop, loop]
+    assert all(name.startswith("lookup") for name in ran_on[2:7]), ran_on
+    assert ran_on[7] == loop
+    assert list(db.disk_reads.slow) == [False] * 4
 
 
 def test_a_wait_counts_only_when_blocks_were_read_and_it_took_long() -> None:
-    reads = DiskReads(clock=lambda: 50.0)
+    reads = DiskReads()
     start = Reading(blocks=10, wall=1.0, cpu=0.5)
-    reads.seen(start, Reading(blocks=10, wall=1.5, cpu=0.5))  # waited, but not for the disk
-    reads.seen(start, Reading(blocks=90, wall=1.001, cpu=0.5005))  # read, from a fast disk
-    assert reads.on_loop()
-    reads.seen(start, Reading(blocks=90, wall=1.02, cpu=0.501))  # read, and waited 19 ms
-    assert reads.last == 50.0
+    waited_for_the_gil = Reading(blocks=10, wall=1.5, cpu=0.5)
+    read_from_a_fast_disk = Reading(blocks=90, wall=1.001, cpu=0.5005)
+    read_and_waited = Reading(blocks=90, wall=1.02, cpu=0.501)  # 19 ms
+    for _ in range(lookups.RECENT):
+        reads.seen(start, waited_for_the_gil)
+        reads.seen(start, read_from_a_fast_disk)
+    assert reads.on_loop() and not any(reads.slow)
+    for _ in range(lookups.SLOWS):
+        assert reads.on_loop()
+        reads.seen(start, read_and_waited)
     assert not reads.on_loop()
+    while sum(reads.slow) > lookups.CALM:
+        assert not reads.on_loop()
+        reads.seen(start, read_from_a_fast_disk)
+    assert reads.on_loop()
 
 
 def _fill(path: Path) -> None:

@@ -96,9 +96,9 @@ class Database:
         On SQLite it runs right here, on the event loop, while look-ups find their pages in
         memory: a local read of a millisecond costs less than two hops to a thread and back,
         each waiting for the GIL while the loop serves other requests (measured: `/story` p50
-        64 → 32 ms with 20 requests in flight). Once one reads from the disk, they run on
-        reader threads for a while, waiting for the disk side by side rather than holding up
-        the loop (lookups.py). PostgreSQL reads always go through the threads: a network
+        64 → 32 ms with 20 requests in flight). While most of them wait for the disk, they
+        run on reader threads instead, waiting side by side rather than holding up the loop
+        (lookups.py). PostgreSQL reads always go through the threads: a network
         round trip, or a database that has gone away, must not stall the loop.
         """
         if not self._local:

@@ -1,5 +1,5 @@
 """Where a SQLite look-up runs: on the event loop while the pages it needs are in memory, on
-reader threads while look-ups are reading from the disk.
+reader threads while look-ups keep waiting for the disk.
 
 On the loop, a look-up of a millisecond costs less than two hops to a thread and back
 (`/story` p50 32 against 64 ms with 20 requests in flight). But a look-up that has to read
@@ -9,25 +9,29 @@ loop waits with it: the look-ups queued behind it, and the alerts. With the page
 `/story` p99 was ~2 s with 20 clients. On threads, the waits run side by side, the GIL
 released by SQLite while it reads.
 
-A look-up waited for the disk when its thread read blocks from it (getrusage's `ru_inblock`:
-pages found in the page cache count nothing) and it took `SLOW` longer than its thread's CPU
-time. Both: on a VM whose host caches the file, a block read can take 0.1 ms, which costs
-the loop less than a thread hop would; and time alone would count a wait for the GIL. Where
+A look-up is slow when its thread read blocks from the disk (getrusage's `ru_inblock`: pages
+found in the page cache count nothing) and it took `SLOW` longer than its thread's CPU time.
+Both: on a VM whose host caches the file, a block read can take 0.1 ms, which costs the loop
+less than a thread hop would; and time alone would count a wait for the GIL. Where
 the platform has no per-thread block count, look-ups stay on the loop.
 """
 
 from __future__ import annotations
 
 import resource
+import threading
 import time
-from collections.abc import Callable
+from collections import deque
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-# How long after a look-up last read from the disk the next ones still go to the threads:
-# long enough that a cold spell does not flip back to the loop between two cold reads.
-WINDOW = 2.0
-SLOW = 0.003  # seconds a look-up waited for the disk before the next ones go to the threads
+SLOW = 0.003  # seconds a look-up waited for the disk to count as slow
+# Of the last `RECENT` look-ups: this many slow ones send the next to the threads, and the
+# threads give them back to the loop once no more than `CALM` are. Most look-ups of a cold
+# spell are slow; in a warm one, a slow read now and then (a page the disk's own cache on
+# the host did not hold) stays on the loop, where threads would cost every look-up more
+# (each reader's connection fills its own page cache, and the GIL changes hands).
+RECENT, SLOWS, CALM = 20, 8, 2
 READERS = 16  # look-ups reading from the disk at once (the disk queues more than one)
 _THREAD = getattr(resource, "RUSAGE_THREAD", None)  # Linux
 
@@ -48,16 +52,22 @@ def reading() -> Reading:
 
 @dataclass
 class DiskReads:
-    """When a look-up last read from the disk, and so where the next one runs."""
+    """Which of the last look-ups waited for the disk, and so where the next one runs."""
 
-    clock: Callable[[], float] = time.monotonic
-    last: float | None = field(default=None)
+    slow: deque[bool] = field(default_factory=lambda: deque(maxlen=RECENT))
+    threads: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)  # readers report at once
 
     def seen(self, before: Reading, after: Reading) -> None:
         """A look-up ran between `before` and `after` (its thread's counts)."""
         waited = (after.wall - before.wall) - (after.cpu - before.cpu)
-        if after.blocks > before.blocks and waited > SLOW:
-            self.last = self.clock()
+        with self._lock:
+            self.slow.append(after.blocks > before.blocks and waited > SLOW)
+            count = sum(self.slow)
+            if count >= SLOWS:
+                self.threads = True
+            elif count <= CALM:
+                self.threads = False
 
     def on_loop(self) -> bool:
-        return self.last is None or self.clock() - self.last > WINDOW
+        return not self.threads
