@@ -14,7 +14,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from bot.db.schema import DELIVERIES, STORIES
 from bot.pipeline import LOOP_INGEST
@@ -37,11 +37,16 @@ async def test_a_push_waits_off_the_loop_for_another_writer_and_is_stored_once(
     other = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
     try:
         other.execute("BEGIN IMMEDIATE")  # another process's write lock, as SQLite sees it
+        on_loop = service.db._here  # the loop's own engine (Database.write_short)
+        assert on_loop is not None
+        rolled_back: list[bool] = []
+        event.listen(on_loop, "rollback", lambda connection: rolled_back.append(True))
         pushed = asyncio.create_task(service.push(body))
         started = time.monotonic()
         await asyncio.sleep(0.3)  # the loop runs meanwhile: this returns on time
         assert time.monotonic() - started < 2
         assert not pushed.done()  # waiting for the lock, on the database thread
+        assert rolled_back  # after trying the loop first, and failing at once there
         other.execute("ROLLBACK")
         report = await asyncio.wait_for(pushed, 10)
         assert len(report["accepted"]) == count and report["planned"] >= 1
