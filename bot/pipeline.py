@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import Connection
 
@@ -57,6 +58,14 @@ class Report:
         self.rejected += other.rejected
         self.matched += other.matched
         self.planned += other.planned
+
+
+class Evaluated(NamedTuple):
+    """One chunk's transaction: its report, and what to log once it is committed."""
+
+    report: Report
+    planned: list[outbox.Planned]
+    flagged: list[Saved]
 
 
 @dataclass
@@ -132,10 +141,16 @@ class Pipeline:
             # cost more CPU than the thread won (docs/performance.md). Bigger chunks (files,
             # large pushes) go to the thread, leaving the loop to answer meanwhile.
             write = self.db.write_short if len(chunk.stories) <= LOOP_INGEST else self.db.write
-            report.merge(await write(self._evaluate, chunk.stories, now))
+            done = await write(self._evaluate, chunk.stories, now)
+            # Logged once committed: a transaction retried on the thread after losing the
+            # lock on the loop (or rolled back) would otherwise log what it had not done.
+            for saved in done.flagged:
+                log.info("story %s flagged: %s", saved.story.id, saved.corroboration.flag)
+            _logged(done.planned)
+            report.merge(done.report)
             progress(len(chunk.stories))
 
-    def _evaluate(self, db: Connection, stories: list[Story], now: datetime) -> Report:
+    def _evaluate(self, db: Connection, stories: list[Story], now: datetime) -> Evaluated:
         """Store, match and plan one chunk, in one transaction (one replica at a time: two
         storing one story, or grouping one target's matches, would each do it)."""
         take_turns(db, PLAN_LOCK)
@@ -147,19 +162,17 @@ class Pipeline:
             match(s.story, s.corroboration, target, now, rules.max_alert_age)
             for s in saved for target in index.could_take(s.story)
         ]
-        for s in saved:
-            if s.corroboration.flag:
-                log.info("story %s flagged: %s", s.story.id, s.corroboration.flag)
         replaced = {s.story.id for s in saved if s.replaced}  # only these can have matches
         matched = outbox.record_matches(db, decisions, now, replaced)
-        planned = _logged(outbox.plan_deliveries(db, targets, now)) if matched else 0
-        planned += self._edit_posted(db, [s for s in saved if s.replaced], now)
+        planned = outbox.plan_deliveries(db, targets, now) if matched else []
+        edits = self._edit_posted(db, [s for s in saved if s.replaced], now)
         stored = {s.story.id for s in saved}
-        return Report(
+        report = Report(
             accepted=[s.story.id for s in saved],
             unchanged=sorted({s.id for s in stories} - stored),
-            matched=matched, planned=planned,
+            matched=matched, planned=len(planned) + edits,
         )
+        return Evaluated(report, planned, [s for s in saved if s.corroboration.flag])
 
     def _edit_posted(self, db: Connection, rescored: list[Saved], now: datetime) -> int:
         """Queue an edit of every posted Slack message showing a story whose figures changed."""
@@ -207,7 +220,7 @@ def _chunked(batch: Batch) -> Iterator[Batch]:
 
 
 def _logged(planned: list[outbox.Planned]) -> int:
-    """Log each message planned: which stories, where, and why. Return how many."""
+    """Log each message planned (committed): which stories, where, and why. Return how many."""
     for row in planned:
         log.info("planned %s of %s to %s: %s", row.kind, ", ".join(row.story_ids[:10]),
                  row.target, row.reason[:300], extra=fields(

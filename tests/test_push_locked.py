@@ -3,17 +3,20 @@
 On SQLite a push of up to `LOOP_INGEST` stories is stored on the loop itself, never waiting
 there for a lock: if another process (`alertbot ingest`, a delivery child) holds the write
 lock, the transaction is rolled back and waits on the database thread. The loop keeps
-serving meanwhile, and the push is stored and planned once when the lock goes.
+serving meanwhile, and the push is stored and planned once when the lock goes. What it
+planned is logged once, after its transaction committed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import event, func, select
 
 from bot.db.schema import DELIVERIES, STORIES
@@ -59,3 +62,43 @@ async def test_a_push_waits_off_the_loop_for_another_writer_and_is_stored_once(
     finally:
         other.close()
         await service.close()
+
+
+async def test_what_a_push_planned_is_logged_once_after_its_commit(
+    tmp_path: Path, sqlite_url: str, slack: FakeSlack, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The "planned" and "flagged" lines say what was stored: logged inside the transaction,
+    a rollback (or a retry on the thread after losing the lock) would leave them saying what
+    was not, or saying it twice."""
+    service = Service(desk_config(tmp_path, sqlite_url, slack, 25,
+                                  slack={"pacing": "0s", "batch_window": "0s",
+                                         "routes": ROUTES}))
+    happened: list[str] = []
+    here = service.db._here
+    assert here is not None
+    event.listen(here, "commit", lambda connection: happened.append("commit"))
+    caplog.set_level(logging.INFO, logger="bot")
+
+    class Order(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            message = record.getMessage()
+            if message.startswith(("planned ", "story ")):
+                happened.append(message.split()[0])
+
+    order = Order()
+    logging.getLogger("bot").addHandler(order)
+    try:
+        body = json.dumps([story(id="after-commit", title="Logged after its commit",
+                                 sources=[{"outlet": "Reuters", "url": "https://a.example/1"},
+                                          {"outlet": "AP", "url": "https://b.example/2"}],
+                                 verified_by=5)]).encode()
+        report = await service.push(body)
+    finally:
+        logging.getLogger("bot").removeHandler(order)
+        await service.close()
+    assert report["planned"] >= 1
+    first_commit = happened.index("commit")
+    logged = happened[first_commit + 1:]
+    assert happened[:first_commit] == []  # nothing said before the transaction committed
+    assert logged.count("planned") == report["planned"]
+    assert logged.count("story") == 1  # "story … flagged": verified_by 5, two outlets
