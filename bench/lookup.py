@@ -210,6 +210,8 @@ def main(count: int = 1_000_000, requests: int = 2000, folder: str | None = None
         finally:
             bot.stop()
             sink.stop()
+        said = bot.log()  # look-ups reading from the disk go to reader threads (bot/db/lookups.py)
+        moved = (said.count("look-ups on reader threads"), said.count("look-ups back on the"))
     load_after = " ".join(f"{n:.2f}" for n in os.getloadavg())
     print(describe())
     print(f"{count:,} stories ({'reused' if built < 5 else f'ingested in {built:.0f} s'}); "
@@ -225,6 +227,8 @@ def main(count: int = 1_000_000, requests: int = 2000, folder: str | None = None
           f"the sink's {sink_cpu:.1f} s, the clients' {clients_cpu:.1f} s")
     print(f"  load average before the run {load_before}, after {load_after}")
     print(f"  peak RSS of alertbot run: {rss:.0f} MB")
+    print(f"  look-ups moved to reader threads {moved[0]} times, back to the event loop "
+          f"{moved[1]} (waiting for the disk; the service's log)")
 
 
 if __name__ == "__main__":

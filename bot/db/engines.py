@@ -43,10 +43,12 @@ def create(database_url: str) -> Engine:
     """A synchronous engine for `database_url` (plain `sqlite:///…` or `postgresql://…`)."""
     url = sqlalchemy_url(database_url)
     if url.get_backend_name() == "sqlite":
-        # A connection each for the loop, the database thread, the checkpoints and every
-        # reader thread (lookups.py), kept open: each keeps its own page cache.
+        # Five kept (the loop, the database thread, the checkpoints and two more), and up to
+        # one more for each reader thread (lookups.py) while look-ups read from the disk,
+        # closed when given back: each holds a page cache of its own (up to 2 MB), which a
+        # cold spell's end would otherwise leave in memory for good.
         engine = create_engine(url, connect_args={"check_same_thread": False},
-                               pool_size=READERS + 3, max_overflow=10)
+                               pool_size=5, max_overflow=READERS + 5)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True,

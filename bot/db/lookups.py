@@ -18,6 +18,7 @@ the platform has no per-thread block count, look-ups stay on the loop.
 
 from __future__ import annotations
 
+import logging
 import resource
 import threading
 import time
@@ -25,6 +26,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+log = logging.getLogger(__name__)
 SLOW = 0.003  # seconds a look-up waited for the disk to count as slow
 # Of the last `RECENT` look-ups: this many slow ones send the next to the threads, and the
 # threads give them back to the loop once no more than `CALM` are. Most look-ups of a cold
@@ -64,10 +66,16 @@ class DiskReads:
         with self._lock:
             self.slow.append(after.blocks > before.blocks and waited > SLOW)
             count = sum(self.slow)
+            threads = self.threads
             if count >= SLOWS:
-                self.threads = True
+                threads = True
             elif count <= CALM:
-                self.threads = False
+                threads = False
+            if threads != self.threads:
+                self.threads = threads
+                log.info("look-ups %s: %s of the last %s waited for the disk",
+                         "on reader threads" if threads else "back on the event loop",
+                         count, len(self.slow))
 
     def on_loop(self) -> bool:
         return not self.threads
