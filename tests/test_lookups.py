@@ -9,6 +9,7 @@ fake is the read and its count.
 
 from __future__ import annotations
 
+import logging
 import os
 import resource
 import sqlite3
@@ -25,7 +26,7 @@ ROWS = 4000  # 8 MB: more than the connection's own page cache holds
 
 
 async def test_lookups_go_to_threads_while_they_wait_for_the_disk_and_come_back(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
     if not hasattr(resource, "RUSAGE_THREAD"):
         pytest.skip("this platform does not count a thread's disk reads")
@@ -35,6 +36,7 @@ async def test_lookups_go_to_threads_while_they_wait_for_the_disk_and_come_back(
     monkeypatch.setattr(lookups, "RECENT", 4)
     monkeypatch.setattr(lookups, "SLOWS", 2)
     monkeypatch.setattr(lookups, "CALM", 0)
+    caplog.set_level(logging.INFO, logger="bot.db.lookups")
     db = Database(f"sqlite:///{path}")
     ran_on: list[str] = []
 
@@ -64,6 +66,9 @@ async def test_lookups_go_to_threads_while_they_wait_for_the_disk_and_come_back(
     assert all(name.startswith("lookup") for name in ran_on[2:7]), ran_on
     assert ran_on[7] == loop
     assert list(db.disk_reads.slow) == [False] * 4
+    assert [r.getMessage() for r in caplog.records] == [  # what an operator sees of it
+        "look-ups on reader threads: 2 of the last 2 waited for the disk",
+        "look-ups back on the event loop: 0 of the last 4 waited for the disk"]
 
 
 def test_a_wait_counts_only_when_blocks_were_read_and_it_took_long() -> None:
