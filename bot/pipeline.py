@@ -143,10 +143,12 @@ class Pipeline:
             write = self.db.write_short if len(chunk.stories) <= LOOP_INGEST else self.db.write
             done = await write(self._evaluate, chunk.stories, now)
             # Logged once committed: a transaction retried on the thread after losing the
-            # lock on the loop (or rolled back) would otherwise log what it had not done.
-            for saved in done.flagged:
-                log.info("story %s flagged: %s", saved.story.id, saved.corroboration.flag)
-            _logged(done.planned)
+            # lock on the loop (or rolled back) would otherwise log what it had not done. A
+            # big chunk's lines (up to one a story) are formatted off the loop, as it was stored.
+            if write is self.db.write:
+                await asyncio.to_thread(_said, done)
+            else:
+                _said(done)
             report.merge(done.report)
             progress(len(chunk.stories))
 
@@ -217,6 +219,12 @@ def _chunked(batch: Batch) -> Iterator[Batch]:
     yield Batch(batch.stories[:CHUNK], batch.rejections)
     for start in range(CHUNK, len(batch.stories), CHUNK):
         yield Batch(batch.stories[start : start + CHUNK], [])
+
+
+def _said(done: Evaluated) -> None:
+    for saved in done.flagged:
+        log.info("story %s flagged: %s", saved.story.id, saved.corroboration.flag)
+    _logged(done.planned)
 
 
 def _logged(planned: list[outbox.Planned]) -> int:

@@ -64,19 +64,22 @@ async def test_a_push_waits_off_the_loop_for_another_writer_and_is_stored_once(
         await service.close()
 
 
+@pytest.mark.parametrize("count", [1, LOOP_INGEST + 1], ids=["on the loop", "on the thread"])
 async def test_what_a_push_planned_is_logged_once_after_its_commit(
     tmp_path: Path, sqlite_url: str, slack: FakeSlack, caplog: pytest.LogCaptureFixture,
+    count: int,
 ) -> None:
     """The "planned" and "flagged" lines say what was stored: logged inside the transaction,
     a rollback (or a retry on the thread after losing the lock) would leave them saying what
-    was not, or saying it twice."""
+    was not, or saying it twice. A big push is stored on the database thread, and its lines
+    are written off the loop too."""
     service = Service(desk_config(tmp_path, sqlite_url, slack, 25,
                                   slack={"pacing": "0s", "batch_window": "0s",
                                          "routes": ROUTES}))
     happened: list[str] = []
-    here = service.db._here
-    assert here is not None
-    event.listen(here, "commit", lambda connection: happened.append("commit"))
+    for engine in (service.db._here, service.db.engine):  # the loop's, the thread's
+        assert engine is not None
+        event.listen(engine, "commit", lambda connection: happened.append("commit"))
     caplog.set_level(logging.INFO, logger="bot")
 
     class Order(logging.Handler):
@@ -88,10 +91,10 @@ async def test_what_a_push_planned_is_logged_once_after_its_commit(
     order = Order()
     logging.getLogger("bot").addHandler(order)
     try:
-        body = json.dumps([story(id="after-commit", title="Logged after its commit",
+        body = json.dumps([story(id=f"after-commit-{n}", title=f"Logged after commit {n}",
                                  sources=[{"outlet": "Reuters", "url": "https://a.example/1"},
                                           {"outlet": "AP", "url": "https://b.example/2"}],
-                                 verified_by=5)]).encode()
+                                 verified_by=5) for n in range(count)]).encode()
         report = await service.push(body)
     finally:
         logging.getLogger("bot").removeHandler(order)
@@ -101,4 +104,5 @@ async def test_what_a_push_planned_is_logged_once_after_its_commit(
     logged = happened[first_commit + 1:]
     assert happened[:first_commit] == []  # nothing said before the transaction committed
     assert logged.count("planned") == report["planned"]
-    assert logged.count("story") == 1  # "story … flagged": verified_by 5, two outlets
+    assert logged.count("story") == count  # "story … flagged": verified_by 5, two outlets
+    assert logged.count("commit") == 0  # one transaction

@@ -104,19 +104,19 @@ class Database:
         if not self._local:
             return await self.read(work, *args, **kwargs)
         if self.disk_reads.on_loop():
-            return self._measured(lambda c: work(c, *args, **kwargs))
+            return self._measured(lambda c: work(c, *args, **kwargs), True)
         if self._readers is None:
             self._readers = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="lookup")
         return await asyncio.get_running_loop().run_in_executor(
-            self._readers, self._measured, lambda c: work(c, *args, **kwargs))
+            self._readers, self._measured, lambda c: work(c, *args, **kwargs), False)
 
-    def _measured(self, work: Callable[[Connection], R]) -> R:
-        """`work` on a connection, telling `disk_reads` whether it waited for the disk."""
+    def _measured(self, work: Callable[[Connection], R], on_loop: bool) -> R:
+        """`work` on a connection, telling `disk_reads` how long it waited for the disk."""
         before = reading()
         try:
             return self._on_connection(work)
         finally:
-            self.disk_reads.seen(before, reading())
+            self.disk_reads.seen(before, reading(), on_loop)
 
     async def _run(self, runner: Callable[[Callable[[Connection], R]], R],
                    work: Callable[[Connection], R]) -> R:

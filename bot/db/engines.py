@@ -43,12 +43,14 @@ def create(database_url: str) -> Engine:
     """A synchronous engine for `database_url` (plain `sqlite:///…` or `postgresql://…`)."""
     url = sqlalchemy_url(database_url)
     if url.get_backend_name() == "sqlite":
-        # Five kept (the loop, the database thread, the checkpoints and two more), and up to
-        # one more for each reader thread (lookups.py) while look-ups read from the disk,
-        # closed when given back: each holds a page cache of its own (up to 2 MB), which a
-        # cold spell's end would otherwise leave in memory for good.
-        engine = create_engine(url, connect_args={"check_same_thread": False},
-                               pool_size=5, max_overflow=READERS + 5)
+        # A file's pool keeps five connections (the loop, the database thread, the
+        # checkpoints, two to spare); reader threads (lookups.py) take up to one more each
+        # while look-ups read from the disk, closed when given back past those five: each
+        # holds a page cache of its own (up to 2 MB), which the end of a cold spell would
+        # otherwise leave in memory. An in-memory database has a pool of its own kind.
+        pool = ({} if url.database in (None, "", ":memory:")
+                else {"pool_size": 5, "max_overflow": READERS + 5})
+        engine = create_engine(url, connect_args={"check_same_thread": False}, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True,

@@ -12,28 +12,38 @@ released by SQLite while it reads.
 A look-up is slow when its thread read blocks from the disk (getrusage's `ru_inblock`: pages
 found in the page cache count nothing) and it took `SLOW` longer than its thread's CPU time.
 Both: on a VM whose host caches the file, a block read can take 0.1 ms, which costs the loop
-less than a thread hop would; and time alone would count a wait for the GIL. Where
-the platform has no per-thread block count, look-ups stay on the loop.
+less than a thread hop would; and time alone would count a wait for the GIL. That is also
+why only look-ups on the loop decide: on a thread, waiting for the GIL (16 readers and the
+loop taking turns) would make fast reads look slow, and the threads would keep look-ups a
+warm desk had better run on the loop. So after `STAY` look-ups on the threads, they come
+back to the loop to be judged afresh; a spell still cold sends them out again after `SLOWS`.
+Where the platform has no per-thread block count, look-ups stay on the loop.
 """
 
 from __future__ import annotations
 
 import logging
-import resource
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+try:
+    import resource
+except ImportError:  # not on Windows: look-ups then stay on the loop
+    resource = None  # type: ignore[assignment]
+
 log = logging.getLogger(__name__)
 SLOW = 0.003  # seconds a look-up waited for the disk to count as slow
-# Of the last `RECENT` look-ups: this many slow ones send the next to the threads, and the
-# threads give them back to the loop once no more than `CALM` are. Most look-ups of a cold
-# spell are slow; in a warm one, a slow read now and then (a page the disk's own cache on
-# the host did not hold) stays on the loop, where threads would cost every look-up more
-# (each reader's connection fills its own page cache, and the GIL changes hands).
-RECENT, SLOWS, CALM = 20, 8, 2
+# Of the last `RECENT` look-ups on the loop, this many slow ones send the next to the threads:
+# most look-ups of a cold spell are slow; in a warm one, a slow read now and then (a page
+# the disk's own cache on the host did not hold) stays on the loop, where threads would cost
+# every look-up more (each reader's connection fills its own page cache, and the GIL
+# changes hands).
+RECENT, SLOWS = 20, 8
+STAY = 500  # look-ups on the threads before the loop judges again (minutes: the delivery
+# loop alone asks one a second)
 READERS = 16  # look-ups reading from the disk at once (the disk queues more than one)
 _THREAD = getattr(resource, "RUSAGE_THREAD", None)  # Linux
 
@@ -54,28 +64,36 @@ def reading() -> Reading:
 
 @dataclass
 class DiskReads:
-    """Which of the last look-ups waited for the disk, and so where the next one runs."""
+    """Which of the last look-ups on the loop waited for the disk, and so where the next one
+    runs; on the threads, how many have run there since."""
 
     slow: deque[bool] = field(default_factory=lambda: deque(maxlen=RECENT))
-    threads: bool = False
+    on_threads: int | None = None  # look-ups run on the threads since they went there
     _lock: threading.Lock = field(default_factory=threading.Lock)  # readers report at once
 
-    def seen(self, before: Reading, after: Reading) -> None:
-        """A look-up ran between `before` and `after` (its thread's counts)."""
-        waited = (after.wall - before.wall) - (after.cpu - before.cpu)
+    def seen(self, before: Reading, after: Reading, on_loop: bool) -> None:
+        """A look-up ran between `before` and `after` (its thread's counts), on the loop or
+        on a reader thread."""
         with self._lock:
+            if not on_loop:
+                if self.on_threads is None:  # it started before they came back: not judged
+                    return
+                self.on_threads += 1
+                if self.on_threads >= STAY:
+                    self.on_threads = None
+                    self.slow.clear()
+                    log.info("look-ups back on the event loop after %s on reader threads, "
+                             "to see whether they still wait for the disk", STAY)
+                return
+            if self.on_threads is not None:  # went to the threads while it ran
+                return
+            waited = (after.wall - before.wall) - (after.cpu - before.cpu)
             self.slow.append(after.blocks > before.blocks and waited > SLOW)
             count = sum(self.slow)
-            threads = self.threads
             if count >= SLOWS:
-                threads = True
-            elif count <= CALM:
-                threads = False
-            if threads != self.threads:
-                self.threads = threads
-                log.info("look-ups %s: %s of the last %s waited for the disk",
-                         "on reader threads" if threads else "back on the event loop",
+                self.on_threads = 0
+                log.info("look-ups on reader threads: %s of the last %s waited for the disk",
                          count, len(self.slow))
 
     def on_loop(self) -> bool:
-        return not self.threads
+        return self.on_threads is None
