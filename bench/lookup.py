@@ -10,8 +10,12 @@ Slack server that receives the answers at the response_url (its own process, uvl
 bench/sinks.py's), and the clients (this process). A client sends a command, then asks the
 sink for that answer's arrival time (a long poll); the time is from sending to arrival, both
 `time.monotonic()`, one clock for every process on Linux.
-Usage: python bench/lookup.py [N] [REQUESTS] [FOLDER]  (FOLDER keeps the database for reuse;
-a kept database is upgraded to the current schema before the run)
+Usage: python bench/lookup.py [N] [REQUESTS] [FOLDER] [SEED]  (FOLDER keeps the database for
+reuse; a kept database is upgraded to the current schema before the run)
+
+SEED asks about stories drawn afresh with that seed from the whole corpus (regenerated, ~30 s
+for a million) instead of the sample kept with the database, which every run asks about: a
+page cache cold for them, as far as the machine lets it be (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -167,7 +171,15 @@ def cpu_split(pid: int) -> tuple[float, float]:
     return int(fields[11]) / tick, int(fields[12]) / tick
 
 
-def main(count: int = 1_000_000, requests: int = 2000, folder: str | None = None) -> None:
+def fresh_sample(count: int, seed: int, size: int = 2000) -> list[str]:
+    """`size` stories of the `count` the database was built from (the corpus is the same for
+    the same count), drawn with `seed`, read from nowhere but the generator."""
+    wanted = set(random.Random(seed).sample(range(count), size))
+    return [line for n, line in enumerate(lines(count)) if n in wanted]
+
+
+def main(count: int = 1_000_000, requests: int = 2000, folder: str | None = None,
+         seed: int | None = None) -> None:
     load_before = " ".join(f"{n:.2f}" for n in os.getloadavg())
     sink = Sink.start(answer_sink, free_port())
     sink_url = f"http://127.0.0.1:{sink.port}"
@@ -177,9 +189,11 @@ def main(count: int = 1_000_000, requests: int = 2000, folder: str | None = None
         url = f"sqlite:///{tmp / 'alertbot.db'}"
         started = time.monotonic()
         kept = tmp / "sample.txt"
-        if kept.exists():  # a database built by an earlier run with the same FOLDER
+        reused = kept.exists()
+        if reused:  # a database built by an earlier run with the same FOLDER
             database.upgrade(url)  # to this checkout's schema (a no-op when it is there)
-            sample = kept.read_text().splitlines()
+            sample = (kept.read_text().splitlines() if seed is None
+                      else fresh_sample(count, seed))
         else:
             sample = asyncio.run(build(url, tmp, count))
             kept.write_text("\n".join(sample))
@@ -217,8 +231,9 @@ def main(count: int = 1_000_000, requests: int = 2000, folder: str | None = None
         moved = (said.count("look-ups on reader threads"), said.count("look-ups back on the"))
     load_after = " ".join(f"{n:.2f}" for n in os.getloadavg())
     print(describe())
-    print(f"{count:,} stories ({'reused' if built < 5 else f'ingested in {built:.0f} s'}); "
-          f"database {size:,.0f} MB")
+    print(f"{count:,} stories ({'reused' if reused else f'ingested in {built:.0f} s'}); "
+          f"database {size:,.0f} MB; asked about "
+          f"{'the kept sample' if seed is None else f'stories drawn afresh with seed {seed}'}")
     print(f"/story through /slack/events to its answer at the response_url, {CLIENTS} "
           f"concurrent clients, {requests} requests of each kind:")
     for kind, values in timings.items():
@@ -235,4 +250,5 @@ def main(count: int = 1_000_000, requests: int = 2000, folder: str | None = None
 
 
 if __name__ == "__main__":
-    main(*(int(arg) for arg in sys.argv[1:3]), *sys.argv[3:4])
+    main(*(int(arg) for arg in sys.argv[1:3]), *sys.argv[3:4],
+         *(int(arg) for arg in sys.argv[4:5]))
